@@ -1,0 +1,222 @@
+//! The command line (CONTRACT.md): one binary, subcommands, every flag also an environment variable
+//! `PULLSECRET_INJECTOR_<FLAG>`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::decision::{Policy, RegistryPattern};
+use crate::offline::MutateOutput;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pullsecret-injector",
+    version,
+    about = "Adds to every Pod the imagePullSecrets the kubelet will actually use, matched with the kubelet's own rules",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what the webhook would do to a Pod or AdmissionReview, offline (nothing is sent anywhere).
+    #[command(after_help = MUTATE_EXAMPLES)]
+    Mutate(MutateCmd),
+    /// Explain which credentials the kubelet uses for one image, key by key.
+    #[command(after_help = EXPLAIN_EXAMPLES)]
+    Explain(ExplainCmd),
+    /// Run the admission webhook (HTTPS) and its admin endpoints (HTTP).
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeCmd),
+    /// Create a CA and a serving certificate for the webhook (development, or self-signed installs).
+    #[command(after_help = CERTS_EXAMPLES)]
+    Certs(CertsCmd),
+    /// Print the ClusterPullSecret CustomResourceDefinition as YAML.
+    Crd,
+}
+
+const SERVE_EXAMPLES: &str = "Examples:
+  pullsecret-injector serve --tls-cert certs/tls.crt --tls-key certs/tls.key --secrets-dir examples/secrets
+  pullsecret-injector serve --tls-cert /tls/tls.crt --tls-key /tls/tls.key --deny-unmatched '*.corp.example.com'
+
+Without --secrets-dir the credentials come from the cluster (in-cluster config or KUBECONFIG).
+Endpoints: POST https://LISTEN/mutate; GET http://ADMIN-LISTEN/healthz, /readyz, /metrics.";
+
+const CERTS_EXAMPLES: &str = "Examples:
+  pullsecret-injector certs --out certs --dns localhost --ip 127.0.0.1
+  pullsecret-injector certs --out certs --dns pullsecret-injector.pullsecret-injector.svc";
+
+/// Parses `10s`, `500ms`, `2m`, `1h`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 10s or 500ms: {e}"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeCmd {
+    /// Address of the HTTPS webhook (`POST /mutate`).
+    #[arg(long, default_value = "0.0.0.0:8443", env = "PULLSECRET_INJECTOR_LISTEN")]
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP admin endpoints (`/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, default_value = "0.0.0.0:8080", env = "PULLSECRET_INJECTOR_ADMIN_LISTEN")]
+    pub admin_listen: SocketAddr,
+    /// Serving certificate (PEM, chain allowed). Re-read when it changes, without a restart.
+    #[arg(long, value_name = "FILE", env = "PULLSECRET_INJECTOR_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// Private key of the serving certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", env = "PULLSECRET_INJECTOR_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// Local mode: read Secret (and Namespace, ClusterPullSecret) manifests from this directory instead of the
+    /// cluster, and re-read it when it changes.
+    #[arg(long, value_name = "DIR", env = "PULLSECRET_INJECTOR_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Largest AdmissionReview body accepted; larger gets HTTP 413.
+    #[arg(long, default_value_t = 7 * 1024 * 1024, value_name = "BYTES", env = "PULLSECRET_INJECTOR_MAX_BODY_BYTES")]
+    pub max_body_bytes: usize,
+    /// On SIGTERM, how long to take at most before exiting.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Duration,
+    /// On SIGTERM, how long to keep answering while `/readyz` reports 503, so the Service stops routing here first.
+    #[arg(long, default_value = "3s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_SHUTDOWN_DELAY")]
+    pub shutdown_delay: Duration,
+    /// How often the certificate files and `--secrets-dir` are checked for changes.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_RELOAD_INTERVAL")]
+    pub reload_interval: Duration,
+    /// Time a client has for the TLS handshake and for sending request headers.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Duration,
+    /// Time a client has for sending a whole request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_REQUEST_TIMEOUT")]
+    pub request_timeout: Duration,
+    /// Open webhook connections at most (the API server keeps a few alive; more wait in the backlog).
+    #[arg(long, default_value_t = 1024, env = "PULLSECRET_INJECTOR_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Logging flags.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, value_enum, default_value = "text", env = "PULLSECRET_INJECTOR_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `pullsecret_injector=debug`.
+    #[arg(long, default_value = "info", env = "PULLSECRET_INJECTOR_LOG_LEVEL")]
+    pub log_level: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CertsCmd {
+    /// Directory to write ca.crt, tls.crt and tls.key (0600) into; created if missing.
+    #[arg(long, value_name = "DIR", env = "PULLSECRET_INJECTOR_OUT")]
+    pub out: PathBuf,
+    /// DNS name for the serving certificate. Repeatable, or comma-separated.
+    #[arg(long = "dns", value_name = "NAME", env = "PULLSECRET_INJECTOR_DNS", value_delimiter = ',')]
+    pub dns: Vec<String>,
+    /// IP address for the serving certificate. Repeatable, or comma-separated.
+    #[arg(long = "ip", value_name = "ADDR", env = "PULLSECRET_INJECTOR_IP", value_delimiter = ',')]
+    pub ip: Vec<IpAddr>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365, env = "PULLSECRET_INJECTOR_DAYS")]
+    pub days: u32,
+}
+
+const MUTATE_EXAMPLES: &str = "Examples:
+  pullsecret-injector mutate --secrets secrets/ -f pod.yaml
+  kubectl get pod web -o yaml | pullsecret-injector mutate --secrets secrets.yaml -o patch
+  pullsecret-injector mutate --secrets secrets/ -f review.json            # prints the response AdmissionReview";
+
+const EXPLAIN_EXAMPLES: &str = "Examples:
+  pullsecret-injector explain registry.example.com:5000/team/app:1.2 --secrets secrets/ -n team
+  pullsecret-injector explain nginx --secrets secrets.yaml";
+
+/// Flags shared by the commands that read credential manifests.
+#[derive(Debug, clap::Args)]
+pub struct SecretsArgs {
+    /// Files or directories of Secret manifests (YAML multi-document or JSON, `kind: List` too); Namespaces and
+    /// ClusterPullSecrets in them are used as well. Repeatable, or comma-separated.
+    #[arg(
+        long = "secrets",
+        value_name = "PATH",
+        required = true,
+        env = "PULLSECRET_INJECTOR_SECRETS",
+        value_delimiter = ','
+    )]
+    pub secrets: Vec<PathBuf>,
+}
+
+/// Flags of the platform policy.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// Deny a Pod with an image under this registry pattern (written like a docker config key, e.g.
+    /// `*.corp.example.com` or `registry.example.com:5000/team`) for which no credential is found. Repeatable, or
+    /// comma-separated. Namespaces labelled `pullsecret-injector.io/inject: disabled` are exempt.
+    #[arg(
+        long = "deny-unmatched",
+        value_name = "PATTERN",
+        env = "PULLSECRET_INJECTOR_DENY_UNMATCHED",
+        value_delimiter = ','
+    )]
+    pub deny_unmatched: Vec<RegistryPattern>,
+    /// Audit mode: report `--deny-unmatched` violations as warnings instead of denying the Pod.
+    #[arg(long = "policy-audit", env = "PULLSECRET_INJECTOR_POLICY_AUDIT")]
+    pub policy_audit: bool,
+}
+
+impl PolicyArgs {
+    pub fn policy(&self) -> Policy {
+        Policy { deny_unmatched: self.deny_unmatched.clone(), audit_only: self.policy_audit }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MutateCmd {
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
+    /// The Pod manifest or AdmissionReview request (JSON or YAML); `-` reads stdin.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        default_value = "-",
+        env = "PULLSECRET_INJECTOR_FILENAME"
+    )]
+    pub file: PathBuf,
+    /// Output: `yaml`/`json` (the patched Pod; default for a Pod), `patch` (the JSON patch), `review` (the response
+    /// AdmissionReview; default for an AdmissionReview).
+    #[arg(short = 'o', long = "output", value_enum, env = "PULLSECRET_INJECTOR_OUTPUT")]
+    pub output: Option<MutateOutput>,
+    /// Namespace of a Pod and of Secret manifests that do not name one (like kubectl's current namespace).
+    #[arg(short = 'n', long = "namespace", default_value = "default", env = "PULLSECRET_INJECTOR_NAMESPACE")]
+    pub namespace: String,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainCmd {
+    /// The image as written in a Pod, e.g. `nginx`, `registry.example.com:5000/team/app:1.2`.
+    pub image: String,
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
+    /// The Pod's namespace (also the namespace of Secret manifests that do not name one).
+    #[arg(short = 'n', long = "namespace", default_value = "default", env = "PULLSECRET_INJECTOR_NAMESPACE")]
+    pub namespace: String,
+    /// A Secret the Pod already lists in `imagePullSecrets`, in order. Repeatable.
+    #[arg(long = "listed", value_name = "NAME", env = "PULLSECRET_INJECTOR_LISTED", value_delimiter = ',')]
+    pub listed: Vec<String>,
+}

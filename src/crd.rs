@@ -1,0 +1,61 @@
+//! The `ClusterPullSecret` custom resource (CONTRACT.md): a platform team's credential, distributed to the
+//! namespaces its selector picks.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Distributes one pull Secret to every namespace selected by `namespaceSelector`.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "pullsecret-injector.io",
+    version = "v1alpha1",
+    kind = "ClusterPullSecret",
+    shortname = "cps",
+    status = "ClusterPullSecretStatus",
+    printcolumn = r#"{"name":"Source","type":"string","jsonPath":".spec.secretRef.name"}"#,
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.targetName"}"#,
+    printcolumn = r#"{"name":"Selected","type":"integer","jsonPath":".status.selectedNamespaces"}"#,
+    printcolumn = r#"{"name":"Synced","type":"integer","jsonPath":".status.syncedCopies"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPullSecretSpec {
+    /// The source `kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg` Secret.
+    pub secret_ref: SourceSecretRef,
+    /// Which namespaces receive a copy; `{}` selects all namespaces.
+    #[serde(default)]
+    pub namespace_selector: LabelSelector,
+    /// Name of the copy in each namespace; defaults to the resource's own name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
+}
+
+/// Namespace and name of the source Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SourceSecretRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// What the controller observed on its last pass.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPullSecretStatus {
+    /// How many namespaces the selector picks.
+    #[serde(default)]
+    pub selected_namespaces: u32,
+    /// How many of them hold an up-to-date managed copy.
+    #[serde(default)]
+    pub synced_copies: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl ClusterPullSecret {
+    /// The name of the copy in each selected namespace.
+    pub fn target_name(&self) -> &str {
+        self.spec.target_name.as_deref().filter(|n| !n.is_empty()).or(self.metadata.name.as_deref()).unwrap_or_default()
+    }
+}

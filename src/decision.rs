@@ -1,0 +1,615 @@
+//! The decision: which pull Secrets to add to a Pod, the JSON patch that adds them, and the warnings.
+//!
+//! Pure: a function of the Pod, its namespace's candidates and the policy. `serve`, `mutate` and `explain` all
+//! call it, so they cannot disagree.
+//!
+//! The rule (spec §2.J): build the keyring the kubelet would build from the Pod's final `imagePullSecrets` (those
+//! listed, in order, then every decodable candidate), look up each image, and add each candidate that contributes a
+//! credential to at least one image. Looking up over the whole keyring matters: a direct match anywhere suppresses
+//! the `index.docker.io` fallback (R32), and removing the candidates that contribute nothing changes no lookup.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use json_patch::{AddOperation, Patch, PatchOperation};
+use serde_json::json;
+
+use crate::credentials::{CandidateSecret, NamespaceCredentials};
+use crate::keyring::Keyring;
+use crate::pod::{self, ContainerKind, PodView};
+use crate::reference;
+
+/// The API server truncates warnings over 256 characters (CONTRACT.md: one line, at most 256).
+pub const MAX_WARNING_CHARS: usize = 256;
+/// More warnings than this are summarised in one last line; a client shows them all, one per line.
+pub const MAX_WARNINGS: usize = 20;
+
+/// A registry pattern of `--deny-unmatched`, written like a docker config key and matched like one.
+#[derive(Debug, Clone)]
+pub struct RegistryPattern {
+    written: String,
+    keyring: Keyring<()>,
+}
+
+impl RegistryPattern {
+    pub fn as_str(&self) -> &str {
+        &self.written
+    }
+
+    /// Whether an image's lookup name falls under this pattern, exactly as a pull Secret with this single key
+    /// would match it (including the Docker Hub fallback for `https://index.docker.io/v1/`).
+    pub fn matches(&self, target: &str) -> bool {
+        !self.keyring.lookup(target).is_empty()
+    }
+}
+
+impl FromStr for RegistryPattern {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Err("a registry pattern cannot be empty".into());
+        }
+        let mut keyring = Keyring::new();
+        if !keyring.add(s, ()) {
+            return Err(format!("{s:?} is not a valid registry key (the kubelet would drop it)"));
+        }
+        Ok(Self { written: s.to_string(), keyring })
+    }
+}
+
+/// Platform policy applied on top of injection.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Images under these patterns must end up with a credential.
+    pub deny_unmatched: Vec<RegistryPattern>,
+    /// Audit mode: report a policy violation as a warning instead of denying the Pod.
+    pub audit_only: bool,
+}
+
+/// Why injection did not run for this Pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptOut {
+    Pod,
+    Namespace,
+}
+
+/// What happened to one container image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageOutcome {
+    pub kind: ContainerKind,
+    pub container: String,
+    /// The image as written (`None` when the container has none).
+    pub image: Option<String>,
+    /// The name the kubelet looks up, or why the kubelet refuses the reference.
+    pub lookup: Result<String, String>,
+    /// Pull Secrets whose credentials the kubelet will try for this image, in its order (a name may repeat, R6).
+    pub credentials: Vec<String>,
+}
+
+/// The full decision for one Pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Names to append to `spec.imagePullSecrets`, in the order the patch adds them.
+    pub add: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Set when policy refuses the Pod: the message for the user.
+    pub denied: Option<String>,
+    pub opt_out: Option<OptOut>,
+    pub images: Vec<ImageOutcome>,
+}
+
+/// Who put a keyring member there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    /// The i-th entry of the Pod's own list.
+    Listed(usize),
+    /// The i-th candidate of the namespace.
+    Candidate(usize),
+}
+
+/// The kubelet's keyring for the Pod's final list, and the names behind its members.
+pub struct PodKeyring<'a> {
+    keyring: Keyring<Member>,
+    listed: Vec<&'a str>,
+    candidates: Vec<&'a CandidateSecret>,
+}
+
+impl<'a> PodKeyring<'a> {
+    /// Builds the keyring from the Pod's listed Secrets (in order) and, when `inject`, every decodable
+    /// candidate not already listed. Warnings about undecodable Secrets go to `warnings`.
+    pub fn build(pod: &'a PodView, ns: &'a NamespaceCredentials, inject: bool, warnings: &mut Vec<String>) -> Self {
+        let listed: Vec<&str> = pod.listed_secrets().collect();
+        let mut keyring = Keyring::new();
+        let mut seen = HashSet::with_capacity(listed.len());
+        for (i, name) in listed.iter().enumerate() {
+            let Some(secret) = ns.get(name) else { continue };
+            match &secret.keys {
+                Ok(keys) => {
+                    for key in keys {
+                        keyring.add(key, Member::Listed(i));
+                    }
+                }
+                Err(reason) if seen.insert(*name) => warnings.push(format!(
+                    "imagePullSecret {name:?} cannot be decoded by the kubelet ({reason}): every image pull of \
+                     this Pod will fail"
+                )),
+                Err(_) => {}
+            }
+        }
+        let mut candidates = Vec::new();
+        if inject {
+            let listed_set: HashSet<&str> = listed.iter().copied().collect();
+            for secret in &ns.secrets {
+                if listed_set.contains(secret.name.as_str()) {
+                    continue;
+                }
+                match &secret.keys {
+                    Ok(keys) => {
+                        let member = Member::Candidate(candidates.len());
+                        candidates.push(&**secret);
+                        for key in keys {
+                            keyring.add(key, member);
+                        }
+                    }
+                    Err(reason) => warnings
+                        .push(format!("Secret {:?} skipped: the kubelet cannot decode it ({reason})", secret.name)),
+                }
+            }
+        }
+        Self { keyring, listed, candidates }
+    }
+
+    fn name(&self, member: Member) -> &'a str {
+        match member {
+            Member::Listed(i) => self.listed[i],
+            Member::Candidate(i) => &self.candidates[i].name,
+        }
+    }
+
+    /// Every normalized key with its Secrets and whether (and why) it matches `target`, in the kubelet's order.
+    pub fn explain(&self, target: &str) -> Vec<KeyExplanation> {
+        self.keyring
+            .explain(target)
+            .into_iter()
+            .map(|v| KeyExplanation {
+                secrets: v.items.iter().map(|m| self.name(*m).to_string()).collect(),
+                reason: v.describe(),
+                key: v.key,
+                matched: v.matched,
+            })
+            .collect()
+    }
+}
+
+/// One normalized key of a Pod's keyring, as `explain` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyExplanation {
+    pub key: String,
+    /// The Secrets holding this key, in keyring order.
+    pub secrets: Vec<String>,
+    pub matched: bool,
+    pub reason: String,
+}
+
+/// Decides for one Pod in one namespace.
+pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Decision {
+    let opt_out = if ns.opted_out() {
+        Some(OptOut::Namespace)
+    } else if pod::opted_out(&pod.labels) {
+        Some(OptOut::Pod)
+    } else {
+        None
+    };
+    let inject = opt_out.is_none();
+    let mut warnings = Vec::new();
+    let keyring = PodKeyring::build(pod, ns, inject, &mut warnings);
+
+    let mut add: Vec<String> = Vec::new();
+    let mut images = Vec::with_capacity(pod.images.len());
+    let mut violations = Vec::new();
+    for container in &pod.images {
+        let Some(image) = container.image.as_deref() else {
+            images.push(ImageOutcome {
+                kind: container.kind,
+                container: container.container.clone(),
+                image: None,
+                lookup: Err("no image".into()),
+                credentials: Vec::new(),
+            });
+            continue;
+        };
+        let parsed = match reference::parse_normalized_named(image) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                warnings.push(format!(
+                    "{} {:?}: image {} is invalid ({e}): the kubelet will refuse it (InvalidImageName)",
+                    container.kind.noun(),
+                    short(&container.container, 40),
+                    short(image, 100),
+                ));
+                images.push(ImageOutcome {
+                    kind: container.kind,
+                    container: container.container.clone(),
+                    image: Some(image.to_string()),
+                    lookup: Err(e.to_string()),
+                    credentials: Vec::new(),
+                });
+                continue;
+            }
+        };
+        let target = parsed.name();
+        let members = keyring.keyring.lookup(&target);
+        for member in &members {
+            if let Member::Candidate(i) = *member {
+                let name = &keyring.candidates[i].name;
+                if !add.contains(name) {
+                    add.push(name.clone());
+                }
+            }
+        }
+        if members.is_empty() {
+            if policy.deny_unmatched.iter().any(|p| p.matches(&target)) && opt_out != Some(OptOut::Namespace) {
+                violations.push(format!(
+                    "{} {:?} image {}",
+                    container.kind.noun(),
+                    short(&container.container, 40),
+                    short(image, 100)
+                ));
+            } else if inject && !parsed.is_docker_hub() {
+                warnings.push(format!(
+                    "{} {:?}: no pull Secret in this namespace matches image {}; it will be pulled anonymously",
+                    container.kind.noun(),
+                    short(&container.container, 40),
+                    short(image, 100),
+                ));
+            }
+        }
+        images.push(ImageOutcome {
+            kind: container.kind,
+            container: container.container.clone(),
+            image: Some(image.to_string()),
+            lookup: Ok(target),
+            credentials: members.iter().map(|m| keyring.name(*m).to_string()).collect(),
+        });
+    }
+
+    let mut denied = None;
+    if !violations.is_empty() {
+        let mut message = String::from("no pull credential for a registry that requires one: ");
+        message.push_str(&violations.join("; "));
+        if policy.audit_only {
+            for v in &violations {
+                warnings.push(format!("policy (audit): no pull credential for {v}"));
+            }
+        } else {
+            denied = Some(message);
+        }
+    }
+    if !inject {
+        // Opted out: only policy speaks; the Pod's owner asked to be left alone.
+        warnings.retain(|w| w.starts_with("policy"));
+    }
+    Decision { add, warnings: finish_warnings(warnings), denied, opt_out, images }
+}
+
+/// The JSON patch that appends `add` to the Pod's list (CONTRACT.md): one `add` of the whole array when the field
+/// is absent, else one `add .../-` per name. `None` when there is nothing to add.
+pub fn patch(pod: &PodView, add: &[String]) -> Option<Patch> {
+    if add.is_empty() {
+        return None;
+    }
+    let ops = if pod.pull_secrets.is_none() {
+        let list: Vec<_> = add.iter().map(|name| json!({ "name": name })).collect();
+        vec![PatchOperation::Add(AddOperation {
+            path: "/spec/imagePullSecrets".parse().expect("static pointer"),
+            value: list.into(),
+        })]
+    } else {
+        add.iter()
+            .map(|name| {
+                PatchOperation::Add(AddOperation {
+                    path: "/spec/imagePullSecrets/-".parse().expect("static pointer"),
+                    value: json!({ "name": name }),
+                })
+            })
+            .collect()
+    };
+    Some(Patch(ops))
+}
+
+/// Deduplicates, bounds each warning to one line of at most [`MAX_WARNING_CHARS`], and bounds their number.
+fn finish_warnings(mut warnings: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    warnings.retain(|w| seen.insert(w.clone()));
+    let extra = warnings.len().saturating_sub(MAX_WARNINGS);
+    warnings.truncate(MAX_WARNINGS);
+    let mut out: Vec<String> = warnings.into_iter().map(|w| short(&w, MAX_WARNING_CHARS)).collect();
+    if extra > 0 {
+        out.push(format!("... and {extra} more warnings (run `pullsecret-injector mutate` on this Pod to see all)"));
+    }
+    out
+}
+
+/// One printable line of at most `max` characters: control characters escaped, the tail cut with `…`.
+fn short(text: &str, max: usize) -> String {
+    let escaped: String = text
+        .chars()
+        .flat_map(|c| {
+            let (plain, escaped) = if c.is_control() { (None, Some(c.escape_default())) } else { (Some(c), None) };
+            plain.into_iter().chain(escaped.into_iter().flatten())
+        })
+        .collect();
+    if escaped.chars().count() <= max {
+        return escaped;
+    }
+    let mut out: String = escaped.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::credentials::Origin;
+    use crate::dockerconfig::SecretKind;
+
+    fn candidate(name: &str, keys: &[&str]) -> Arc<CandidateSecret> {
+        Arc::new(CandidateSecret {
+            name: name.into(),
+            kind: SecretKind::DockerConfigJson,
+            keys: Ok(keys.iter().map(|k| k.to_string()).collect()),
+            origin: Origin::Namespace,
+        })
+    }
+
+    fn undecodable(name: &str) -> Arc<CandidateSecret> {
+        Arc::new(CandidateSecret {
+            name: name.into(),
+            kind: SecretKind::DockerConfigJson,
+            keys: Err("auth of \"r.io\" is not valid base64".into()),
+            origin: Origin::Namespace,
+        })
+    }
+
+    fn namespace(secrets: Vec<Arc<CandidateSecret>>) -> NamespaceCredentials {
+        let mut secrets = secrets;
+        secrets.sort_by(|a, b| a.name.cmp(&b.name));
+        NamespaceCredentials { labels: Default::default(), secrets }
+    }
+
+    fn pod_json(images: &[&str], listed: Option<&[&str]>) -> Value {
+        let containers: Vec<Value> =
+            images.iter().enumerate().map(|(i, image)| json!({"name": format!("c{i}"), "image": image})).collect();
+        let mut pod =
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}});
+        if let Some(listed) = listed {
+            pod["spec"]["imagePullSecrets"] = listed.iter().map(|n| json!({"name": n})).collect();
+        }
+        pod
+    }
+
+    /// Decides, applies the patch to the Pod like the API server does, and returns the final list of names.
+    fn final_list(pod: &Value, ns: &NamespaceCredentials, policy: &Policy) -> (Vec<String>, Decision) {
+        let view = PodView::from_value(pod).unwrap();
+        let decision = decide(&view, ns, policy);
+        let mut patched = pod.clone();
+        if let Some(p) = patch(&view, &decision.add) {
+            json_patch::patch(&mut patched, &p).unwrap();
+        }
+        let names = patched["spec"]["imagePullSecrets"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e["name"].as_str().unwrap_or_default().to_string()).collect())
+            .unwrap_or_default();
+        (names, decision)
+    }
+
+    #[test]
+    fn injects_only_what_the_kubelet_matches() {
+        // Table: (case, images, candidates, expected final list)
+        let cases: &[(&str, &[&str], &[(&str, &[&str])], &[&str])] = &[
+            (
+                "exact host",
+                &["registry.example.com/app"],
+                &[("a", &["registry.example.com"]), ("b", &["other.example.com"])],
+                &["a"],
+            ),
+            ("port must match (M63)", &["registry.example.com/app"], &[("a", &["registry.example.com:443"])], &[]),
+            (
+                "port matches (M61)",
+                &["registry.example.com:5000/app"],
+                &[("a", &["registry.example.com:5000"])],
+                &["a"],
+            ),
+            ("wildcard one label (M100)", &["sub.corp.example/app"], &[("w", &["*.corp.example"])], &["w"]),
+            ("wildcard not two labels (M101)", &["a.sub.corp.example/app"], &[("w", &["*.corp.example"])], &[]),
+            (
+                "string prefix /team matches /team2 (M112)",
+                &["example.com/team2/app"],
+                &[("t", &["example.com/team"])],
+                &["t"],
+            ),
+            ("docker.io/nginx key misses nginx (M13)", &["nginx"], &[("d", &["docker.io/nginx"])], &[]),
+            ("registry-1.docker.io misses Hub (M18)", &["nginx"], &[("r", &["registry-1.docker.io"])], &[]),
+            ("index.docker.io fallback (M1)", &["nginx"], &[("hub", &["https://index.docker.io/v1/"])], &["hub"]),
+            (
+                "fallback suppressed by a direct match (C1)",
+                &["myorg/app"],
+                &[("org", &["docker.io/myorg"]), ("hub", &["https://index.docker.io/v1/"])],
+                &["org"],
+            ),
+            (
+                "fallback when the direct key misses (C2)",
+                &["nginx"],
+                &[("org", &["docker.io/myorg"]), ("hub", &["https://index.docker.io/v1/"])],
+                &["hub"],
+            ),
+            (
+                "all matching keys contribute, in try order (R28, C3)",
+                &["example.com/team/app"],
+                &[("ada", &["example.com"]), ("grace", &["example.com/team"])],
+                &["grace", "ada"],
+            ),
+            ("case-sensitive (M52)", &["registry.example.com/app"], &[("u", &["Registry.Example.com"])], &[]),
+            ("bare localhost:5000 is Docker Hub (M35)", &["localhost:5000"], &[("l", &["localhost:5000"])], &[]),
+        ];
+        for (case, images, candidates, expected) in cases {
+            let ns = namespace(candidates.iter().map(|(n, k)| candidate(n, k)).collect());
+            let (names, _) = final_list(&pod_json(images, None), &ns, &Policy::default());
+            assert_eq!(names, *expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_listed_secret_matching_directly_suppresses_the_hub_fallback() {
+        // R32 over the Pod's whole keyring: "mine" (listed) matches docker.io directly, so the kubelet would never
+        // use the index.docker.io candidate: injecting it would add nothing.
+        let ns = namespace(vec![candidate("mine", &["docker.io"]), candidate("hub", &["https://index.docker.io/v1/"])]);
+        let (names, decision) = final_list(&pod_json(&["nginx"], Some(&["mine"])), &ns, &Policy::default());
+        assert_eq!(names, ["mine"]);
+        assert!(decision.add.is_empty());
+        assert_eq!(decision.images[0].credentials, ["mine"]);
+    }
+
+    #[test]
+    fn patch_shapes_follow_the_contract() {
+        let ns = namespace(vec![candidate("a", &["r.example.com"]), candidate("b", &["r.example.com/x"])]);
+        let pod = PodView::from_value(&pod_json(&["r.example.com/x/app"], None)).unwrap();
+        let d = decide(&pod, &ns, &Policy::default());
+        let p = serde_json::to_value(patch(&pod, &d.add).unwrap()).unwrap();
+        assert_eq!(
+            p,
+            json!([{"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "b"}, {"name": "a"}]}])
+        );
+
+        let pod = PodView::from_value(&pod_json(&["r.example.com/x/app"], Some(&["a"]))).unwrap();
+        let d = decide(&pod, &ns, &Policy::default());
+        let p = serde_json::to_value(patch(&pod, &d.add).unwrap()).unwrap();
+        assert_eq!(p, json!([{"op": "add", "path": "/spec/imagePullSecrets/-", "value": {"name": "b"}}]));
+
+        let pod = PodView::from_value(&pod_json(&["other.example.com/app"], None)).unwrap();
+        assert!(patch(&pod, &decide(&pod, &ns, &Policy::default()).add).is_none(), "nothing to add: no patch");
+    }
+
+    #[test]
+    fn existing_entries_are_kept_as_they_are_and_reinvocation_is_a_no_op() {
+        let ns = namespace(vec![candidate("a", &["r.example.com"]), candidate("b", &["s.example.com"])]);
+        let pod = json!({"kind": "Pod", "metadata": {}, "spec": {
+            "containers": [{"name": "x", "image": "r.example.com/x"}, {"name": "y", "image": "s.example.com/y"}],
+            "imagePullSecrets": [{"name": "zz-missing"}, {"name": "a"}, {"name": "a"}, {}]
+        }});
+        let (names, decision) = final_list(&pod, &ns, &Policy::default());
+        assert_eq!(names, ["zz-missing", "a", "a", "", "b"], "order kept, duplicates untouched, only b added");
+        assert_eq!(decision.add, ["b"]);
+        // Reinvocation (reinvocationPolicy: IfNeeded) sees the patched Pod: nothing more to add.
+        let view = PodView::from_value(&pod).unwrap();
+        let mut patched = pod.clone();
+        json_patch::patch(&mut patched, &patch(&view, &decision.add).unwrap()).unwrap();
+        let again = decide(&PodView::from_value(&patched).unwrap(), &ns, &Policy::default());
+        assert!(again.add.is_empty());
+    }
+
+    #[test]
+    fn every_container_list_counts() {
+        let ns = namespace(vec![candidate("i", &["init.example.com"]), candidate("e", &["debug.example.com"])]);
+        let pod = json!({"kind": "Pod", "spec": {
+            "initContainers": [{"name": "i", "image": "init.example.com/i"}],
+            "containers": [{"name": "c", "image": "nginx"}],
+            "ephemeralContainers": [{"name": "e", "image": "debug.example.com/e"}]
+        }});
+        let (names, _) = final_list(&pod, &ns, &Policy::default());
+        assert_eq!(names, ["i", "e"]);
+    }
+
+    #[test]
+    fn undecodable_secrets_are_never_injected_and_always_named() {
+        let ns = namespace(vec![undecodable("broken"), candidate("ok", &["r.io"])]);
+        let (names, d) = final_list(&pod_json(&["r.io/app"], None), &ns, &Policy::default());
+        assert_eq!(names, ["ok"]);
+        assert!(d.warnings.iter().any(|w| w.contains("\"broken\" skipped")), "{:?}", d.warnings);
+        let (_, d) = final_list(&pod_json(&["r.io/app"], Some(&["broken"])), &ns, &Policy::default());
+        assert!(d.warnings.iter().any(|w| w.contains("every image pull of this Pod will fail")), "{:?}", d.warnings);
+    }
+
+    #[test]
+    fn warnings_name_unmatched_private_images_and_invalid_references() {
+        let ns = namespace(vec![]);
+        let (_, d) =
+            final_list(&pod_json(&["quay.io/org/app:1", "nginx", "Docker/Docker"], None), &ns, &Policy::default());
+        assert_eq!(d.warnings.len(), 2, "{:?}", d.warnings);
+        assert!(d.warnings[0].contains("quay.io/org/app:1"));
+        assert!(d.warnings[1].contains("InvalidImageName"));
+        assert!(!d.warnings.iter().any(|w| w.contains("nginx")), "Docker Hub images pull anonymously by design");
+    }
+
+    #[test]
+    fn warnings_are_single_bounded_lines() {
+        let hostile = format!("reg.example.com/{}\n\u{1b}[31m", "a".repeat(10_000));
+        let many: Vec<String> = (0..50).map(|i| format!("r{i}.example.com/app")).collect();
+        let mut images: Vec<&str> = many.iter().map(String::as_str).collect();
+        images.push(&hostile);
+        let (_, d) = final_list(&pod_json(&images, None), &namespace(vec![]), &Policy::default());
+        assert_eq!(d.warnings.len(), MAX_WARNINGS + 1);
+        for w in &d.warnings {
+            assert!(w.chars().count() <= MAX_WARNING_CHARS, "{w}");
+            assert!(!w.chars().any(char::is_control), "{w:?}");
+        }
+        assert!(d.warnings.last().unwrap().contains("31 more"));
+    }
+
+    fn policy(patterns: &[&str], audit_only: bool) -> Policy {
+        Policy { deny_unmatched: patterns.iter().map(|p| p.parse().unwrap()).collect(), audit_only }
+    }
+
+    #[test]
+    fn deny_unmatched_denies_only_what_stays_without_credential() {
+        let p = policy(&["*.corp.example.com"], false);
+        let (_, d) = final_list(&pod_json(&["registry.corp.example.com/app"], None), &namespace(vec![]), &p);
+        let message = d.denied.expect("denied");
+        assert!(message.contains("container \"c0\"") && message.contains("registry.corp.example.com/app"), "{message}");
+
+        let ns = namespace(vec![candidate("corp", &["*.corp.example.com"])]);
+        let (names, d) = final_list(&pod_json(&["registry.corp.example.com/app"], None), &ns, &p);
+        assert_eq!((names, d.denied), (vec!["corp".to_string()], None));
+
+        let (_, d) = final_list(&pod_json(&["a.b.corp.example.com/app", "quay.io/x"], None), &namespace(vec![]), &p);
+        assert_eq!(d.denied, None, "outside the pattern (two labels, other registry)");
+    }
+
+    #[test]
+    fn opt_out_labels() {
+        let ns = namespace(vec![candidate("corp", &["*.corp.example.com"])]);
+        let p = policy(&["*.corp.example.com"], false);
+        let mut pod = pod_json(&["registry.corp.example.com/app"], None);
+        pod["metadata"]["labels"] = json!({ pod::INJECT_LABEL: pod::INJECT_DISABLED });
+        let (names, d) = final_list(&pod, &ns, &p);
+        assert!(names.is_empty() && d.opt_out == Some(OptOut::Pod));
+        assert!(d.denied.is_some(), "a Pod's own label does not exempt it from policy");
+
+        let mut opted_ns = namespace(vec![candidate("corp", &["*.corp.example.com"])]);
+        opted_ns.labels.insert(pod::INJECT_LABEL.into(), pod::INJECT_DISABLED.into());
+        let (names, d) = final_list(&pod_json(&["registry.corp.example.com/app"], None), &opted_ns, &p);
+        assert!(names.is_empty() && d.denied.is_none() && d.opt_out == Some(OptOut::Namespace));
+        assert!(d.warnings.is_empty());
+    }
+
+    #[test]
+    fn audit_mode_warns_instead_of_denying() {
+        let p = policy(&["registry.example.com:5000/team"], true);
+        let (_, d) = final_list(&pod_json(&["registry.example.com:5000/team/app"], None), &namespace(vec![]), &p);
+        assert_eq!(d.denied, None);
+        assert!(d.warnings.iter().any(|w| w.starts_with("policy (audit)")), "{:?}", d.warnings);
+    }
+
+    #[test]
+    fn registry_patterns_reject_keys_the_kubelet_drops() {
+        assert!("registry.example.com:*".parse::<RegistryPattern>().is_err());
+        assert!("".parse::<RegistryPattern>().is_err());
+        let hub: RegistryPattern = "https://index.docker.io/v1/".parse().unwrap();
+        assert!(hub.matches("docker.io/library/nginx"), "written like a docker config key, matched like one");
+    }
+}

@@ -1,0 +1,1131 @@
+//! The kubelet's pull-Secret keyring (`BasicDockerKeyring` in `pkg/credentialprovider/keyring.go`):
+//! how config keys are normalized (spec R13-R19), how one key is matched against an image's lookup
+//! string (R24-R27), the try order (R28, R34) and the Docker Hub fallback (R29-R32).
+//!
+//! Everything here reproduces the kubelet built with Go 1.25.5 (Kubernetes 1.35), odd corners
+//! included; the Go parsing it relies on lives in [`crate::gourl`] and [`crate::glob`].
+//! [`lint_key`] separately points out keys that almost certainly do not do what their author meant.
+
+use crate::glob;
+use crate::gourl::{self, GoUrl, UrlError};
+
+/// The normalized key whose items the Docker Hub fallback returns (R29: exactly this string).
+pub const DOCKER_HUB_FALLBACK_KEY: &str = "index.docker.io";
+
+/// R13-R16: the normalized key `BasicDockerKeyring.Add` stores, or None when the entry is dropped (R14).
+pub fn normalize_key(key_as_written: &str) -> Option<String> {
+    try_normalize_key(key_as_written).ok()
+}
+
+/// [`normalize_key`] with the reason a key is dropped.
+pub fn try_normalize_key(key_as_written: &str) -> Result<String, UrlError> {
+    let url = parse_as_written(key_as_written)?;
+    Ok(key_from_url(url))
+}
+
+/// R13-R14: `https://` is prepended unless the key starts with the exact, case-sensitive bytes
+/// `https://` or `http://`.
+fn parse_as_written(key: &str) -> Result<GoUrl, UrlError> {
+    if key.starts_with("https://") || key.starts_with("http://") {
+        gourl::parse(key)
+    } else {
+        gourl::parse(&format!("https://{key}"))
+    }
+}
+
+/// R15-R16: strip one leading `/v1` or `/v2` of a `/v1/` or `/v2/` path prefix, drop a path of
+/// `""` or `"/"`, and keep the host (with port) verbatim.
+fn key_from_url(url: GoUrl) -> String {
+    let path = effective_path(&url.path);
+    let mut key = url.host;
+    if !path.is_empty() && path != "/" {
+        key.push_str(path);
+    }
+    key
+}
+
+fn effective_path(path: &str) -> &str {
+    if path.starts_with("/v1/") || path.starts_with("/v2/") { &path[3..] } else { path }
+}
+
+/// R24-R27: `URLsMatchStr(key, target)`, where `key` is a NORMALIZED key and `target` a lookup
+/// string (`ImageRef::name()`). This is the direct match only; the fallback is [`Keyring::lookup`]'s.
+pub fn urls_match_str(key: &str, target: &str) -> bool {
+    match (SplitUrl::parse(key), SplitUrl::parse(target)) {
+        (Ok(key), Ok(target)) => key.check(&target) == Reason::Matched,
+        _ => false,
+    }
+}
+
+/// R29 `isDefaultRegistryMatch`: whether the Docker Hub fallback may apply to `target`. Also true
+/// for `localhost/...` and upper-case first segments (`Foo/bar`), which are not Docker Hub (M31, M38).
+pub fn is_default_registry_match(target: &str) -> bool {
+    let (first, rest) = match target.split_once('/') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (target, None),
+    };
+    if first.is_empty() {
+        return false;
+    }
+    if rest.is_none() || first == "docker.io" || first == "index.docker.io" {
+        return true;
+    }
+    !first.contains('.') && !first.contains(':')
+}
+
+/// A host and path as `URLsMatch` sees them: `url.Parse("https://" + s)`, then `SplitURL`
+/// (R25: `net.SplitHostPort`, or the whole host verbatim with an empty port when that fails).
+#[derive(Debug, Clone)]
+struct SplitUrl {
+    /// Host without the port; brackets removed only when a port was split off.
+    host: String,
+    port: String,
+    /// `strings.Split(host, ".")` length; an empty host is one (empty) label.
+    labels: usize,
+    path: String,
+}
+
+impl SplitUrl {
+    fn parse(schemeless: &str) -> Result<Self, UrlError> {
+        let url = gourl::parse(&format!("https://{schemeless}"))?;
+        let (host, port) = match gourl::split_host_port(&url.host) {
+            Ok((host, port)) => (host.to_owned(), port.to_owned()),
+            Err(_) => (url.host, String::new()),
+        };
+        let labels = host.bytes().filter(|&b| b == b'.').count() + 1;
+        Ok(Self { host, port, labels, path: url.path })
+    }
+
+    /// `URLsMatch(self, target)`, in the kubelet's order: port, label count, path prefix, globs.
+    /// Allocation-free.
+    fn check(&self, target: &Self) -> Reason {
+        if self.port != target.port {
+            return Reason::PortDiffers;
+        }
+        if self.labels != target.labels {
+            return Reason::LabelCountDiffers;
+        }
+        if !target.path.starts_with(&self.path) {
+            return Reason::PathNotPrefix;
+        }
+        for (label, (pattern, name)) in self.host.split('.').zip(target.host.split('.')).enumerate() {
+            match glob::matches(pattern, name) {
+                Ok(true) => {}
+                Ok(false) => return Reason::LabelMismatch { label },
+                Err(_) => return Reason::BadPattern { label },
+            }
+        }
+        Reason::Matched
+    }
+}
+
+/// The outcome of matching one normalized key directly against a lookup string (R24-R27).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Every condition of R26 holds.
+    Matched,
+    /// The stored key cannot be parsed again at lookup (e.g. `%25` decoded to a bare `%`).
+    KeyUnparsable,
+    /// The lookup string is not a valid URL host and path.
+    TargetUnparsable,
+    /// R26a: port strings differ (no default ports, compared verbatim).
+    PortDiffers,
+    /// R26b: the hosts have different numbers of `.`-separated labels.
+    LabelCountDiffers,
+    /// R26c: the key's path is not a string prefix of the image's path.
+    PathNotPrefix,
+    /// R26d: host label `label` (0-based) does not match the key's glob (case-sensitive).
+    LabelMismatch { label: usize },
+    /// R26d: host label `label` of the key is a malformed glob pattern.
+    BadPattern { label: usize },
+}
+
+impl Reason {
+    /// A short human description.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Matched => "matches",
+            Self::KeyUnparsable => "the stored key cannot be parsed again at lookup",
+            Self::TargetUnparsable => "the image name cannot be parsed as a URL",
+            Self::PortDiffers => "port differs",
+            Self::LabelCountDiffers => "number of host labels differs",
+            Self::PathNotPrefix => "key path is not a prefix of the image path",
+            Self::LabelMismatch { .. } => "a host label does not match the key's glob",
+            Self::BadPattern { .. } => "a host label of the key is a malformed glob",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LabelMismatch { label } | Self::BadPattern { label } => {
+                write!(f, "{} (label {})", self.describe(), label + 1)
+            }
+            _ => f.write_str(self.describe()),
+        }
+    }
+}
+
+/// What the Docker Hub fallback (R29, R32) did for the `index.docker.io` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// No key matched directly and the image counts as Docker Hub: its items are returned.
+    Used,
+    /// Another key of this keyring matched directly, which turns the fallback off (R32).
+    SuppressedByDirectMatch,
+    /// `isDefaultRegistryMatch` is false for the image (it names a registry host).
+    NotDefaultRegistry,
+}
+
+impl std::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Used => "Docker Hub fallback used",
+            Self::SuppressedByDirectMatch => "Docker Hub fallback not used: another key matched directly",
+            Self::NotDefaultRegistry => "Docker Hub fallback not applicable: the image names a registry host",
+        })
+    }
+}
+
+/// One normalized key of a keyring, judged against one lookup string (for `explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVerdict<T> {
+    /// The normalized key (R16).
+    pub key: String,
+    /// Its items in add order (R18).
+    pub items: Vec<T>,
+    /// Whether `items` are part of [`Keyring::lookup`]'s result (directly or by the fallback).
+    pub matched: bool,
+    /// The direct-match outcome (R24-R27).
+    pub reason: Reason,
+    /// Set only for the `index.docker.io` key when it did not match directly.
+    pub fallback: Option<Fallback>,
+}
+
+impl<T> KeyVerdict<T> {
+    /// One line for `explain`: the direct-match reason, plus what the Docker Hub fallback did when
+    /// it concerns this key (a fallback match has a direct reason such as a label-count mismatch).
+    pub fn describe(&self) -> String {
+        match self.fallback {
+            Some(fallback) => format!("{}; {fallback}", self.reason),
+            None => self.reason.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Slot<T> {
+    key: String,
+    /// Parsed once at add time so that lookup never re-parses keys.
+    pattern: Result<SplitUrl, UrlError>,
+    items: Vec<T>,
+}
+
+/// One pull-Secret keyring (R18-R19, R28-R32): items of type `T` (e.g. a Secret index) added in
+/// pod `imagePullSecrets` order.
+///
+/// Slots are kept unique and in descending byte order of the normalized key as they are added
+/// (the order `Add` re-sorts to after every call), so lookups never sort.
+#[derive(Debug, Clone)]
+pub struct Keyring<T> {
+    slots: Vec<Slot<T>>,
+}
+
+impl<T> Default for Keyring<T> {
+    fn default() -> Self {
+        Self { slots: Vec::new() }
+    }
+}
+
+impl<T: Clone> Keyring<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one config entry; returns false when the key is dropped (R14). Entries that normalize
+    /// to the same key share a slot, in add order (R18).
+    pub fn add(&mut self, key_as_written: &str, item: T) -> bool {
+        let Ok(key) = try_normalize_key(key_as_written) else {
+            return false;
+        };
+        // Descending order: a slot comes before `key` when its key is greater.
+        match self.slots.binary_search_by(|slot| key.as_str().cmp(&slot.key)) {
+            Ok(i) => self.slots[i].items.push(item),
+            Err(i) => {
+                // The kubelet re-parses the normalized string at lookup, which can differ from
+                // the parse at add time (`https://https://h` is stored as `https://h`, host `https:`).
+                let pattern = SplitUrl::parse(&key);
+                self.slots.insert(i, Slot { key, pattern, items: vec![item] });
+            }
+        }
+        true
+    }
+
+    /// Number of distinct normalized keys.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The normalized keys in try order (descending bytes).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.slots.iter().map(|slot| slot.key.as_str())
+    }
+
+    /// R28-R32, R34: the items in the kubelet's try order (descending byte order of the normalized
+    /// key, then add order), or the `index.docker.io` items when nothing matched directly and the
+    /// target counts as Docker Hub.
+    pub fn lookup(&self, target: &str) -> Vec<T> {
+        let mut out = Vec::new();
+        // A target that fails to parse matches no key, but the fallback still applies (as in Go,
+        // where each URLsMatchStr call just errors).
+        if let Ok(target_url) = SplitUrl::parse(target) {
+            for slot in &self.slots {
+                if let Ok(pattern) = &slot.pattern
+                    && pattern.check(&target_url) == Reason::Matched
+                {
+                    out.extend(slot.items.iter().cloned());
+                }
+            }
+        }
+        if out.is_empty()
+            && is_default_registry_match(target)
+            && let Some(slot) = self.slot(DOCKER_HUB_FALLBACK_KEY)
+        {
+            out.extend(slot.items.iter().cloned());
+        }
+        out
+    }
+
+    /// Like [`Keyring::lookup`], but one verdict per normalized key in try order. The items of the
+    /// verdicts with `matched` set, concatenated, are exactly `lookup(target)`.
+    pub fn explain(&self, target: &str) -> Vec<KeyVerdict<T>> {
+        let target_url = SplitUrl::parse(target);
+        let mut verdicts: Vec<KeyVerdict<T>> = self
+            .slots
+            .iter()
+            .map(|slot| {
+                let reason = match (&slot.pattern, &target_url) {
+                    (Err(_), _) => Reason::KeyUnparsable,
+                    (Ok(_), Err(_)) => Reason::TargetUnparsable,
+                    (Ok(pattern), Ok(target_url)) => pattern.check(target_url),
+                };
+                KeyVerdict {
+                    key: slot.key.clone(),
+                    items: slot.items.clone(),
+                    matched: reason == Reason::Matched,
+                    reason,
+                    fallback: None,
+                }
+            })
+            .collect();
+        let any_direct = verdicts.iter().any(|v| v.matched);
+        if let Some(v) = verdicts.iter_mut().find(|v| v.key == DOCKER_HUB_FALLBACK_KEY && !v.matched) {
+            v.fallback = Some(if any_direct {
+                Fallback::SuppressedByDirectMatch
+            } else if is_default_registry_match(target) {
+                v.matched = true;
+                Fallback::Used
+            } else {
+                Fallback::NotDefaultRegistry
+            });
+        }
+        verdicts
+    }
+
+    fn slot(&self, key: &str) -> Option<&Slot<T>> {
+        self.slots.binary_search_by(|slot| key.cmp(&slot.key)).ok().map(|i| &self.slots[i])
+    }
+}
+
+/// Keys that almost certainly do not do what their author intended (spec 2.J policy (5), §6 item 4,
+/// §7), as human-readable lines, with the likely intended key where it is obvious. Empty when the
+/// key looks fine. The key as written is never echoed (it may carry `user:password@`); quoted
+/// keys are normalized forms with any userinfo masked.
+pub fn lint_key(key_as_written: &str) -> Vec<String> {
+    let mut notes = Vec::new();
+    let written = Written::new(key_as_written);
+    lint_written_form(&written, &mut notes);
+
+    let url = match parse_as_written(key_as_written) {
+        Ok(url) => url,
+        Err(err) => {
+            notes.push(unparsable_note(&written, err));
+            return notes;
+        }
+    };
+    let path = effective_path(&url.path).to_owned();
+    let host_with_port = url.host.clone();
+    let key = key_from_url(url);
+    if key.is_empty() {
+        notes.push("the key normalizes to the empty string, which matches nothing".to_owned());
+        return notes;
+    }
+    // What the kubelet re-parses at every lookup (R24).
+    let split = match SplitUrl::parse(&key) {
+        Ok(split) => split,
+        Err(err) => {
+            notes.push(format!(
+                "the kubelet stores {}, which fails to parse again at lookup ({err}), so it never \
+                 matches",
+                quoted(&key)
+            ));
+            return notes;
+        }
+    };
+
+    lint_host_syntax(&written, &key, &split, &mut notes);
+    if path == "/v1" || path == "/v2" {
+        let fix =
+            if split.host == DOCKER_HUB_FALLBACK_KEY { "https://index.docker.io/v1/" } else { host_with_port.as_str() };
+        notes.push(format!(
+            "`{path}` without a trailing slash is kept as a path (only `/v1/` and `/v2/` are \
+             stripped): the kubelet stores {}; did you mean {}?",
+            quoted(&key),
+            quoted(fix)
+        ));
+    } else if written.bad_scheme.is_none() {
+        lint_docker_hub(&key, &split, &path, &mut notes);
+    }
+    if written.bad_scheme.is_none() && split.host.bytes().any(|b| b.is_ascii_uppercase()) {
+        let lowered = format!("{}{}", host_with_port.to_ascii_lowercase(), &key[host_with_port.len()..]);
+        notes.push(format!(
+            "the host has upper-case letters: matching is case-sensitive and registry hosts in \
+             image names are lower-case in practice; did you mean {}?",
+            quoted(&lowered)
+        ));
+    }
+    if let Some(star) = path.find('*') {
+        let fix = suggestion(&format!("{host_with_port}{}", &path[..star]));
+        notes.push(format!(
+            "`*` in a path is a literal character: paths are compared as plain string \
+             prefixes{fix}"
+        ));
+    }
+    notes
+}
+
+/// The parts of a key as written that the lints look at before any URL parsing.
+struct Written<'a> {
+    key: &'a str,
+    /// The authority as written (after one recognized scheme, up to `/`, `?` or `#`).
+    authority: &'a str,
+    /// A scheme the kubelet does not strip (`HTTPS`, `oci`, or a second `https`), and the text
+    /// after its `://`.
+    bad_scheme: Option<(&'a str, &'a str)>,
+}
+
+impl<'a> Written<'a> {
+    fn new(key: &'a str) -> Self {
+        let body = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+        let authority = &body[..body.find(['/', '?', '#']).unwrap_or(body.len())];
+        Self { key, authority, bad_scheme: scheme_prefix(body) }
+    }
+
+    /// `: the kubelet stores `K`` when the key is kept.
+    fn stored(&self) -> String {
+        normalize_key(self.key).map_or_else(String::new, |k| format!(": the kubelet stores {}", quoted(&k)))
+    }
+}
+
+/// Scheme, userinfo, `?` and `#` problems (R13, R16, R17).
+fn lint_written_form(written: &Written<'_>, notes: &mut Vec<String>) {
+    if let Some((scheme, rest)) = written.bad_scheme {
+        let fix = suggestion(rest);
+        let stored = written.stored();
+        notes.push(if scheme == "https" || scheme == "http" {
+            format!(
+                "the scheme is written twice and only the first one is stripped{stored}, which \
+                 never matches{fix}"
+            )
+        } else {
+            format!(
+                "scheme `{scheme}://` is not recognized (only lower-case `https://` and `http://` \
+                 are stripped){stored}, which never matches{fix}"
+            )
+        });
+    } else if written.authority.contains('@') {
+        notes.push(
+            "contains userinfo (`user@`): the kubelet discards it; credentials belong in the \
+             entry, not in the key"
+                .to_owned(),
+        );
+    }
+    let question = written.key.find('?');
+    let hash = written.key.find('#');
+    if let Some(q) = question
+        && hash.is_none_or(|h| q < h)
+    {
+        let fix = suggestion(&written.key.replace('?', "*"));
+        notes.push(format!(
+            "`?` is not a wildcard: it starts a URL query and everything from it is ignored{}{fix}",
+            written.stored()
+        ));
+    }
+    if hash.is_some() {
+        notes.push(format!("`#` starts a URL fragment and everything from it is ignored{}", written.stored()));
+    }
+}
+
+/// R14: why the kubelet drops the key, or that it keeps a key that can never match.
+fn unparsable_note(written: &Written<'_>, err: UrlError) -> String {
+    if let UrlError::NotUtf8(_) = err {
+        return format!("{err}: the kubelet keeps this key, but it can never match an image name");
+    }
+    let mut note = format!("the kubelet drops this key: it is not a valid URL ({err})");
+    if err == UrlError::InvalidPort && written.authority.contains('*') {
+        note.push_str("; ports cannot be wildcards, add one key per port");
+    }
+    if written.key.contains(['[', ']']) {
+        note.push_str(
+            "; since Go 1.25.2 brackets are accepted only around an IPv6 address, and `[...]` \
+             glob classes are not portable across kubelet builds",
+        );
+    }
+    note
+}
+
+/// Brackets (spec §7.1, §7.2) and extra colons (§7.3) in a kept key.
+fn lint_host_syntax(written: &Written<'_>, key: &str, split: &SplitUrl, notes: &mut Vec<String>) {
+    if written.key.contains(['[', ']']) {
+        notes.push(
+            "brackets are not portable: kubelets built with Go before 1.24.8/1.25.2 read them as \
+             glob classes, newer ones accept only a bracketed IPv6 address"
+                .to_owned(),
+        );
+        let host = written.authority.rsplit_once('@').map_or(written.authority, |(_, h)| h);
+        if host.rsplit_once('[').is_some_and(|(before, _)| !before.is_empty()) {
+            notes.push(format!(
+                "kubelets built with Go 1.25.2+ silently drop the text before `[`: the kubelet \
+                 stores {}",
+                quoted(key)
+            ));
+        }
+        if split.host.starts_with('[') && split.port.is_empty() {
+            notes.push(
+                "a bracketed IPv6 host without a port never matches an image on that address \
+                 (the brackets are read as a glob class); only a wildcard label such as `*` does"
+                    .to_owned(),
+            );
+        }
+    } else if split.host.contains(':') {
+        notes.push(format!(
+            "host {} has extra colons: the kubelet keeps the key but it matches nothing (Go 1.26+ \
+             drops it); write an IPv6 registry as `[address]:port`",
+            quoted(&split.host)
+        ));
+    }
+}
+
+/// Docker Hub spellings that never match Docker Hub images (spec §6 item 4, R30-R31).
+fn lint_docker_hub(key: &str, split: &SplitUrl, path: &str, notes: &mut Vec<String>) {
+    const HUB: &str = "Docker Hub images are looked up as `docker.io/...`";
+    const LOGIN_KEY: &str = "`https://index.docker.io/v1/`";
+    let host = split.host.as_str();
+    if host == "hub.docker.com" {
+        notes.push(format!("{HUB}; `hub.docker.com` (the web site) never matches them; did you mean {LOGIN_KEY}?"));
+    } else if host == "registry-1.docker.io" {
+        notes.push(format!(
+            "{HUB}; this key matches only images written with a `registry-1.docker.io/` prefix; \
+             for Docker Hub use {LOGIN_KEY}"
+        ));
+    } else if host == DOCKER_HUB_FALLBACK_KEY && split.port.is_empty() && key != DOCKER_HUB_FALLBACK_KEY {
+        notes.push(format!(
+            "{HUB}, and only the exact key `index.docker.io` gets the Docker Hub fallback, so this \
+             key never matches; did you mean {}?",
+            quoted(&format!("docker.io{path}"))
+        ));
+    } else if split.labels >= 3 && host.ends_with(".docker.io") && host.contains('*') {
+        notes.push(format!(
+            "{HUB} (two host labels) and `*` never spans a `.`, so this key never matches them; \
+             did you mean `docker.io` or {LOGIN_KEY}?"
+        ));
+    }
+}
+
+/// ` ; did you mean `X`?` for the normalized form of `candidate`, or nothing when it is dropped.
+fn suggestion(candidate: &str) -> String {
+    match normalize_key(candidate) {
+        Some(k) if !k.is_empty() => format!("; did you mean {}?", quoted(&k)),
+        _ => String::new(),
+    }
+}
+
+/// A key in backquotes, with any `user[:password]@` replaced by `***@`: a key written with an
+/// unrecognized scheme keeps its userinfo in the stored path.
+fn quoted(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    out.push('`');
+    for (i, segment) in key.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        match segment.rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&segment[at..]);
+            }
+            None => out.push_str(segment),
+        }
+    }
+    out.push('`');
+    out
+}
+
+/// `X://rest` where X is a URL scheme (`[A-Za-z][A-Za-z0-9+.-]*`).
+fn scheme_prefix(s: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = s.split_once("://")?;
+    let mut bytes = scheme.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic());
+    let rest_ok = bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    (first_ok && rest_ok).then_some((scheme, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single_key_match(key: &str, target: &str) -> bool {
+        let mut keyring = Keyring::new();
+        keyring.add(key, ());
+        !keyring.lookup(target).is_empty()
+    }
+
+    /// Spec §4 vectors M1-M120: (id, lookup string, config key as written, match), each with a
+    /// keyring holding only that key so the Docker Hub fallback is evaluated in isolation.
+    #[rustfmt::skip]
+    const MATCH_VECTORS: &[(&str, &str, &str, bool)] = &[
+        // 4.1 Docker Hub forms
+        ("M1", "docker.io/library/nginx", "https://index.docker.io/v1/", true),
+        ("M2", "docker.io/library/nginx", "https://index.docker.io/v1/", true),
+        ("M3", "docker.io/library/nginx", "https://index.docker.io/v1/", true),
+        ("M4", "docker.io/library/nginx", "https://index.docker.io/v1/", true),
+        ("M5", "docker.io/google/docker-registry", "https://index.docker.io/v1/", true),
+        ("M6", "docker.io/library/nginx", "index.docker.io", true),
+        ("M7", "docker.io/library/nginx", "https://index.docker.io/v2/", true),
+        ("M8", "docker.io/library/nginx", "http://index.docker.io", true),
+        ("M9", "docker.io/library/nginx", "https://index.docker.io/v1", false),
+        ("M10", "docker.io/library/nginx", "docker.io", true),
+        ("M11", "docker.io/library/nginx", "https://docker.io/v1/", true),
+        ("M12", "docker.io/library/nginx", "docker.io/library", true),
+        ("M13", "docker.io/library/nginx", "docker.io/nginx", false),
+        ("M14", "docker.io/library/nginx", "index.docker.io/library", false),
+        ("M15", "docker.io/myorg/app", "docker.io/myorg", true),
+        ("M16", "docker.io/myorg2/app", "docker.io/myorg", true),
+        ("M17", "docker.io/myorg/app", "index.docker.io/myorg", false),
+        ("M18", "docker.io/library/nginx", "registry-1.docker.io", false),
+        ("M19", "registry-1.docker.io/library/nginx", "https://index.docker.io/v1/", false),
+        ("M20", "registry-1.docker.io/library/nginx", "registry-1.docker.io", true),
+        ("M21", "docker.io/library/nginx", "*.docker.io", false),
+        ("M22", "docker.io/library/nginx", "*.*", true),
+        ("M23", "docker.io/library/nginx", "docker.*", true),
+        ("M24", "DOCKER.IO/nginx", "docker.io", false),
+        ("M25", "DOCKER.IO/nginx", "https://index.docker.io/v1/", false),
+        ("M26", "registry.tld/foo/bar", "https://index.docker.io/v1/", false),
+        ("M27", "registry:5000/foo/bar", "https://index.docker.io/v1/", false),
+        ("M28", "myhostdocker.io/foo/bar", "https://index.docker.io/v1/", false),
+        ("M29", "world.mesos.org/foo/bar", "https://index.docker.io/v1/", false),
+        // 4.2 localhost and bare names
+        ("M30", "localhost/app", "localhost", true),
+        ("M31", "localhost/app", "https://index.docker.io/v1/", true),
+        ("M32", "localhost:5000/app", "localhost:5000", true),
+        ("M33", "localhost:5000/app", "localhost", false),
+        ("M34", "localhost:5000/app", "https://index.docker.io/v1/", false),
+        ("M35", "docker.io/library/localhost", "localhost:5000", false),
+        ("M36", "docker.io/library/localhost", "https://index.docker.io/v1/", true),
+        ("M37", "docker.io/library/example.com", "example.com", false),
+        ("M38", "Foo/bar", "https://index.docker.io/v1/", true),
+        ("M39", "Foo/bar", "Foo", true),
+        // 4.3 Schemes, trailing slashes, /v1/ and /v2/, case, tags, digests
+        ("M40", "registry.example.com/team/app", "registry.example.com", true),
+        ("M41", "registry.example.com/team/app", "https://registry.example.com", true),
+        ("M42", "registry.example.com/team/app", "http://registry.example.com/", true),
+        ("M43", "registry.example.com/team/app", "registry.example.com/", true),
+        ("M44", "registry.example.com/team/app", "https://registry.example.com/v1/", true),
+        ("M45", "registry.example.com/team/app", "registry.example.com/v2/", true),
+        ("M46", "registry.example.com/team/app", "registry.example.com/v2", false),
+        ("M47", "registry.example.com/team/app", "https://registry.example.com/v2/team", true),
+        ("M48", "registry.example.com/team/app", "registry.example.com/v3/", false),
+        ("M49", "registry.example.com/team/app", "HTTPS://registry.example.com", false),
+        ("M50", "registry.example.com/team/app", "oci://registry.example.com", false),
+        ("M51", "registry.example.com/team/app", "user@registry.example.com", true),
+        ("M52", "registry.example.com/team/app", "Registry.Example.com", false),
+        ("M53", "Registry.Example.com/app", "registry.example.com", false),
+        ("M54", "registry.example.com/team/app", "registry.example.com.", false),
+        ("M55", "registry.example.com/team/app", "registry.example.com/team/app:v1", false),
+        ("M56", "registry.example.com/team/app", "registry.example.com/team/app", true),
+        ("M57", "registry.example.com/team/app", "example.com", false),
+        ("M58", "registry.example.com/team/app", "", false),
+        // 4.4 Ports and IP addresses
+        ("M59", "registry.example.com:5000/app", "registry.example.com", false),
+        ("M60", "registry.example.com/app", "registry.example.com:5000", false),
+        ("M61", "registry.example.com:5000/app", "registry.example.com:5000", true),
+        ("M62", "registry.example.com:5000/app", "https://registry.example.com:5000/v2/", true),
+        ("M63", "registry.example.com/app", "registry.example.com:443", false),
+        ("M64", "registry.example.com:5000/app", "registry.example.com:05000", false),
+        ("M65", "registry.example.com:5000/app", "registry.example.com:*", false),
+        ("M66", "prefix.docker.io:1111/path/foo/bar", "prefix.docker.io:1111", true),
+        ("M67", "prefix.docker.io:1111/path/foo/bar", "*.docker.io:1111", true),
+        ("M68", "prefix.kubernetes.io:1111/blah", "*.kubernetes.io:1234/blah", false),
+        ("M69", "prefix.kubernetes.io:1111/foo/bar", "prefix.*.io/foo", false),
+        ("M70", "prefix.kubernetes.io:1111/blah", "*.kubernetes.io:1111/blah", true),
+        ("M71", "prefix.kubernetes.io:1111/foo/bar", "prefix.*.io:1111/foo", true),
+        ("M72", "10.0.0.5:5000/app", "10.0.0.5:5000", true),
+        ("M73", "10.0.0.5:5000/app", "10.0.0.5", false),
+        ("M74", "10.0.0.5:5000/app", "10.0.0.*:5000", true),
+        ("M75", "10.0.0.5:5000/app", "10.0.*:5000", false),
+        ("M76", "127.0.0.1:5000/debian", "https://127.0.0.1:5000", true),
+        ("M77", "[fc00::1]:5000/docker", "[fc00::1]:5000", true),
+        ("M78", "[fc00::1]/app", "[fc00::1]", false),
+        // 4.5 Wildcards
+        ("M79", "prefix.kubernetes.io", "*.kubernetes.io", true),
+        ("M80", "prefix.kubernetes.io", "prefix.*.io", true),
+        ("M81", "prefix.kubernetes.io", "prefix.kubernetes.*", true),
+        ("M82", "prefix-good.kubernetes.io", "*-good.kubernetes.io", true),
+        ("M83", "prefix.kubernetes.io/blah", "*.kubernetes.io/blah", true),
+        ("M84", "prefix.kubernetes.io/foo/bar", "prefix.*.io/foo", true),
+        ("M85", "kubernetes.io", "*.kubernetes.io", false),
+        ("M86", "prefix.kubernetes.io", "*.*.kubernetes.io", false),
+        ("M87", "kubernetes.io", "*.*.kubernetes.io", false),
+        ("M88", "a.kubernetes.io", "*kubernetes.io", false),
+        ("M89", "kubernetes.io", "*kubernetes.io", true),
+        ("M90", "a.b.c.kubernetes.io", "*.*.*.kubernetes.io", true),
+        ("M91", "kubernetes.com", "kubernetes.io", false),
+        ("M92", "quay.io", "k*.io", false),
+        ("M93", "prefix.docker.io/foo/bar", "https://*.docker.com", false),
+        ("M94", "prefix.docker.io/foo/bar", "https://suffix.*.io", false),
+        ("M95", "prefix.docker.io/foo/bar", "https://prefix.docker.c*", false),
+        ("M96", "prefix.docker.io/foo/bar", "suffix.*.io", false),
+        ("M97", "world.mesos.org/foo/bar/foo/bar", "https://hello.kubernetes.io", false),
+        ("M98", "hello.kubernetes.io/foo/bar", "https://hello.kubernetes.io", true),
+        ("M99", "prefix.docker.io/path:1111/foo/bar", "https://*.docker.io/v1/", true),
+        ("M100", "sub.my-registry.example/images/my-image", "*.my-registry.example/images", true),
+        ("M101", "a.sub.my-registry.example/images/my-image", "*.my-registry.example/images", false),
+        ("M102", "my-registry.example/images", "my-registry.example/images", true),
+        ("M103", "reg1.example.com/app", "reg?.example.com", false),
+        // 4.6 Path prefixes
+        ("M104", "bar.example.com", "bar.example.com", true),
+        ("M105", "bar.example.com/pong", "bar.example.com/pong", true),
+        ("M106", "bar.example.com/ping", "bar.example.com/pong", false),
+        ("M107", "bar.example.com/pongz", "bar.example.com/pong", true),
+        ("M108", "bar.example.com/pong/pang", "bar.example.com/pong", true),
+        ("M109", "example.com", "bar.example.com", false),
+        ("M110", "foo.example.com", "bar.example.com", false),
+        ("M111", "quay.io/foo/bar", "https://quay.io/v1/", true),
+        ("M112", "example.com/team2/app", "example.com/team", true),
+        ("M113", "example.com/team2/app", "example.com/team/", false),
+        ("M114", "example.com/team/app", "example.com/team/", true),
+        ("M115", "example.com/team", "example.com/team/", false),
+        ("M116", "example.com/team/app", "example.com/Team", false),
+        ("M117", "example.com/team/app", "example.com/*", false),
+        ("M118", "example.com/team/app", "example.com/te%61m", true),
+        ("M119", "prefix.docker.io/path/subpath/foo/bar", "https://prefix.*.io/path", true),
+        ("M120", "prefix.docker.io/path/subpath:1111/foo/bar", "https://prefix.*.io/path:1111", false),
+    ];
+
+    #[test]
+    fn spec_match_vectors() {
+        assert_eq!(MATCH_VECTORS.len(), 120);
+        for &(id, target, key, want) in MATCH_VECTORS {
+            assert_eq!(single_key_match(key, target), want, "{id}: key {key:?} vs {target:?}");
+        }
+    }
+
+    /// Every M vector through `explain`: the matched verdicts give exactly `lookup`'s result.
+    #[test]
+    fn explain_agrees_with_lookup() {
+        let mut keyring = Keyring::new();
+        for &(id, _, key, _) in MATCH_VECTORS {
+            keyring.add(key, id);
+        }
+        for &(_, target, _, _) in MATCH_VECTORS {
+            let from_explain: Vec<&str> =
+                keyring.explain(target).into_iter().filter(|v| v.matched).flat_map(|v| v.items).collect();
+            assert_eq!(from_explain, keyring.lookup(target), "{target}");
+        }
+    }
+
+    /// Direct matches (no fallback) through the public `urls_match_str`, on normalized keys.
+    #[test]
+    fn urls_match_str_direct() {
+        #[rustfmt::skip]
+        let cases = [
+            ("docker.io", "docker.io/library/nginx", true),
+            ("index.docker.io", "docker.io/library/nginx", false), // only the fallback matches it
+            ("[fc00::1]:5000", "[fc00::1]:5000/docker", true),
+            ("*", "[fc00::1]/app", true),
+            ("reg.example.com:", "reg.example.com/app", true),
+            ("https://reg.example.com", "reg.example.com/app", false),
+            ("bar.example.com/pong", "bar.example.com/pongz", true),
+            ("reg.example.com/a%zz", "reg.example.com/a%zz", false), // key fails to parse
+            ("reg.example.com", "reg.example.com/%zz", false),       // target fails to parse
+        ];
+        for (key, target, want) in cases {
+            assert_eq!(urls_match_str(key, target), want, "{key:?} vs {target:?}");
+        }
+    }
+
+    /// R29 `isDefaultRegistryMatch`, including S4 `TestIsDefaultRegistryMatch`.
+    #[test]
+    fn default_registry_match() {
+        #[rustfmt::skip]
+        let cases = [
+            ("foo/bar", true),
+            ("docker.io/foo/bar", true),
+            ("index.docker.io/foo/bar", true),
+            ("registry.tld/foo/bar", false),
+            ("registry:5000/foo/bar", false),
+            ("myhostdocker.io/foo/bar", false),
+            ("localhost/app", true),
+            ("Foo/bar", true),
+            ("nginx", true),
+            ("", false),
+            ("/x", false),
+            ("DOCKER.IO/nginx", false),
+        ];
+        for (target, want) in cases {
+            assert_eq!(is_default_registry_match(target), want, "{target:?}");
+        }
+    }
+
+    /// R13-R17, R30 and the §7 key facts: key as written -> normalized key (None = dropped).
+    #[test]
+    fn normalization() {
+        #[rustfmt::skip]
+        let cases: &[(&str, Option<&str>)] = &[
+            ("https://index.docker.io/v1/", Some("index.docker.io")),
+            ("index.docker.io", Some("index.docker.io")),
+            ("http://index.docker.io/", Some("index.docker.io")),
+            ("https://index.docker.io/v2/", Some("index.docker.io")),
+            ("https://index.docker.io/v1", Some("index.docker.io/v1")),
+            ("registry.example.com/v2", Some("registry.example.com/v2")),
+            ("https://registry.example.com/v2/team", Some("registry.example.com/team")),
+            ("registry.example.com/v3/", Some("registry.example.com/v3/")),
+            ("example.com/team/", Some("example.com/team/")),
+            ("user@registry.example.com", Some("registry.example.com")),
+            ("user:pa%20ss@registry.example.com", Some("registry.example.com")),
+            ("Registry.Example.com:05000", Some("Registry.Example.com:05000")),
+            ("h.example.com.", Some("h.example.com.")),
+            ("HTTPS://registry.example.com", Some("HTTPS://registry.example.com")),
+            ("oci://registry.example.com", Some("oci://registry.example.com")),
+            ("", Some("")),
+            // §7: `?` and `#`
+            ("reg?.example.com", Some("reg")),
+            ("?.x.com", Some("")),
+            ("10.0.0.5?:5000", Some("10.0.0.5")),
+            ("reg.example.com#team", Some("reg.example.com")),
+            ("reg.example.com/team#x?y", Some("reg.example.com/team")),
+            // §7: double scheme, empty and unchecked ports
+            ("https://https://reg.example.com", Some("https://reg.example.com")),
+            ("reg.example.com:", Some("reg.example.com:")),
+            ("reg.example.com:99999", Some("reg.example.com:99999")),
+            // §7: percent-decoding and /v1/ /v2/ stripping
+            ("x.com/team%2Fapp", Some("x.com/team/app")),
+            ("x.com/v%31/", Some("x.com")),
+            ("x.com/v%32/team", Some("x.com/team")),
+            ("x.com/v2/v1/", Some("x.com/v1/")),
+            ("x.com/v1//", Some("x.com//")),
+            // R14: dropped entries
+            ("host:abc", None),
+            ("registry.example.com:*", None),
+            ("a b.example.com", None),
+            ("x.com/%zz", None),
+            // §7.2, Go 1.25.5: brackets
+            ("[fc00::1]:5000", Some("[fc00::1]:5000")),
+            ("[fc00::1]", Some("[fc00::1]")),
+            ("x[fc00::1]:5000", Some("[fc00::1]:5000")),
+            ("a.b[fc00::1]:5000/app", Some("[fc00::1]:5000/app")),
+            ("[*]:5000", None),
+            ("[fc00::*]:5000", None),
+            ("[a.b]:5000", None),
+            ("re[g].x.com", None),
+            // §7.3, Go 1.25 defaults: extra colons are kept
+            ("reg.example.com:5000:5000", Some("reg.example.com:5000:5000")),
+            ("fc00::1", Some("fc00::1")),
+            ("fc00::1:5000", Some("fc00::1:5000")),
+            ("fc00::1]:5000", Some("fc00::1]:5000")),
+        ];
+        for &(key, want) in cases {
+            assert_eq!(normalize_key(key).as_deref(), want, "normalize_key({key:?})");
+        }
+    }
+
+    /// §7 matching facts: (key as written, lookup string, match).
+    #[test]
+    fn section7_match_facts() {
+        #[rustfmt::skip]
+        let cases = [
+            ("10.0.0.5?:5000", "10.0.0.5/app", true),
+            ("10.0.0.5?:5000", "10.0.0.5:5000/app", false),
+            ("https://https://reg.example.com", "reg.example.com/app", false),
+            ("reg.example.com:", "reg.example.com/app", true),
+            ("reg.example.com:", "reg.example.com:5000/app", false),
+            ("reg.example.com:99999", "reg.example.com:99999/app", true),
+            ("x.com/team%2Fapp", "x.com/team/app", true),
+            ("x.com/v%31/", "x.com/anything", true),
+            ("x.com/v2/v1/", "x.com/v1/app", true),
+            ("x.com/v2/v1/", "x.com/app", false),
+            ("x.com/v1//", "x.com/app", false),
+            ("?.x.com", "x.com/app", false),
+            // §7.1: brackets are one label; `*` matches every single-label host
+            ("*", "[fc00::1]/app", true),
+            ("*", "[::1]/x", true),
+            ("*", "localhost/x", true),
+            ("*", "Foo/x", true),
+            ("*", "LOCALHOST/x", true),
+            ("*", "localhost:5000/x", false),
+            ("*:5000", "[fc00::1]:5000/app", true),
+            ("[fc00::1]", "[fc00::1]/app", false),
+            // §7.2, Go 1.25.5: the rewritten key matches; dropped ones never do
+            ("x[fc00::1]:5000", "[fc00::1]:5000/app", true),
+            ("a.b[fc00::1]:5000/app", "[fc00::1]:5000/app", true),
+            ("[*]:5000", "[fc00::1]:5000/app", false),
+            ("re[g].x.com", "reg.x.com/app", false),
+            // §7.3: kept, but match nothing
+            ("reg.example.com:5000:5000", "reg.example.com:5000/app", false),
+            ("fc00::1:5000", "[fc00::1]:5000/app", false),
+            // R17
+            ("HTTPS://registry.example.com", "registry.example.com/app", false),
+            ("h.example.com.", "h.example.com/app", false),
+            ("h.example.com.", "h.example.com./app", true),
+            // A key whose stored form no longer parses never matches (`%25` -> bare `%`).
+            ("reg.example.com/a%25zz", "reg.example.com/a%zz", false),
+            // A decoded `?` is re-read as a query at lookup: the stored path is cut there.
+            ("reg.example.com/a%3Fb", "reg.example.com/ax", true),
+        ];
+        for (key, target, want) in cases {
+            assert_eq!(single_key_match(key, target), want, "key {key:?} vs {target:?}");
+        }
+        // §7: a bare `reg.example.com:5000` image is Docker Hub, so the fallback applies to it.
+        assert!(single_key_match("https://index.docker.io/v1/", "docker.io/library/reg.example.com"));
+        for target in ["aB/c", "A/b"] {
+            assert!(single_key_match("https://index.docker.io/v1/", target), "{target}");
+        }
+    }
+
+    /// Keyring over the pod's pull Secrets, in `imagePullSecrets` order.
+    fn pod_keyring(secrets: &[(&'static str, &str)]) -> Keyring<&'static str> {
+        let mut keyring = Keyring::new();
+        for &(name, key) in secrets {
+            assert!(keyring.add(key, name), "{key:?} dropped");
+        }
+        keyring
+    }
+
+    /// Spec §4.7 C1-C11. The node keyring (C8-C10) is modeled as a second, separate `Keyring`
+    /// whose lookup result is appended after the pull-Secret keyring's (R33: UnionDockerKeyring
+    /// looks each member up independently, so each has its own fallback, R32).
+    #[test]
+    fn spec_selection_vectors() {
+        let c1 = pod_keyring(&[("S1", "docker.io/myorg"), ("S2", "https://index.docker.io/v1/")]);
+        assert_eq!(c1.lookup("docker.io/myorg/app"), ["S1"], "C1");
+        assert_eq!(c1.lookup("docker.io/library/nginx"), ["S2"], "C2");
+
+        let c3 = pod_keyring(&[("S1", "example.com"), ("S2", "example.com/team")]);
+        assert_eq!(c3.lookup("example.com/team/app"), ["S2", "S1"], "C3");
+
+        let c4 = pod_keyring(&[("S1", "*.example.com"), ("S2", "reg.example.com")]);
+        assert_eq!(c4.lookup("reg.example.com/app"), ["S2", "S1"], "C4");
+
+        let c5 = pod_keyring(&[("S1", "a.example.com"), ("S2", "*.example.com/team")]);
+        assert_eq!(c5.lookup("a.example.com/team/x"), ["S1", "S2"], "C5");
+
+        let c6 = pod_keyring(&[("S1", "reg.example.com"), ("S2", "https://reg.example.com/v2/")]);
+        assert_eq!(c6.lookup("reg.example.com/app"), ["S1", "S2"], "C6");
+        let c7 = pod_keyring(&[("S2", "https://reg.example.com/v2/"), ("S1", "reg.example.com")]);
+        assert_eq!(c7.lookup("reg.example.com/app"), ["S2", "S1"], "C7");
+
+        let with_node = |pod: &Keyring<&'static str>, node: &Keyring<&'static str>, target: &str| {
+            let mut all = pod.lookup(target);
+            all.extend(node.lookup(target));
+            all
+        };
+        let c8_pod = pod_keyring(&[("S1", "example.com/team")]);
+        let c8_node = pod_keyring(&[("node", "example.com")]);
+        assert_eq!(with_node(&c8_pod, &c8_node, "example.com/team/app"), ["S1", "node"], "C8");
+
+        let c9_pod = pod_keyring(&[("S1", "other.io")]);
+        let c9_node = pod_keyring(&[("node", "https://index.docker.io/v1/")]);
+        assert_eq!(with_node(&c9_pod, &c9_node, "docker.io/library/nginx"), ["node"], "C9");
+
+        let c10_pod = pod_keyring(&[("S1", "https://index.docker.io/v1/")]);
+        let c10_node = pod_keyring(&[("node", "docker.io")]);
+        assert_eq!(with_node(&c10_pod, &c10_node, "docker.io/library/nginx"), ["S1", "node"], "C10");
+
+        let c11 = pod_keyring(&[("S1", "reg.example.com"), ("S1", "reg.example.com")]);
+        assert_eq!(c11.lookup("reg.example.com/app"), ["S1", "S1"], "C11");
+    }
+
+    /// R19/R34: slots stay unique and in descending byte order whatever the add order, and the
+    /// try order follows it (not specificity, not add order).
+    #[test]
+    fn keys_stay_sorted_descending() {
+        let keys = ["b.example.com", "*.example.com", "a.example.com/team", "a.example.com", "z.io", "a.example.com"];
+        let mut keyring = Keyring::new();
+        for (i, key) in keys.iter().enumerate() {
+            keyring.add(key, i);
+        }
+        let stored: Vec<&str> = keyring.keys().collect();
+        assert_eq!(stored, ["z.io", "b.example.com", "a.example.com/team", "a.example.com", "*.example.com"]);
+        assert_eq!(keyring.len(), 5);
+        assert_eq!(keyring.lookup("a.example.com/team/x"), [2, 3, 5, 1]);
+    }
+
+    #[test]
+    fn add_reports_dropped_keys() {
+        let mut keyring = Keyring::new();
+        assert!(!keyring.add("r.io:abc", 1));
+        assert!(keyring.add("ok.io", 2));
+        assert_eq!(keyring.keys().collect::<Vec<_>>(), ["ok.io"]);
+        assert!(Keyring::<()>::new().is_empty());
+    }
+
+    #[test]
+    fn explain_reasons() {
+        let mut keyring = Keyring::new();
+        for (i, key) in [
+            "reg.example.com:5000",
+            "*.*.example.com",
+            "reg.example.com/other",
+            "foo.example.com",
+            "https://index.docker.io/v1/",
+            "reg.example.com/a%25zz",
+            "reg.example.com",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            keyring.add(key, i);
+        }
+        let verdicts = keyring.explain("reg.example.com/app");
+        let got: Vec<(&str, bool, Reason, Option<Fallback>)> =
+            verdicts.iter().map(|v| (v.key.as_str(), v.matched, v.reason, v.fallback)).collect();
+        assert_eq!(
+            got,
+            [
+                ("reg.example.com:5000", false, Reason::PortDiffers, None),
+                ("reg.example.com/other", false, Reason::PathNotPrefix, None),
+                ("reg.example.com/a%zz", false, Reason::KeyUnparsable, None),
+                ("reg.example.com", true, Reason::Matched, None),
+                ("index.docker.io", false, Reason::LabelMismatch { label: 0 }, Some(Fallback::SuppressedByDirectMatch)),
+                ("foo.example.com", false, Reason::LabelMismatch { label: 0 }, None),
+                ("*.*.example.com", false, Reason::LabelCountDiffers, None),
+            ]
+        );
+
+        assert_eq!(
+            verdicts[4].describe(),
+            "a host label does not match the key's glob (label 1); Docker Hub fallback not used: another key matched directly"
+        );
+        assert_eq!(verdicts[3].describe(), "matches");
+
+        let hub = keyring.explain("docker.io/library/nginx");
+        let fallback = hub.iter().find(|v| v.key == DOCKER_HUB_FALLBACK_KEY).map(|v| (v.matched, v.fallback));
+        assert_eq!(fallback, Some((true, Some(Fallback::Used))));
+
+        let other = keyring.explain("quay.io/x");
+        let fallback = other.iter().find(|v| v.key == DOCKER_HUB_FALLBACK_KEY).map(|v| (v.matched, v.fallback));
+        assert_eq!(fallback, Some((false, Some(Fallback::NotDefaultRegistry))));
+
+        let bad = keyring.explain("reg.example.com/%zz");
+        assert!(bad.iter().all(|v| !v.matched));
+        assert_eq!(bad[0].reason, Reason::TargetUnparsable);
+
+        // Go 1.25.5 drops `[` outside an IPv6 literal, but a zone may hold a `.`, which splits the
+        // bracketed host into labels that are malformed globs. (The zone must still parse after
+        // the stored key's `%25` became `%`, hence `%2525`: stored `[fe80::1%25.x]`.)
+        let mut globs = Keyring::new();
+        assert!(globs.add("[fe80::1%2525.x]", ()));
+        assert_eq!(globs.keys().collect::<Vec<_>>(), ["[fe80::1%25.x]"]);
+        assert_eq!(globs.explain("a.b")[0].reason, Reason::BadPattern { label: 0 });
+        assert_eq!(
+            Reason::BadPattern { label: 1 }.to_string(),
+            "a host label of the key is a malformed glob (label 2)"
+        );
+    }
+
+    /// A target that cannot be parsed still gets the Docker Hub fallback, as in Go.
+    #[test]
+    fn unparsable_target_still_falls_back() {
+        let keyring = pod_keyring(&[("S1", "https://index.docker.io/v1/")]);
+        assert_eq!(keyring.lookup("foo/%zz"), ["S1"]);
+    }
+
+    /// (key as written, substrings the lint must contain), covering spec 2.J policy (5), §6 item 4 and §7.
+    #[rustfmt::skip]
+    const LINT_CASES: &[(&str, &[&str])] = &[
+        ("reg?.example.com", &["`?` is not a wildcard", "stores `reg`", "did you mean `reg*.example.com`?"]),
+        ("reg.example.com#team", &["`#` starts a URL fragment", "stores `reg.example.com`"]),
+        ("HTTPS://registry.example.com", &["scheme `HTTPS://`", "did you mean `registry.example.com`?"]),
+        ("oci://registry.example.com", &["scheme `oci://`"]),
+        ("https://https://reg.example.com", &["written twice", "did you mean `reg.example.com`?"]),
+        ("registry.example.com/v2", &["`/v2` without a trailing slash", "did you mean `registry.example.com`?"]),
+        ("https://index.docker.io/v1", &["did you mean `https://index.docker.io/v1/`?"]),
+        ("registry.example.com:*", &["drops this key", "ports cannot be wildcards"]),
+        ("host:abc", &["drops this key"]),
+        ("re[g].x.com", &["drops this key", "brackets"]),
+        ("x[fc00::1]:5000", &["not portable", "silently drop the text before `[`", "stores `[fc00::1]:5000`"]),
+        ("[fc00::1]", &["without a port never matches"]),
+        ("fc00::1:5000", &["extra colons"]),
+        ("hub.docker.com", &["hub.docker.com", "https://index.docker.io/v1/"]),
+        ("registry-1.docker.io", &["registry-1.docker.io/"]),
+        ("index.docker.io/myorg", &["exact key `index.docker.io`", "did you mean `docker.io/myorg`?"]),
+        ("*.docker.io", &["never spans"]),
+        ("Registry.Example.com/Team", &["upper-case", "did you mean `registry.example.com/Team`?"]),
+        ("example.com/team/*", &["literal", "did you mean `example.com/team/`?"]),
+        ("?.x.com", &["empty string"]),
+        ("reg.example.com/a%25zz", &["fails to parse again"]),
+        ("reg.example.com/%ff", &["can never match"]),
+        ("user@registry.example.com", &["userinfo"]),
+    ];
+
+    #[test]
+    fn lint_flags_dead_keys() {
+        for &(key, needles) in LINT_CASES {
+            let notes = lint_key(key);
+            for needle in needles {
+                assert!(notes.iter().any(|n| n.contains(needle)), "lint_key({key:?}) = {notes:#?}, want {needle:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn lint_accepts_good_keys() {
+        for key in [
+            "https://index.docker.io/v1/",
+            "index.docker.io",
+            "docker.io",
+            "docker.io/library",
+            "registry.example.com",
+            "https://registry.example.com:5000/v2/",
+            "*.example.com/team",
+            "[fc00::1]:5000/team", // brackets still get the portability note, checked below
+            "10.0.0.*:5000",
+            "localhost:5000",
+        ] {
+            let notes = lint_key(key);
+            let unexpected: Vec<_> = notes.iter().filter(|n| !n.contains("not portable")).collect();
+            assert!(unexpected.is_empty(), "lint_key({key:?}) = {notes:#?}");
+        }
+        assert!(lint_key("[fc00::1]:5000").iter().any(|n| n.contains("not portable")));
+    }
+
+    /// Lint text never repeats userinfo from the key.
+    #[test]
+    fn lint_never_echoes_userinfo() {
+        for key in [
+            "alice:s3cret@reg?.example.com",
+            "https://alice:s3cret@Reg.example.com/v2",
+            "alice:s3cret@host:abc",
+            "HTTPS://alice:s3cret@x.com#y",
+        ] {
+            for note in lint_key(key) {
+                assert!(!note.contains("s3cret") && !note.contains("alice"), "{key:?}: {note}");
+            }
+        }
+    }
+}

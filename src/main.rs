@@ -1,0 +1,102 @@
+//! The binary: parse the command line, set up logging, run the command, map errors to exit codes (CONTRACT.md:
+//! 0 success, 1 the command found a problem, 2 unusable input or flags).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use kube::CustomResourceExt;
+use pullsecret_injector::certs;
+use pullsecret_injector::cli::{Cli, Command, LogArgs, LogFormat, ServeCmd};
+use pullsecret_injector::crd::ClusterPullSecret;
+use pullsecret_injector::offline::{self, MutateArgs};
+use pullsecret_injector::serve::{self, ServeOptions};
+use pullsecret_injector::server::Limits;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    let result: Result<(), (u8, String)> = match &cli.command {
+        Command::Mutate(cmd) => offline::mutate(
+            &MutateArgs {
+                secrets: &cmd.secrets.secrets,
+                file: &cmd.file,
+                output: cmd.output,
+                namespace: &cmd.namespace,
+                policy: &cmd.policy.policy(),
+            },
+            &mut stdout,
+            &mut stderr,
+        )
+        .map_err(|e| (e.exit_code(), e.to_string())),
+        Command::Explain(cmd) => {
+            offline::explain(&cmd.image, &cmd.secrets.secrets, &cmd.namespace, &cmd.listed, &mut stdout)
+                .map_err(|e| (e.exit_code(), e.to_string()))
+        }
+        Command::Serve(cmd) => run_serve(cmd),
+        Command::Certs(cmd) => run_certs(cmd),
+        Command::Crd => {
+            let crd = ClusterPullSecret::crd();
+            print!("{}", serde_yaml_ng::to_string(&crd).expect("the CRD serializes"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(args: &LogArgs) -> Result<(), (u8, String)> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .map_err(|e| (2, format!("--log-level {:?}: {e}", args.log_level)))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+fn run_serve(cmd: &ServeCmd) -> Result<(), (u8, String)> {
+    init_logging(&cmd.log)?;
+    let options = ServeOptions {
+        listen: cmd.listen,
+        admin_listen: cmd.admin_listen,
+        tls_cert: cmd.tls_cert.clone(),
+        tls_key: cmd.tls_key.clone(),
+        secrets_dir: cmd.secrets_dir.clone(),
+        policy: cmd.policy.policy(),
+        limits: Limits {
+            max_body_bytes: cmd.max_body_bytes,
+            header_read_timeout: cmd.header_read_timeout,
+            request_timeout: cmd.request_timeout,
+            max_connections: cmd.max_connections,
+        },
+        shutdown_timeout: cmd.shutdown_timeout,
+        shutdown_delay: cmd.shutdown_delay,
+        reload_interval: cmd.reload_interval,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (2, format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve::run(options)).map_err(|e| (2, e.to_string()))
+}
+
+fn run_certs(cmd: &pullsecret_injector::cli::CertsCmd) -> Result<(), (u8, String)> {
+    if cmd.dns.is_empty() && cmd.ip.is_empty() {
+        return Err((2, "certs: give at least one --dns NAME or --ip ADDR".into()));
+    }
+    if cmd.days == 0 {
+        return Err((2, "--days must be at least 1".into()));
+    }
+    let bundle = certs::generate(&cmd.dns, &cmd.ip, cmd.days).map_err(|e| (2, format!("certs: {e}")))?;
+    certs::write_bundle(&cmd.out, &bundle).map_err(|e| (2, format!("--out {}: {e}", cmd.out.display())))?;
+    eprintln!("wrote {0}/ca.crt, {0}/tls.crt, {0}/tls.key; caBundle for the webhook configuration:", cmd.out.display());
+    println!("{}", certs::ca_bundle(&bundle));
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! OpenMetrics for `/metrics`. Labels carry outcomes, kinds and resource names only: never a Secret's content,
+//! never a registry key (a key can embed a user name), never a Pod or namespace name (unbounded cardinality).
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::admission::Outcome;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: OutcomeLabel,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum OutcomeLabel {
+    patched,
+    unchanged,
+    denied,
+    skipped,
+    invalid,
+    internal_error,
+}
+
+impl From<Outcome> for OutcomeLabel {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Patched => OutcomeLabel::patched,
+            Outcome::Unchanged => OutcomeLabel::unchanged,
+            Outcome::Denied => OutcomeLabel::denied,
+            Outcome::Skipped => OutcomeLabel::skipped,
+            Outcome::Invalid => OutcomeLabel::invalid,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    pub requests: Family<OutcomeLabels, Counter>,
+    pub injected_secrets: Counter,
+    pub warnings: Counter,
+    pub latency: Histogram,
+    pub cache_objects: Family<KindLabels, Gauge>,
+    pub watch_errors: Family<KindLabels, Counter>,
+    pub source_reloads: Family<ResultLabels, Counter>,
+    pub tls_reloads: Family<ResultLabels, Counter>,
+    pub tls_not_after: Gauge,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("pullsecret_injector");
+        let requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register("admission_requests", "Admission reviews answered, by outcome", requests.clone());
+        let injected_secrets = Counter::default();
+        registry.register("injected_secrets", "Pull Secret names added to Pods", injected_secrets.clone());
+        let warnings = Counter::default();
+        registry.register("admission_warnings", "Warnings returned to API clients", warnings.clone());
+        // 25 µs .. ~0.8 s: the decision takes microseconds; the tail shows contention or a huge Pod.
+        let latency = Histogram::new(exponential_buckets(0.000_025, 2.0, 16));
+        registry.register_with_unit(
+            "admission_duration",
+            "Time to answer one admission review, body parsed to response encoded",
+            prometheus_client::registry::Unit::Seconds,
+            latency.clone(),
+        );
+        let cache_objects = Family::<KindLabels, Gauge>::default();
+        registry.register("cache_objects", "Objects held by the credential cache, by kind", cache_objects.clone());
+        let watch_errors = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "watch_errors",
+            "Errors of the Kubernetes watches (retried with backoff)",
+            watch_errors.clone(),
+        );
+        let source_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "secrets_dir_reloads",
+            "Reloads of --secrets-dir, by result (an error keeps the previous credentials)",
+            source_reloads.clone(),
+        );
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "Serving certificate reloads, by result (an error keeps the previous certificate)",
+            tls_reloads.clone(),
+        );
+        let tls_not_after = Gauge::default();
+        registry.register(
+            "tls_certificate_not_after_timestamp_seconds",
+            "Expiry of the serving certificate, as a Unix timestamp",
+            tls_not_after.clone(),
+        );
+        Self {
+            requests,
+            injected_secrets,
+            warnings,
+            latency,
+            cache_objects,
+            watch_errors,
+            source_reloads,
+            tls_reloads,
+            tls_not_after,
+            registry,
+        }
+    }
+
+    /// Counts one answered review.
+    pub fn record(&self, outcome: OutcomeLabel, injected: usize, warnings: usize, seconds: f64) {
+        self.requests.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.injected_secrets.inc_by(injected as u64);
+        self.warnings.inc_by(warnings as u64);
+        self.latency.observe(seconds);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String never fails");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_counters_with_labels() {
+        let m = Metrics::new();
+        m.record(OutcomeLabel::patched, 2, 1, 0.0001);
+        m.cache_objects.get_or_create(&KindLabels { kind: "secrets" }).set(3);
+        let text = m.encode();
+        assert!(text.contains("pullsecret_injector_admission_requests_total{outcome=\"patched\"} 1"), "{text}");
+        assert!(text.contains("pullsecret_injector_injected_secrets_total 2"), "{text}");
+        assert!(text.contains("pullsecret_injector_cache_objects{kind=\"secrets\"} 3"), "{text}");
+        assert!(text.contains("pullsecret_injector_admission_duration_seconds_count 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

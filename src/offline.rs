@@ -1,0 +1,230 @@
+//! `mutate` and `explain`: the webhook's decision on local files, with nothing sent anywhere.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::admission::{self, Outcome};
+use crate::credentials::{CredentialIndex, CredentialSource, NamespaceCredentials};
+use crate::decision::{self, PodKeyring, Policy};
+use crate::inputs::{self, InputError, Manifests};
+use crate::keyring;
+use crate::pod::{ContainerImage, ContainerKind, PodView};
+use crate::reference;
+
+impl CredentialSource for CredentialIndex {
+    fn namespace(&self, namespace: &str) -> Arc<NamespaceCredentials> {
+        self.view(namespace)
+    }
+}
+
+/// A command-line failure: exit code 2 (unusable input), or 1 (ran, found a problem).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        2
+    }
+}
+
+/// What `mutate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MutateOutput {
+    /// The patched Pod as YAML (default for a Pod).
+    Yaml,
+    /// The patched Pod as JSON.
+    Json,
+    /// The JSON patch (`[]` when nothing is added).
+    Patch,
+    /// The response AdmissionReview exactly as `serve` answers (default for an AdmissionReview).
+    Review,
+}
+
+/// Arguments of `mutate`, already parsed.
+pub struct MutateArgs<'a> {
+    pub secrets: &'a [PathBuf],
+    pub file: &'a Path,
+    pub output: Option<MutateOutput>,
+    pub namespace: &'a str,
+    pub policy: &'a Policy,
+}
+
+/// Runs `mutate`: writes the result to `out`, warnings and denials to `err`.
+pub fn mutate(args: &MutateArgs<'_>, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
+    let (label, text) = read_input(args.file)?;
+    let mut docs = inputs::parse_documents(Path::new(&label), &text)?;
+    if docs.len() != 1 {
+        return Err(CliError::Usage(format!(
+            "{label}: expected one Pod or AdmissionReview, found {} documents",
+            docs.len()
+        )));
+    }
+    let doc = docs.remove(0);
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    let (body, object, is_review) = match kind.as_str() {
+        admission::KIND => {
+            let object = doc.pointer("/request/object").cloned().unwrap_or(Value::Null);
+            (serde_json::to_vec(&doc).expect("a JSON value serializes"), object, true)
+        }
+        "Pod" => {
+            let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(args.namespace);
+            (admission::review_for_pod(&doc, namespace), doc.clone(), false)
+        }
+        other => {
+            return Err(CliError::Usage(format!(
+                "{label}: expected a Pod or an AdmissionReview, found kind {other:?}"
+            )));
+        }
+    };
+    let index = Manifests::load(args.secrets, args.namespace)?.index();
+    let reviewed = admission::review(&body, &index, args.policy);
+    if reviewed.outcome == Outcome::Invalid {
+        return Err(CliError::Usage(format!(
+            "{label}: {}",
+            reviewed.reason.unwrap_or_else(|| "invalid AdmissionReview".into())
+        )));
+    }
+    let output = args.output.unwrap_or(if is_review { MutateOutput::Review } else { MutateOutput::Yaml });
+    if output == MutateOutput::Review {
+        let value: Value = serde_json::from_slice(&reviewed.body).expect("our own response is JSON");
+        writeln!(out, "{}", serde_json::to_string_pretty(&value).expect("JSON serializes"))?;
+        return Ok(());
+    }
+
+    // Human outputs: warnings and denials go to stderr, as kubectl shows them.
+    if let Some(reason) = &reviewed.reason {
+        writeln!(err, "Warning: {}{reason}", admission::WARNING_PREFIX)?;
+    }
+    let decision = reviewed.decision.unwrap_or_default();
+    for warning in &decision.warnings {
+        writeln!(err, "Warning: {}{warning}", admission::WARNING_PREFIX)?;
+    }
+    if let Some(message) = &decision.denied {
+        writeln!(err, "Error: denied by pullsecret-injector: {message}")?;
+        return Ok(());
+    }
+    let patch = match PodView::from_value(&object) {
+        Ok(pod) => decision::patch(&pod, &decision.add),
+        Err(_) => None,
+    };
+    let patch = patch.unwrap_or_default();
+    match output {
+        MutateOutput::Patch => writeln!(out, "{}", serde_json::to_string_pretty(&patch).expect("JSON serializes"))?,
+        MutateOutput::Yaml | MutateOutput::Json => {
+            let mut pod = object;
+            json_patch::patch(&mut pod, &patch)
+                .map_err(|e| CliError::Usage(format!("{label}: the patch does not apply: {e}")))?;
+            if output == MutateOutput::Json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&pod).expect("JSON serializes"))?;
+            } else {
+                write!(out, "{}", serde_yaml_ng::to_string(&pod).expect("JSON values serialize to YAML"))?;
+            }
+        }
+        MutateOutput::Review => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn read_input(file: &Path) -> Result<(String, String), CliError> {
+    if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| CliError::Usage(format!("stdin: cannot read: {e}")))?;
+        return Ok(("stdin".into(), text));
+    }
+    let text =
+        std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("{}: cannot read: {e}", file.display())))?;
+    Ok((file.display().to_string(), text))
+}
+
+/// Runs `explain`: why IMAGE gets (or does not get) each credential in NAMESPACE.
+pub fn explain(
+    image: &str,
+    secrets: &[PathBuf],
+    namespace: &str,
+    listed: &[String],
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let index = Manifests::load(secrets, namespace)?.index();
+    let view = index.view(namespace);
+    writeln!(out, "Image:      {image}")?;
+    let target = match reference::parse_normalized_named(image) {
+        Ok(r) => r.name(),
+        Err(e) => {
+            writeln!(out, "Lookup:     none: the kubelet refuses this reference ({e}): InvalidImageName")?;
+            return Ok(());
+        }
+    };
+    writeln!(out, "Lookup:     {target}   (the name the kubelet matches keys against)")?;
+    writeln!(
+        out,
+        "Namespace:  {namespace}{}",
+        if view.opted_out() { "   (opted out: nothing is injected)" } else { "" }
+    )?;
+    let pod = PodView {
+        namespace: Some(namespace.to_string()),
+        images: vec![ContainerImage {
+            kind: ContainerKind::Regular,
+            container: "explain".into(),
+            image: Some(image.into()),
+        }],
+        pull_secrets: Some(listed.iter().map(|n| Some(n.clone())).collect()),
+        ..Default::default()
+    };
+    let mut warnings = Vec::new();
+    let keyring = PodKeyring::build(&pod, &view, !view.opted_out(), &mut warnings);
+    let verdicts = keyring.explain(&target);
+    writeln!(out)?;
+    if verdicts.is_empty() {
+        writeln!(out, "No pull Secret key in namespace {namespace}.")?;
+    } else {
+        writeln!(out, "Keys, in the kubelet's order (descending byte order of the normalized key):")?;
+    }
+    for v in &verdicts {
+        let mark = if v.matched { "MATCH   " } else { "no match" };
+        writeln!(out, "  {mark}  {:<40}  from {}  ({})", v.key, v.secrets.join(", "), v.reason)?;
+    }
+    for secret in &view.secrets {
+        if let Ok(keys) = &secret.keys {
+            for key in keys {
+                if keyring::normalize_key(key).is_none() {
+                    writeln!(
+                        out,
+                        "  dropped   {key:<40}  from {}  (not a valid URL: the kubelet drops this key)",
+                        secret.name
+                    )?;
+                }
+                for lint in keyring::lint_key(key) {
+                    writeln!(out, "  note      {key}: {lint}")?;
+                }
+            }
+        }
+    }
+    for w in &warnings {
+        writeln!(out, "  skipped   {w}")?;
+    }
+    let decision = decision::decide(&pod, &view, &Policy::default());
+    let credentials = decision.images.first().map(|i| i.credentials.clone()).unwrap_or_default();
+    writeln!(out)?;
+    if credentials.is_empty() {
+        writeln!(out, "Credentials: none: the kubelet pulls {image} anonymously.")?;
+    } else {
+        writeln!(out, "Credentials, in the order the kubelet tries them (first success wins, no anonymous retry):")?;
+        for (i, name) in credentials.iter().enumerate() {
+            writeln!(out, "  {}. {name}", i + 1)?;
+        }
+    }
+    if !decision.add.is_empty() {
+        writeln!(out, "Injected:   {}", decision.add.join(", "))?;
+    }
+    Ok(())
+}

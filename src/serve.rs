@@ -1,0 +1,163 @@
+//! `serve`: wires the certificate, the credential source, the two listeners and the shutdown sequence.
+//!
+//! Shutdown (SIGTERM or SIGINT): `/readyz` turns 503 at once; the webhook keeps answering for `--shutdown-delay`
+//! so that endpoints and load balancers stop sending to this replica (a request sent to a closed port would make
+//! the API server apply `failurePolicy: Ignore`, admitting a Pod without its Secrets); then it stops accepting and
+//! lets in-flight requests finish; the process exits 0 within `--shutdown-timeout`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+
+use crate::cache::{LiveCredentials, Readiness};
+use crate::decision::Policy;
+use crate::metrics::{Metrics, ResultLabels};
+use crate::server::{self, AppState, Limits, Shutdown};
+use crate::tls::CertStore;
+use crate::{cluster, local};
+
+/// Everything `serve` needs, from flags.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub secrets_dir: Option<PathBuf>,
+    pub policy: Policy,
+    pub limits: Limits,
+    pub shutdown_timeout: Duration,
+    pub shutdown_delay: Duration,
+    pub reload_interval: Duration,
+}
+
+/// A failure to start: exit code 2 with this one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// Runs the server until SIGTERM/SIGINT and a clean drain.
+pub async fn run(options: ServeOptions) -> Result<(), StartError> {
+    let started = Instant::now();
+    let metrics = Arc::new(Metrics::new());
+    let parts: Vec<&'static str> = match options.secrets_dir {
+        Some(_) => vec!["certificate", "secrets-dir"],
+        None => [&["certificate"][..], &cluster::SYNC_PARTS[..]].concat(),
+    };
+    let readiness = Arc::new(Readiness::waiting_for(&parts));
+    let live = Arc::new(LiveCredentials::new(metrics.clone()));
+    let (stop_tx, shutdown) = Shutdown::new();
+
+    let certs = CertStore::load(&options.tls_cert, &options.tls_key)
+        .map_err(|e| StartError(format!("--tls-cert/--tls-key: {e}")))?;
+    if let Some(t) = certs.not_after_unix() {
+        metrics.tls_not_after.set(t);
+    }
+    readiness.mark_done("certificate");
+
+    match &options.secrets_dir {
+        Some(dir) => {
+            let fingerprint = local::load(dir, &live).map_err(|e| StartError(format!("--secrets-dir: {e}")))?;
+            readiness.mark_done("secrets-dir");
+            info!(dir = %dir.display(), secrets = live.read(|i| i.secret_count()), "credentials loaded from directory");
+            tokio::spawn(local::watch(
+                dir.clone(),
+                live.clone(),
+                metrics.clone(),
+                fingerprint,
+                options.reload_interval,
+                shutdown.clone().wait(),
+            ));
+        }
+        None => {
+            let client = kube::Client::try_default().await.map_err(|e| {
+                StartError(format!(
+                    "no Kubernetes API configuration (in-cluster or KUBECONFIG): {e}; use --secrets-dir for local mode"
+                ))
+            })?;
+            let (live, readiness, metrics) = (live.clone(), readiness.clone(), metrics.clone());
+            let stop = shutdown.clone().wait();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = cluster::run(client, live, readiness, metrics) => {}
+                    _ = stop => {}
+                }
+            });
+        }
+    }
+
+    let webhook_listener = server::bind(options.listen, "--listen").await.map_err(StartError)?;
+    let admin_listener = server::bind(options.admin_listen, "--admin-listen").await.map_err(StartError)?;
+    let state = AppState {
+        credentials: live.clone(),
+        policy: Arc::new(options.policy.clone()),
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+    };
+
+    {
+        let (certs, metrics) = (certs.clone(), metrics.clone());
+        tokio::spawn(certs.clone().watch(
+            options.reload_interval,
+            shutdown.clone().wait(),
+            move |result| match result {
+                Ok(_) => {
+                    metrics.tls_reloads.get_or_create(&ResultLabels { result: "success" }).inc();
+                    if let Some(t) = certs.not_after_unix() {
+                        metrics.tls_not_after.set(t);
+                    }
+                    info!("serving certificate reloaded");
+                }
+                Err(e) => {
+                    metrics.tls_reloads.get_or_create(&ResultLabels { result: "error" }).inc();
+                    error!(error = %e, "serving certificate reload failed; still serving the previous one");
+                }
+            },
+        ));
+    }
+
+    info!(
+        listen = %webhook_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin = %admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "serving"
+    );
+    let webhook = tokio::spawn(server::serve_https(
+        webhook_listener,
+        certs.server_config(),
+        server::webhook_router(state.clone(), options.limits),
+        options.limits,
+        shutdown.clone(),
+        options.shutdown_timeout,
+    ));
+    let (admin_stop_tx, admin_shutdown) = Shutdown::new();
+    let admin = tokio::spawn(server::serve_admin(admin_listener, server::admin_router(state), admin_shutdown));
+
+    wait_for_signal().await;
+    let deadline = Instant::now() + options.shutdown_timeout;
+    readiness.start_shutdown();
+    info!(delay = ?options.shutdown_delay, "shutdown requested: not ready, draining");
+    tokio::time::sleep(options.shutdown_delay.min(options.shutdown_timeout)).await;
+    let _ = stop_tx.send(true);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if tokio::time::timeout(remaining, webhook).await.is_err() {
+        warn!("webhook did not drain before --shutdown-timeout");
+    }
+    let _ = admin_stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(1), admin).await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
