@@ -34,6 +34,9 @@ pub enum Command {
     /// Run the admission webhook (HTTPS) and its admin endpoints (HTTP).
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeCmd),
+    /// Check that each registry credential in the Secrets really authenticates (Docker Registry HTTP API v2).
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(VerifyCmd),
     /// Create a CA and a serving certificate for the webhook (development, or self-signed installs).
     #[command(after_help = CERTS_EXAMPLES)]
     Certs(CertsCmd),
@@ -47,6 +50,37 @@ const SERVE_EXAMPLES: &str = "Examples:
 
 Without --secrets-dir the credentials come from the cluster (in-cluster config or KUBECONFIG).
 Endpoints: POST https://LISTEN/mutate; GET http://ADMIN-LISTEN/healthz, /readyz, /metrics.";
+
+const VERIFY_EXAMPLES: &str = "Examples:
+  pullsecret-injector verify --secrets secrets/
+  kubectl get secrets -A --field-selector type=kubernetes.io/dockerconfigjson -o yaml > s.yaml
+  pullsecret-injector verify --secrets s.yaml --ca-file corp-ca.pem -o json
+
+Exit status: 0 when every entry is ok or skipped, 1 otherwise, 2 for unusable input.";
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyCmd {
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
+    /// Namespace of Secret manifests that do not name one.
+    #[arg(short = 'n', long = "namespace", default_value = "default", env = "PULLSECRET_INJECTOR_NAMESPACE")]
+    pub namespace: String,
+    /// Extra CA certificate(s) (PEM) to trust, for registries with a private CA.
+    #[arg(long, value_name = "FILE", env = "PULLSECRET_INJECTOR_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify registry certificates (self-signed registries). Credentials are then sent to whoever answers.
+    #[arg(long, env = "PULLSECRET_INJECTOR_INSECURE_SKIP_TLS_VERIFY")]
+    pub insecure_skip_tls_verify: bool,
+    /// Time limit of each request to a registry.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_TIMEOUT")]
+    pub timeout: Duration,
+    /// Checks run in parallel at most.
+    #[arg(long, default_value_t = 8, env = "PULLSECRET_INJECTOR_CONCURRENCY")]
+    pub concurrency: usize,
+    /// Output: `text` (a table and lint notes) or `json` (an array of {namespace, secret, registry, status, detail}).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text", env = "PULLSECRET_INJECTOR_OUTPUT")]
+    pub output: crate::verify::VerifyOutput,
+}
 
 const CERTS_EXAMPLES: &str = "Examples:
   pullsecret-injector certs --out certs --dns localhost --ip 127.0.0.1

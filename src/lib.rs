@@ -27,3 +27,4 @@ pub mod reference;
 pub mod serve;
 pub mod server;
 pub mod tls;
+pub mod verify;

@@ -14,8 +14,8 @@ use pullsecret_injector::server::Limits;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr().lock();
+    // Locked only by the offline commands: a lock held here would block every other thread that logs.
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     let result: Result<(), (u8, String)> = match &cli.command {
         Command::Mutate(cmd) => offline::mutate(
             &MutateArgs {
@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         }
         Command::Serve(cmd) => run_serve(cmd),
         Command::Certs(cmd) => run_certs(cmd),
+        Command::Verify(cmd) => run_verify(cmd),
         Command::Crd => {
             let crd = ClusterPullSecret::crd();
             print!("{}", serde_yaml_ng::to_string(&crd).expect("the CRD serializes"));
@@ -53,7 +54,11 @@ fn main() -> ExitCode {
 fn init_logging(args: &LogArgs) -> Result<(), (u8, String)> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .map_err(|e| (2, format!("--log-level {:?}: {e}", args.log_level)))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match args.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Text => builder.init(),
@@ -99,4 +104,28 @@ fn run_certs(cmd: &pullsecret_injector::cli::CertsCmd) -> Result<(), (u8, String
     eprintln!("wrote {0}/ca.crt, {0}/tls.crt, {0}/tls.key; caBundle for the webhook configuration:", cmd.out.display());
     println!("{}", certs::ca_bundle(&bundle));
     Ok(())
+}
+
+fn run_verify(cmd: &pullsecret_injector::cli::VerifyCmd) -> Result<(), (u8, String)> {
+    use pullsecret_injector::inputs::Manifests;
+    use pullsecret_injector::verify::{self, VerifyOptions};
+    let manifests = Manifests::load(&cmd.secrets.secrets, &cmd.namespace).map_err(|e| (2, e.to_string()))?;
+    if cmd.insecure_skip_tls_verify {
+        eprintln!("{}", verify::INSECURE_WARNING);
+    }
+    let options = VerifyOptions {
+        ca_file: cmd.ca_file.clone(),
+        insecure_skip_tls_verify: cmd.insecure_skip_tls_verify,
+        timeout: cmd.timeout,
+        concurrency: cmd.concurrency.max(1),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (2, format!("cannot start the async runtime: {e}")))?;
+    let results = runtime.block_on(verify::verify(&manifests.secrets, &options)).map_err(|e| (2, e.to_string()))?;
+    let lint = verify::lint(&manifests.secrets);
+    verify::render(&results, &lint, cmd.output, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+        .map_err(|e| (2, format!("cannot write the report: {e}")))?;
+    if verify::all_ok(&results) { Ok(()) } else { Err((1, "some credentials do not work (see above)".into())) }
 }

@@ -1,0 +1,699 @@
+//! `verify` against real registries, and proof with a real client that `mutate` injects the right Secret.
+//!
+//! The registry is Debian's `docker-registry` (the Distribution project's registry 2.x), started per test on
+//! 127.0.0.1 with a free port, a temporary storage directory, htpasswd (bcrypt) or token authentication, and TLS
+//! from a CA made here with rcgen. `make test` installs it (tests/install-deps.sh); without it these tests say
+//! so on stderr and pass vacuously. The skopeo test likewise needs `/usr/bin/skopeo`.
+//!
+//! Every Secret in these tests carries the same username and password; only the registry key differs, so
+//! whatever distinguishes the outcomes is the key matching, as it is for the kubelet.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SigningKey as _,
+};
+use serde_json::{Value, json};
+
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+const SKOPEO_BIN: &str = "/usr/bin/skopeo";
+const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
+
+const USER: &str = "alice";
+const PASSWORD: &str = "pull-secret-test-Pa55";
+const WRONG_PASSWORD: &str = "not-the-Pa55word";
+/// `alice:bcrypt(PASSWORD)` at cost 5 (cheap on purpose). Distribution accepts only bcrypt; made once with
+/// `perl -e 'print crypt("pull-secret-test-Pa55", "$2b$05$" . SALT22)'` (libxcrypt), which is what
+/// `htpasswd -nbB -C 5 alice pull-secret-test-Pa55` prints too. The `ok` cases below prove it is right.
+const HTPASSWD: &str = "alice:$2b$05$aCKo1hOoz8qOC6qVWATQPuhdAvJCzcL6L2/OQ7iBEj9oZajiLimRG\n";
+
+/// How long a registry may take to answer its first `GET /v2/`.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+// --- Availability ----------------------------------------------------------------------------------
+
+fn have(binary: &str) -> bool {
+    let present = Path::new(binary).is_file();
+    if !present {
+        eprintln!("SKIPPED: {binary} is not installed (`make test-deps` installs it); this test checks nothing");
+    }
+    present
+}
+
+// --- Certificates ----------------------------------------------------------------------------------
+
+/// A CA and a serving certificate for 127.0.0.1 and localhost, as PEM files in `dir`.
+struct Pki {
+    ca_file: PathBuf,
+    /// A directory with only `ca.crt`, as skopeo's `--cert-dir` wants it.
+    ca_dir: PathBuf,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+fn ca(name: &str) -> (CertificateParams, KeyPair, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let pem = params.self_signed(&key).unwrap().pem();
+    (params, key, pem)
+}
+
+fn pki(dir: &Path) -> Pki {
+    let (ca_params, ca_key, ca_pem) = ca("pullsecret-injector verify test CA");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "test registry");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, &issuer).unwrap();
+
+    let ca_dir = dir.join("ca");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    let pki =
+        Pki { ca_file: ca_dir.join("ca.crt"), ca_dir, cert_file: dir.join("tls.crt"), key_file: dir.join("tls.key") };
+    std::fs::write(&pki.ca_file, ca_pem).unwrap();
+    std::fs::write(&pki.cert_file, cert.pem()).unwrap();
+    std::fs::write(&pki.key_file, key.serialize_pem()).unwrap();
+    pki
+}
+
+// --- The registry ----------------------------------------------------------------------------------
+
+enum Auth<'a> {
+    Htpasswd,
+    /// Distribution's token authentication: `realm` issues JWTs signed by a certificate of `root_bundle`.
+    Token {
+        realm: &'a str,
+        root_bundle: &'a Path,
+    },
+}
+
+/// A running `docker-registry`, killed on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+    /// stdout and stderr of the registry.
+    log: PathBuf,
+}
+
+impl Registry {
+    /// Starts a registry in `dir/NAME` and waits until `GET /v2/` answers. `tls: None` serves plain HTTP.
+    fn start(dir: &Path, name: &str, tls: Option<&Pki>, auth: Auth<'_>) -> Self {
+        let root = dir.join(name);
+        std::fs::create_dir_all(root.join("storage")).unwrap();
+        let port = free_port();
+        let tls_section = tls.map_or_else(String::new, |pki| {
+            format!("  tls:\n    certificate: {}\n    key: {}\n", pki.cert_file.display(), pki.key_file.display())
+        });
+        let auth_section = match auth {
+            Auth::Htpasswd => {
+                let htpasswd = root.join("htpasswd");
+                std::fs::write(&htpasswd, HTPASSWD).unwrap();
+                format!("  htpasswd:\n    realm: test-registry\n    path: {}\n", htpasswd.display())
+            }
+            Auth::Token { realm, root_bundle } => format!(
+                "  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    \
+                 rootcertbundle: {}\n",
+                root_bundle.display()
+            ),
+        };
+        let config = format!(
+            "version: 0.1\n\
+             log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {storage}\n\
+             \x20 maintenance:\n    uploadpurging:\n      enabled: false\n\
+             http:\n  addr: 127.0.0.1:{port}\n{tls_section}\
+             auth:\n{auth_section}",
+            storage = root.join("storage").display(),
+        );
+        let config_file = root.join("config.yml");
+        std::fs::write(&config_file, config).unwrap();
+        let log = root.join("registry.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&config_file)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let mut registry = Registry { child, port, log };
+        registry.wait_until_ready(tls.is_some());
+        registry
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Polls `GET /v2/` until any HTTP answer (401 with auth on), bounded by [`START_TIMEOUT`].
+    fn wait_until_ready(&mut self, tls: bool) {
+        let url = format!("{}://{}/v2/", if tls { "https" } else { "http" }, self.host());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        // Readiness only: the certificate is what the tests themselves check.
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .no_proxy()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if runtime.block_on(async { client.get(&url).send().await }).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("docker-registry exited ({status}) before answering:\n{}", self.logs());
+            }
+            assert!(Instant::now() < deadline, "docker-registry did not answer {url} in time:\n{}", self.logs());
+            // The poll interval while the process starts, not a guess at how long starting takes.
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// What the registry printed, for failure messages.
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A port that was free a moment ago (the registry binds it itself).
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+// --- Secrets and the binary ------------------------------------------------------------------------
+
+fn basic(user: &str, password: &str) -> String {
+    STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret with one entry.
+fn pull_secret(namespace: &str, name: &str, key: &str, password: &str) -> Value {
+    let payload = json!({ "auths": { key: { "auth": basic(USER, password) } } });
+    secret_manifest(namespace, name, "kubernetes.io/dockerconfigjson", ".dockerconfigjson", &payload.to_string())
+}
+
+fn secret_manifest(namespace: &str, name: &str, type_: &str, data_key: &str, payload: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": name, "namespace": namespace },
+        "type": type_,
+        "data": { data_key: STANDARD.encode(payload) },
+    })
+}
+
+/// Writes manifests as one multi-document YAML file.
+fn write_manifests(path: &Path, manifests: &[Value]) {
+    let documents: Vec<String> = manifests.iter().map(|m| serde_yaml_ng::to_string(m).unwrap()).collect();
+    std::fs::write(path, documents.join("---\n")).unwrap();
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    // Everything here is on loopback: a proxy set in the environment must not be asked.
+    let output = Command::new(BIN).args(args).env("NO_PROXY", "127.0.0.1,localhost").stdin(Stdio::null()).output();
+    let output = output.unwrap();
+    Run {
+        code: output.status.code().expect("not killed by a signal"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Runs `verify -o json` and returns the exit code and (secret, registry, status, detail) rows.
+fn verify_json(secrets: &Path, extra: &[&str]) -> (i32, Vec<(String, String, String, String)>) {
+    let mut args = vec!["verify", "--secrets", secrets.to_str().unwrap(), "-o", "json", "--timeout", "5s"];
+    args.extend_from_slice(extra);
+    let run = run(&args);
+    let rows: Vec<Value> = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("verify -o json printed no JSON array ({e}): {}\n{}", run.stdout, run.stderr));
+    let rows = rows
+        .iter()
+        .map(|row| {
+            // Exactly CONTRACT.md's fields; every Secret of these tests lives in team-a.
+            let mut fields: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+            fields.sort_unstable();
+            assert_eq!(fields, ["detail", "namespace", "registry", "secret", "status"], "{row}");
+            assert_eq!(row["namespace"], "team-a", "{row}");
+            let field = |name: &str| row[name].as_str().unwrap_or_else(|| panic!("{name} missing: {row}")).to_owned();
+            (field("secret"), field("registry"), field("status"), field("detail"))
+        })
+        .collect::<Vec<_>>();
+    for (_, _, _, detail) in &rows {
+        assert_no_credentials(detail);
+    }
+    assert_no_credentials(&run.stderr);
+    (run.code, rows)
+}
+
+/// The promise that no password, `auth` string or token is ever printed.
+fn assert_no_credentials(text: &str) {
+    for secret in [PASSWORD, WRONG_PASSWORD, &basic(USER, PASSWORD), &basic(USER, WRONG_PASSWORD)] {
+        assert!(!text.contains(secret), "a credential was printed: {text}");
+    }
+    assert!(!text.contains("eyJ"), "something like a JWT was printed: {text}");
+}
+
+fn status_of<'a>(rows: &'a [(String, String, String, String)], secret: &str) -> (&'a str, &'a str) {
+    let row = rows.iter().find(|r| r.0 == secret).unwrap_or_else(|| panic!("no row for {secret}: {rows:#?}"));
+    (row.2.as_str(), row.3.as_str())
+}
+
+// --- verify ----------------------------------------------------------------------------------------
+
+/// One run over every kind of entry: right and wrong password on a TLS registry, a plain-HTTP registry, a
+/// stopped registry, a wildcard key, an undecodable Secret, a non-pull Secret. Exit 1 because some fail.
+#[test]
+fn verify_reports_each_status_against_real_registries() {
+    if !have(REGISTRY_BIN) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let tls = Registry::start(dir.path(), "tls", Some(&pki), Auth::Htpasswd);
+    let plain = Registry::start(dir.path(), "plain", None, Auth::Htpasswd);
+    let stopped_host = Registry::start(dir.path(), "stopped", Some(&pki), Auth::Htpasswd).host();
+
+    let plain_key = format!("http://{}", plain.host());
+    let legacy = json!({ plain_key.clone(): { "username": USER, "password": PASSWORD } });
+    let secrets = dir.path().join("secrets.yaml");
+    write_manifests(
+        &secrets,
+        &[
+            pull_secret("team-a", "good", &tls.host(), PASSWORD),
+            pull_secret("team-a", "wrong-password", &format!("https://{}/v2/", tls.host()), WRONG_PASSWORD),
+            // The legacy type, and plain HTTP because the key says http://.
+            secret_manifest("team-a", "plain-http", "kubernetes.io/dockercfg", ".dockercfg", &legacy.to_string()),
+            pull_secret("team-a", "stopped", &stopped_host, PASSWORD),
+            // Scheme mistakes: HTTPS to a plain-HTTP registry, plain HTTP to a TLS one.
+            pull_secret("team-a", "https-to-plain", &plain.host(), PASSWORD),
+            pull_secret("team-a", "http-to-tls", &format!("http://{}", tls.host()), PASSWORD),
+            pull_secret("team-a", "wildcard", "*.registry.example", PASSWORD),
+            secret_manifest(
+                "team-a",
+                "undecodable",
+                "kubernetes.io/dockerconfigjson",
+                ".dockerconfigjson",
+                r#"{"auths":{"127.0.0.1":{"auth":"not base64!"}}}"#,
+            ),
+            secret_manifest("team-a", "opaque", "Opaque", ".dockerconfigjson", r#"{"auths":{"x.io":{}}}"#),
+        ],
+    );
+
+    let (code, rows) = verify_json(&secrets, &["--ca-file", pki.ca_file.to_str().unwrap()]);
+    let summary: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str())).collect();
+    let wrong_key = format!("https://{}/v2/", tls.host());
+    assert_eq!(
+        summary,
+        vec![
+            ("good", tls.host().as_str(), "ok"),
+            ("wrong-password", wrong_key.as_str(), "unauthorized"),
+            ("plain-http", plain_key.as_str(), "ok"),
+            ("stopped", stopped_host.as_str(), "unreachable"),
+            ("https-to-plain", plain.host().as_str(), "tls-error"),
+            ("http-to-tls", format!("http://{}", tls.host()).as_str(), "error"),
+            ("wildcard", "*.registry.example", "skipped"),
+            ("undecodable", "", "invalid-secret"),
+        ],
+        "{rows:#?}"
+    );
+    assert_eq!(code, 1, "failed entries exit 1");
+    assert_eq!(status_of(&rows, "good").1, "authenticated as user \"alice\" (Basic)");
+    assert!(status_of(&rows, "wrong-password").1.contains("rejected the credentials of user \"alice\" (HTTP 401)"));
+    assert!(status_of(&rows, "stopped").1.contains("cannot connect"), "{rows:#?}");
+    assert!(status_of(&rows, "https-to-plain").1.contains("write the key as http://"), "{rows:#?}");
+    assert!(status_of(&rows, "http-to-tls").1.contains("write the key without http://"), "{rows:#?}");
+    assert!(status_of(&rows, "undecodable").1.contains(".dockerconfigjson"), "{rows:#?}");
+}
+
+/// An unknown CA is a tls-error; `--ca-file` with the right CA makes it ok (exit 0), with another CA it stays a
+/// tls-error, and `--insecure-skip-tls-verify` skips the check. Unusable flags exit 2 with one line naming them.
+#[test]
+fn tls_trust_follows_the_ca_file() {
+    if !have(REGISTRY_BIN) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let registry = Registry::start(dir.path(), "tls", Some(&pki), Auth::Htpasswd);
+    let secrets = dir.path().join("secrets.yaml");
+    write_manifests(&secrets, &[pull_secret("team-a", "good", &registry.host(), PASSWORD)]);
+    let other_ca = dir.path().join("other-ca.crt");
+    std::fs::write(&other_ca, ca("some other CA").2).unwrap();
+
+    let (code, rows) = verify_json(&secrets, &[]);
+    assert_eq!((code, status_of(&rows, "good").0), (1, "tls-error"), "{rows:#?}");
+    assert!(status_of(&rows, "good").1.contains("unknown authority"), "{rows:#?}");
+
+    let (code, rows) = verify_json(&secrets, &["--ca-file", other_ca.to_str().unwrap()]);
+    assert_eq!((code, status_of(&rows, "good").0), (1, "tls-error"), "{rows:#?}");
+
+    let (code, rows) = verify_json(&secrets, &["--ca-file", pki.ca_file.to_str().unwrap()]);
+    assert_eq!((code, status_of(&rows, "good").0), (0, "ok"), "{rows:#?}");
+
+    let (code, rows) = verify_json(&secrets, &["--insecure-skip-tls-verify"]);
+    assert_eq!((code, status_of(&rows, "good").0), (0, "ok"), "{rows:#?}");
+
+    // The text table, for people.
+    let text = run(&["verify", "--secrets", secrets.to_str().unwrap(), "--ca-file", pki.ca_file.to_str().unwrap()]);
+    assert_eq!(text.code, 0, "{}{}", text.stdout, text.stderr);
+    let row = text.stdout.lines().find(|l| l.starts_with("team-a/good")).expect(&text.stdout);
+    assert!(row.contains(&registry.host()) && row.contains(" ok ") && row.contains("(Basic)"), "{row}");
+}
+
+#[test]
+fn unusable_flags_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.yaml");
+    write_manifests(&secrets, &[pull_secret("team-a", "good", "127.0.0.1:1", PASSWORD)]);
+    let missing = dir.path().join("missing-ca.crt");
+    let not_pem = dir.path().join("not-pem.crt");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    for ca_file in [&missing, &not_pem] {
+        let run = run(&["verify", "--secrets", secrets.to_str().unwrap(), "--ca-file", ca_file.to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+        assert!(run.stderr.contains("--ca-file") && run.stderr.contains(ca_file.to_str().unwrap()), "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+}
+
+// --- Bearer tokens ---------------------------------------------------------------------------------
+
+const TOKEN_SERVICE: &str = "verify-test-registry";
+const TOKEN_ISSUER: &str = "verify-test-issuer";
+
+/// A token service as Distribution's token authentication expects it: `GET /token?service=..` with Basic
+/// credentials answers `{"token": JWT}`, the JWT signed (ES256) by a certificate that chains to the registry's
+/// `rootcertbundle` and carried in the `x5c` header.
+struct TokenService {
+    runtime: tokio::runtime::Runtime,
+    realm: String,
+    root_bundle: PathBuf,
+}
+
+fn token_service(dir: &Path) -> TokenService {
+    let (ca_params, ca_key, ca_pem) = ca("token signing CA");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let signing_key = std::sync::Arc::new(KeyPair::generate().unwrap());
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "token signer");
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let signing_cert = params.signed_by(signing_key.as_ref(), &issuer).unwrap();
+    let x5c = STANDARD.encode(signing_cert.der());
+    let root_bundle = dir.join("token-ca.crt");
+    std::fs::write(&root_bundle, ca_pem).unwrap();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).unwrap();
+    let address: SocketAddr = listener.local_addr().unwrap();
+    let expected = format!("Basic {}", basic(USER, PASSWORD));
+    let handler = move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
+        let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
+        let right_service = uri.query().unwrap_or("").split('&').any(|p| p == format!("service={TOKEN_SERVICE}"));
+        let answer = if authorized && right_service {
+            let jwt = sign_jwt(&signing_key, &x5c);
+            (axum::http::StatusCode::OK, json!({ "token": jwt, "expires_in": 300 }).to_string())
+        } else {
+            (axum::http::StatusCode::UNAUTHORIZED, json!({ "details": "bad credentials" }).to_string())
+        };
+        async move { answer }
+    };
+    let app = axum::Router::new().route("/token", axum::routing::get(handler));
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TokenService { runtime, realm: format!("http://{address}/token"), root_bundle }
+}
+
+/// A JWT as Distribution 2.x verifies it (`registry/auth/token`): ES256 over `header.claims`, the signature as
+/// the raw 64-byte r||s (JWS), not the DER that rcgen's signer returns.
+fn sign_jwt(key: &KeyPair, x5c: &str) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let header = json!({ "typ": "JWT", "alg": "ES256", "x5c": [x5c] });
+    let claims = json!({
+        "iss": TOKEN_ISSUER, "sub": USER, "aud": TOKEN_SERVICE,
+        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", rand_suffix()), "access": [],
+    });
+    let signing_input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let der = key.sign(signing_input.as_bytes()).unwrap();
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(ecdsa_der_to_raw(&der)))
+}
+
+fn rand_suffix() -> u32 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos()
+}
+
+/// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` (short lengths: P-256) to 32-byte r || 32-byte s.
+fn ecdsa_der_to_raw(der: &[u8]) -> Vec<u8> {
+    assert_eq!(der[0], 0x30, "a DER sequence");
+    let mut rest = &der[2..];
+    let mut raw = Vec::with_capacity(64);
+    for _ in 0..2 {
+        assert_eq!(rest[0], 0x02, "a DER integer");
+        let len = usize::from(rest[1]);
+        let value = &rest[2..2 + len];
+        let value = &value[value.iter().take_while(|b| **b == 0).count()..];
+        raw.extend(std::iter::repeat_n(0, 32 - value.len()));
+        raw.extend_from_slice(value);
+        rest = &rest[2 + len..];
+    }
+    raw
+}
+
+/// The Bearer flow against Distribution's real token authentication: the registry challenges with a realm,
+/// `verify` gets a JWT there with Basic credentials, and the registry accepts it only if it is genuine.
+#[test]
+fn verify_follows_bearer_token_challenges() {
+    if !have(REGISTRY_BIN) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let tokens = token_service(dir.path());
+    let registry = Registry::start(
+        dir.path(),
+        "token",
+        Some(&pki),
+        Auth::Token { realm: &tokens.realm, root_bundle: &tokens.root_bundle },
+    );
+    let secrets = dir.path().join("secrets.yaml");
+    write_manifests(
+        &secrets,
+        &[
+            pull_secret("team-a", "good", &registry.host(), PASSWORD),
+            pull_secret("team-a", "wrong-password", &registry.host(), WRONG_PASSWORD),
+        ],
+    );
+    let (code, rows) = verify_json(&secrets, &["--ca-file", pki.ca_file.to_str().unwrap()]);
+    let token_host = tokens.realm.trim_start_matches("http://").trim_end_matches("/token");
+    assert_eq!(
+        status_of(&rows, "good"),
+        ("ok", format!("authenticated as user \"alice\" (Bearer token from {token_host})").as_str()),
+        "{rows:#?}\n{}",
+        registry.logs()
+    );
+    let (status, detail) = status_of(&rows, "wrong-password");
+    assert_eq!(status, "unauthorized", "{rows:#?}");
+    assert!(detail.starts_with(&format!("token endpoint {token_host} rejected the credentials")), "{detail}");
+    assert_eq!(code, 1);
+
+    // The registry really checks the token: a self-consistent one whose certificate does not chain to the
+    // registry's bundle is refused.
+    let forger = KeyPair::generate().unwrap();
+    let forger_cert = CertificateParams::new(Vec::<String>::new()).unwrap().self_signed(&forger).unwrap();
+    let forged = sign_jwt(&forger, &STANDARD.encode(forger_cert.der()));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&pki.ca_file).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://{}/v2/", registry.host());
+    let status = tokens.runtime.block_on(async { client.get(&url).bearer_auth(forged).send().await.unwrap().status() });
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+}
+
+// --- mutate's choice, checked by a real client -----------------------------------------------------
+
+/// Writes an OCI image layout holding one tiny image tagged `1`: an empty layer tar, a config, a manifest.
+fn write_oci_layout(dir: &Path) {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let add_blob = |bytes: &[u8]| {
+        let digest = sha256_hex(bytes);
+        std::fs::write(blobs.join(&digest), bytes).unwrap();
+        json!({ "digest": format!("sha256:{digest}"), "size": bytes.len() })
+    };
+    // An empty tar archive: two zero blocks.
+    let layer = add_blob(&[0u8; 1024]);
+    let config = json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": { "type": "layers", "diff_ids": [layer["digest"]] },
+    });
+    let config = add_blob(config.to_string().as_bytes());
+    // A blob's {digest, size} plus its media type.
+    let descriptor = |media_type: &str, blob: &Value| {
+        let mut descriptor = blob.clone();
+        descriptor["mediaType"] = json!(media_type);
+        descriptor
+    };
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
+        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", &layer)],
+    });
+    let manifest = add_blob(manifest.to_string().as_bytes());
+    let mut entry = descriptor("application/vnd.oci.image.manifest.v1+json", &manifest);
+    entry["annotations"] = json!({ "org.opencontainers.image.ref.name": "1" });
+    let index = json!({ "schemaVersion": 2, "manifests": [entry] });
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// SHA-256 by coreutils' `sha256sum` (the project has no hashing crate, and this is test-only).
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+}
+
+/// skopeo with a private HOME and runtime dir, so no auth file of the machine is ever consulted.
+fn skopeo(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(SKOPEO_BIN)
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_RUNTIME_DIR", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The proof that `mutate`'s choice is right: an image is pushed to a registry that requires authentication;
+/// of three Secrets with the same valid username and password (keys: the registry, another registry, the right
+/// host with a wrong port), `mutate` injects exactly the one whose key names the registry, and a real client
+/// (skopeo) given each Secret as its auth file can read the image with that one only.
+#[test]
+fn mutate_injects_the_secret_a_real_client_can_pull_with() {
+    if !have(REGISTRY_BIN) || !have(SKOPEO_BIN) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let pki = pki(dir.path());
+    let registry = Registry::start(dir.path(), "tls", Some(&pki), Auth::Htpasswd);
+    let image = format!("{}/demo/app:1", registry.host());
+    let cert_dir = pki.ca_dir.to_str().unwrap();
+
+    let layout = dir.path().join("layout");
+    write_oci_layout(&layout);
+    let creds = format!("{USER}:{PASSWORD}");
+    let pushed = skopeo(
+        &home,
+        &[
+            "--insecure-policy",
+            "copy",
+            "--dest-creds",
+            &creds,
+            "--dest-cert-dir",
+            cert_dir,
+            &format!("oci:{}:1", layout.display()),
+            &format!("docker://{image}"),
+        ],
+    );
+    assert!(pushed.status.success(), "skopeo copy: {}\n{}", String::from_utf8_lossy(&pushed.stderr), registry.logs());
+
+    let wrong_port = loop {
+        let port = free_port();
+        if port != registry.port {
+            break port;
+        }
+    };
+    let candidates = [
+        ("right-registry", registry.host()),
+        ("other-registry", "registry.example.com".to_owned()),
+        ("wrong-port", format!("127.0.0.1:{wrong_port}")),
+    ];
+    let secrets_dir = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets_dir).unwrap();
+    for (name, key) in &candidates {
+        write_manifests(&secrets_dir.join(format!("{name}.yaml")), &[pull_secret("default", name, key, PASSWORD)]);
+    }
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: demo\n  namespace: default\n\
+             spec:\n  containers:\n  - name: app\n    image: {image}\n"
+        ),
+    )
+    .unwrap();
+    let mutated =
+        run(&["mutate", "--secrets", secrets_dir.to_str().unwrap(), "-f", pod.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(mutated.code, 0, "{}", mutated.stderr);
+    let pod: Value = serde_json::from_str(&mutated.stdout).unwrap();
+    let injected: Vec<&str> = pod["spec"]["imagePullSecrets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no imagePullSecrets: {pod}"))
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(injected, ["right-registry"]);
+
+    let inspect = |auth: &[&str]| {
+        let reference = format!("docker://{image}");
+        let mut args = vec!["inspect", "--cert-dir", cert_dir];
+        args.extend_from_slice(auth);
+        args.push(&reference);
+        skopeo(&home, &args)
+    };
+    for (name, _) in &candidates {
+        // The Secret's .dockerconfigjson is an auth file as it stands.
+        let text = std::fs::read_to_string(secrets_dir.join(format!("{name}.yaml"))).unwrap();
+        let manifest: Value = serde_yaml_ng::from_str(&text).unwrap();
+        let config = STANDARD.decode(manifest["data"][".dockerconfigjson"].as_str().unwrap()).unwrap();
+        let auth_file = dir.path().join(format!("{name}.auth.json"));
+        std::fs::write(&auth_file, config).unwrap();
+        let output = inspect(&["--authfile", auth_file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if injected.contains(name) {
+            assert!(output.status.success(), "{name}: skopeo inspect failed: {stderr}");
+            let inspected: Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(inspected["Name"], format!("{}/demo/app", registry.host()), "{inspected}");
+        } else {
+            assert!(!output.status.success(), "{name}: skopeo read the image with a Secret that was not injected");
+            assert!(stderr.contains("unauthorized") || stderr.contains("authentication required"), "{name}: {stderr}");
+        }
+    }
+    let anonymous = inspect(&["--no-creds"]);
+    assert!(!anonymous.status.success(), "the registry served the image anonymously: the test proves nothing");
+}
