@@ -59,7 +59,10 @@ mkdir -p "$tree/certs" "$work/out"
 cp -R "$repo/manifests" "$tree/manifests"
 
 service_dns=pullsecret-injector.pullsecret-injector.svc
-if [[ -f $repo/certs/ca.crt && -f $repo/certs/tls.crt && -f $repo/certs/tls.key ]]; then
+# Use the repository's certs/ only when they are made for the in-cluster Service name (`make certs`); the
+# localhost-only certificates of `make run` would fail the SAN check below for a reason that is not a manifest bug.
+if [[ -f $repo/certs/ca.crt && -f $repo/certs/tls.crt && -f $repo/certs/tls.key ]] \
+  && openssl x509 -in "$repo/certs/tls.crt" -noout -ext subjectAltName 2>/dev/null | grep -q 'pullsecret-injector.pullsecret-injector.svc'; then
   cp "$repo/certs/ca.crt" "$repo/certs/tls.crt" "$repo/certs/tls.key" "$tree/certs/"
   certs_origin="certs/ from make certs"
 else

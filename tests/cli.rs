@@ -1,0 +1,277 @@
+//! The offline commands through the real binary: `mutate` over every real AdmissionReview fixture, Secrets made by
+//! the real `kubectl create secret docker-registry`, `explain`, exit codes, and the generated CRD.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission")
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let input = stdin.unwrap_or("").to_string();
+    let mut pipe = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A Secret manifest as `kubectl create secret docker-registry --dry-run=client -o yaml` writes it.
+fn kubectl_secret(dir: &Path, namespace: &str, name: &str, server: &str) {
+    let out = Command::new("kubectl")
+        .args(["create", "secret", "docker-registry", name, "-n", namespace])
+        .arg(format!("--docker-server={server}"))
+        .args(["--docker-username=ci-user", "--docker-password=s3cr3t-Pa55word", "--dry-run=client", "-o", "yaml"])
+        .output()
+        .expect("kubectl is installed (make test-deps)");
+    assert!(out.status.success(), "kubectl: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.join(format!("{namespace}-{name}.yaml")), out.stdout).unwrap();
+}
+
+/// The secrets directory every fixture test uses: credentials for each fixture's registries, plus decoys.
+fn secrets_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    kubectl_secret(d, "colin-coder", "hub", "https://index.docker.io/v1/");
+    kubectl_secret(d, "colin-coder", "quay", "quay.io");
+    kubectl_secret(d, "default", "hub-library", "docker.io/library");
+    kubectl_secret(d, "default", "hub-wrong", "docker.io/nginx");
+    kubectl_secret(d, "keymaker", "ecr", "791719295754.dkr.ecr.us-east-2.amazonaws.com");
+    kubectl_secret(d, "keymaker", "gcr", "https://gcr.io");
+    kubectl_secret(d, "keymaker", "gcr-other-project", "gcr.io/other-project");
+    kubectl_secret(d, "keymaker", "ecr-other-region", "791719295754.dkr.ecr.us-west-2.amazonaws.com");
+    kubectl_secret(d, "other-tenant", "gcr", "gcr.io");
+    dir
+}
+
+/// Runs `mutate -o review` and applies the returned patch to the review's object, as the API server does.
+fn mutate_review(review: &Value, secrets: &Path, extra: &[&str]) -> (Value, Value) {
+    let mut args = vec!["mutate", "--secrets", secrets.to_str().unwrap(), "-o", "review"];
+    args.extend_from_slice(extra);
+    let out = run(&args, Some(&review.to_string()));
+    assert!(out.status.success(), "mutate failed: {}", stderr(&out));
+    let response: Value = serde_json::from_str(&stdout(&out)).expect("mutate -o review prints JSON");
+    let mut pod = review["request"]["object"].clone();
+    if let Some(patch) = response["response"]["patch"].as_str() {
+        assert_eq!(response["response"]["patchType"], "JSONPatch");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+        json_patch::patch(&mut pod, &patch).unwrap();
+    } else {
+        assert!(response["response"].get("patchType").is_none(), "no patch, no patchType");
+    }
+    (response, pod)
+}
+
+fn names(pod: &Value) -> Vec<String> {
+    pod["spec"]["imagePullSecrets"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["name"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn fixture(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn mutate_over_every_real_fixture() {
+    let secrets = secrets_dir();
+    // (fixture, expected imagePullSecrets after the patch)
+    let cases: &[(&str, &[&str])] = &[
+        // jmalloc/echo-server is a Docker Hub image: the `docker login` key matches through the index.docker.io
+        // fallback; the quay.io Secret does not match.
+        ("kube-rs_kube_gke-echo-pod.json", &["hub"]),
+        // nginx:1.14.2 → docker.io/library/nginx: `docker.io/library` matches by path prefix; `docker.io/nginx`
+        // does not (the kubelet matches against the normalized name, with `library/`).
+        ("cloud-custodian_cloud-custodian_nginx-kubectl-apply.json", &["hub-library"]),
+        ("normalzzz_webhook-learning_dryrun-minimal.json", &["hub-library"]),
+        // Init containers from ECR and a container from GCR; the other region, the other project and the other
+        // tenant's Secret are not candidates. No metadata.namespace in the object: request.namespace decides.
+        ("salesforce_generic-sidecar-injector_replicaset-initcontainers.json", &["ecr", "gcr"]),
+    ];
+    for (file, expected) in cases {
+        let review = fixture(file);
+        let (response, pod) = mutate_review(&review, secrets.path(), &[]);
+        assert_eq!(response["apiVersion"], "admission.k8s.io/v1", "{file}");
+        assert_eq!(response["kind"], "AdmissionReview", "{file}");
+        assert_eq!(response["response"]["uid"], review["request"]["uid"], "{file}: same uid");
+        assert_eq!(response["response"]["allowed"], true, "{file}");
+        assert_eq!(names(&pod), *expected, "{file}");
+        // Everything else of the Pod is untouched.
+        let mut without = pod.clone();
+        without["spec"].as_object_mut().unwrap().remove("imagePullSecrets");
+        assert_eq!(without, review["request"]["object"], "{file}: only imagePullSecrets changes");
+    }
+}
+
+#[test]
+fn mutate_appends_to_an_existing_list_without_touching_it() {
+    let secrets = secrets_dir();
+    let mut review = fixture("salesforce_generic-sidecar-injector_replicaset-initcontainers.json");
+    review["request"]["object"]["spec"]["imagePullSecrets"] = json!([{"name": "gcr"}, {"name": "not-there"}]);
+    let (_, pod) = mutate_review(&review, secrets.path(), &[]);
+    assert_eq!(names(&pod), ["gcr", "not-there", "ecr"]);
+    // Applying the decision again (reinvocation) adds nothing.
+    let mut again = review.clone();
+    again["request"]["object"] = pod.clone();
+    let (response, pod2) = mutate_review(&again, secrets.path(), &[]);
+    assert!(response["response"].get("patch").is_none());
+    assert_eq!(pod2, pod);
+}
+
+#[test]
+fn mutate_takes_a_pod_manifest_and_prints_the_patched_pod() {
+    let secrets = secrets_dir();
+    let pod_yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\n  namespace: keymaker\nspec:\n  containers:\n  - name: app\n    image: gcr.io/proj/app:1\n  - name: pub\n    image: registry.k8s.io/pause:3.9\n";
+    let out = run(&["mutate", "--secrets", secrets.path().to_str().unwrap()], Some(pod_yaml));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pod: Value = serde_yaml_ng::from_str(&stdout(&out)).unwrap();
+    assert_eq!(names(&pod), ["gcr"]);
+    assert!(stderr(&out).contains("Warning: pullsecret-injector: container \"pub\""), "{}", stderr(&out));
+
+    let out = run(&["mutate", "--secrets", secrets.path().to_str().unwrap(), "-o", "patch"], Some(pod_yaml));
+    let patch: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(patch, json!([{"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "gcr"}]}]));
+}
+
+#[test]
+fn mutate_applies_the_deny_policy() {
+    let secrets = secrets_dir();
+    let review = fixture("salesforce_generic-sidecar-injector_replicaset-initcontainers.json");
+    let (response, _) = mutate_review(&review, secrets.path(), &["--deny-unmatched", "*.dkr.ecr.*.amazonaws.com"]);
+    assert_eq!(response["response"]["allowed"], true, "ECR images have a credential: allowed");
+
+    let empty = tempfile::tempdir().unwrap();
+    let (response, _) = mutate_review(&review, empty.path(), &["--deny-unmatched", "*.dkr.ecr.*.amazonaws.com"]);
+    assert_eq!(response["response"]["allowed"], false);
+    let message = response["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("init container \"ca-populator-original\""), "{message}");
+    assert_eq!(response["response"]["status"]["code"], 403);
+}
+
+#[test]
+fn secrets_never_reach_any_output() {
+    let secrets = secrets_dir();
+    let review = fixture("kube-rs_kube_gke-echo-pod.json");
+    let out =
+        run(&["mutate", "--secrets", secrets.path().to_str().unwrap(), "-o", "review"], Some(&review.to_string()));
+    let explain = run(&["explain", "nginx", "--secrets", secrets.path().to_str().unwrap(), "-n", "colin-coder"], None);
+    let auth = base64::engine::general_purpose::STANDARD.encode("ci-user:s3cr3t-Pa55word");
+    for o in [&out, &explain] {
+        for text in [stdout(o), stderr(o)] {
+            assert!(!text.contains("s3cr3t-Pa55word") && !text.contains(&auth), "{text}");
+        }
+    }
+}
+
+#[test]
+fn unusable_input_exits_2_with_one_line_naming_the_file() {
+    let secrets = secrets_dir();
+    let s = secrets.path().to_str().unwrap();
+    let malformed = fixtures().join("rtisma_admission-controller-webhook-demo_malformed-no-uid.json");
+    let bad_yaml = secrets.path().join("zz-bad.yaml");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["mutate".into(), "--secrets".into(), s.into(), "-f".into(), malformed.display().to_string()], "no uid"),
+        (
+            vec![
+                "mutate".into(),
+                "--secrets".into(),
+                "/nonexistent/dir".into(),
+                "-f".into(),
+                malformed.display().to_string(),
+            ],
+            "/nonexistent/dir",
+        ),
+        (
+            vec!["mutate".into(), "--secrets".into(), s.into(), "-f".into(), "/nonexistent/pod.yaml".into()],
+            "/nonexistent/pod.yaml",
+        ),
+        (vec!["explain".into(), "nginx".into(), "--secrets".into(), "/nonexistent".into()], "/nonexistent"),
+    ];
+    for (args, needle) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // A broken manifest in the secrets directory is named with its document.
+    std::fs::write(&bad_yaml, "apiVersion: v1\nkind: Secret\nmetadata: [\n").unwrap();
+    let out = run(&["mutate", "--secrets", s], Some("kind: Pod\nspec: {containers: []}\n"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("zz-bad.yaml: document 1: invalid YAML"), "{}", stderr(&out));
+    // Not a Pod or review.
+    let out = run(&["mutate", "--secrets", "/dev/null"], Some("kind: ConfigMap\n"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("expected a Pod or an AdmissionReview"), "{}", stderr(&out));
+}
+
+#[test]
+fn explain_shows_the_lookup_name_each_key_and_the_final_order() {
+    let secrets = secrets_dir();
+    let out = run(&["explain", "nginx:1.27", "--secrets", secrets.path().to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Lookup:     docker.io/library/nginx"), "{text}");
+    assert!(text.contains("MATCH     docker.io/library"), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("no match") && l.contains("docker.io/nginx") && l.contains("path")),
+        "{text}"
+    );
+    assert!(text.contains("  1. hub-library"), "{text}");
+
+    let out = run(&["explain", "Docker/Docker", "--secrets", secrets.path().to_str().unwrap()], None);
+    assert!(stdout(&out).contains("InvalidImageName"), "{}", stdout(&out));
+}
+
+#[test]
+fn help_documents_every_flag_with_its_environment_variable() {
+    for sub in ["mutate", "explain", "serve", "verify", "certs"] {
+        let out = run(&[sub, "--help"], None);
+        assert!(out.status.success());
+        let text = stdout(&out);
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("--") && !l.contains("--help") && !l.contains("--version"))
+        {
+            let flag = line.trim_start().split([' ', '<', '=']).next().unwrap().trim_start_matches("--");
+            let env = format!("PULLSECRET_INJECTOR_{}", flag.to_uppercase().replace('-', "_"));
+            assert!(text.contains(&env), "{sub} --{flag}: no {env} in help:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn the_committed_crd_is_the_generated_one() {
+    let out = run(&["crd"], None);
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/base/crd.yaml")).unwrap();
+    let body: String = committed.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    assert_eq!(body, stdout(&out), "run `make manifests` after changing src/crd.rs");
+}
