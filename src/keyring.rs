@@ -181,7 +181,7 @@ pub enum Fallback {
 impl std::fmt::Display for Fallback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Used => "Docker Hub fallback used",
+            Self::Used => "matched by the Docker Hub fallback: no key matches the image directly",
             Self::SuppressedByDirectMatch => "Docker Hub fallback not used: another key matched directly",
             Self::NotDefaultRegistry => "Docker Hub fallback not applicable: the image names a registry host",
         })
@@ -208,6 +208,7 @@ impl<T> KeyVerdict<T> {
     /// it concerns this key (a fallback match has a direct reason such as a label-count mismatch).
     pub fn describe(&self) -> String {
         match self.fallback {
+            Some(Fallback::Used) => Fallback::Used.to_string(),
             Some(fallback) => format!("{}; {fallback}", self.reason),
             None => self.reason.to_string(),
         }
