@@ -77,6 +77,8 @@ where
 
 /// How one kind of object reaches the index.
 trait Feed<K>: Send {
+    /// Starts a (re)list: drops what an interrupted one buffered, so that objects gone since are not resurrected.
+    fn restart(&mut self);
     /// Buffers one object of a relist.
     fn buffer(&mut self, object: K);
     /// Replaces the index's objects of this kind with the buffer.
@@ -91,6 +93,9 @@ struct SecretFeed {
 }
 
 impl Feed<Secret> for SecretFeed {
+    fn restart(&mut self) {
+        self.buffer.clear();
+    }
     fn buffer(&mut self, secret: Secret) {
         if let (Some(ns), Some(candidate)) = (secret.metadata.namespace.clone(), CandidateSecret::from_secret(&secret))
         {
@@ -116,6 +121,9 @@ struct NamespaceFeed {
 }
 
 impl Feed<Namespace> for NamespaceFeed {
+    fn restart(&mut self) {
+        self.buffer.clear();
+    }
     fn buffer(&mut self, mut namespace: Namespace) {
         // Only the name and labels are used: drop the rest before buffering.
         namespace.metadata.managed_fields = None;
@@ -141,6 +149,9 @@ struct ClusterPullSecretFeed {
 }
 
 impl Feed<ClusterPullSecret> for ClusterPullSecretFeed {
+    fn restart(&mut self) {
+        self.buffer.clear();
+    }
     fn buffer(&mut self, cps: ClusterPullSecret) {
         self.buffer.push(cps);
     }
@@ -172,7 +183,7 @@ async fn watch<K, F>(
     let mut synced_once = false;
     while let Some(event) = stream.next().await {
         match event {
-            Ok(Event::Init) => {}
+            Ok(Event::Init) => feed.restart(),
             Ok(Event::InitApply(object)) => feed.buffer(object),
             Ok(Event::InitDone) => {
                 feed.replace(&live);

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod certs;
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod crd;
 pub mod credentials;
 pub mod decision;

@@ -17,7 +17,7 @@ use crate::decision::Policy;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::server::{self, AppState, Limits, Shutdown};
 use crate::tls::CertStore;
-use crate::{cluster, local};
+use crate::{cluster, controller, local};
 
 /// Everything `serve` needs, from flags.
 #[derive(Debug, Clone)]
@@ -78,6 +78,8 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
                     "no Kubernetes API configuration (in-cluster or KUBECONFIG): {e}; use --secrets-dir for local mode"
                 ))
             })?;
+            // ClusterPullSecret distribution runs in every replica (its writes converge: see controller.rs).
+            tokio::spawn(controller::run(client.clone(), shutdown.clone().wait()));
             let (live, readiness, metrics) = (live.clone(), readiness.clone(), metrics.clone());
             let stop = shutdown.clone().wait();
             tokio::spawn(async move {

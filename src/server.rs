@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -209,6 +210,15 @@ pub async fn serve_https(
                     Ok(Err(error)) => return debug!(%error, "TLS handshake failed"),
                     Err(_) => return debug!("TLS handshake timed out"),
                 };
+                // hyper's header-read timeout starts once the protocol is known, which takes a first byte: a client
+                // that finishes the handshake and then sends nothing would hold its connection (and a permit) forever.
+                let mut tls = tokio::io::BufReader::new(tls);
+                match tokio::time::timeout(handshake_timeout, tls.fill_buf()).await {
+                    Ok(Ok(buffered)) if !buffered.is_empty() => {}
+                    Ok(Ok(_)) => return debug!("connection closed before a request"),
+                    Ok(Err(error)) => return debug!(%error, "connection failed before a request"),
+                    Err(_) => return debug!("no request within the header read timeout"),
+                }
                 let mut builder = auto::Builder::new(TokioExecutor::new());
                 builder.http1().timer(TokioTimer::new()).header_read_timeout(handshake_timeout).keep_alive(true);
                 builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);

@@ -143,13 +143,11 @@ errors = []
 WEBHOOK_READ = {("", "secrets"), ("", "namespaces"), ("pullsecret-injector.io", "clusterpullsecrets")}
 READ = {"get", "list", "watch"}
 ALLOWED = {
-    ("cluster", "", "secrets"): READ | {"create", "update", "patch", "delete"},
+    ("cluster", "", "secrets"): READ | {"create", "patch", "delete"},
     ("cluster", "", "namespaces"): READ,
     ("cluster", "pullsecret-injector.io", "clusterpullsecrets"): READ,
-    ("cluster", "pullsecret-injector.io", "clusterpullsecrets/status"): {"update", "patch"},
-    ("cluster", "", "events"): {"create", "patch"},
+    ("cluster", "pullsecret-injector.io", "clusterpullsecrets/status"): {"patch"},
     ("cluster", "events.k8s.io", "events"): {"create", "patch"},
-    ("namespace", "coordination.k8s.io", "leases"): {"get", "create", "update"},
 }
 MIRROR_EXPR = ("!has(object.metadata.annotations) || "
                "!('kubernetes.io/config.mirror' in object.metadata.annotations)")

@@ -1,0 +1,1187 @@
+//! The webhook server, end to end (CONTRACT.md, `serve`).
+//!
+//! In process: the real routers (`webhook_router`, `admin_router`) driven with `oneshot`, and the real TLS accept
+//! loop (`serve_https`) on 127.0.0.1:0, reached by reqwest (an ordinary HTTPS client) and by a minimal HTTP/1.1
+//! client over tokio-rustls wherever a test must own the bytes and the connection: keep-alive, the peer
+//! certificate, a body sent in halves, headers sent one byte at a time.
+//!
+//! The binary: `pullsecret-injector serve` in local mode (`--secrets-dir`, certificates from its own `certs`
+//! subcommand), its SIGTERM sequence, its reload of the directory, and its startup errors.
+//!
+//! The AdmissionReview bodies are real captures; `tests/data/server/INDEX.md` names their sources.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use pullsecret_injector::cache::{LiveCredentials, Readiness};
+use pullsecret_injector::certs::{self, Bundle};
+use pullsecret_injector::decision::Policy;
+use pullsecret_injector::inputs::Manifests;
+use pullsecret_injector::metrics::Metrics;
+use pullsecret_injector::server::{self, AppState, Limits, Shutdown};
+use pullsecret_injector::tls::CertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::client::TlsStream;
+use tower::ServiceExt as _;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
+
+/// Bound of every wait in these tests: a hang fails the test instead of the whole run.
+const WAIT: Duration = Duration::from_secs(15);
+
+// --- Fixtures ----------------------------------------------------------------------------------------
+
+const NGINX_KUBECTL: &[u8] = include_bytes!("data/server/cloud-custodian_cloud-custodian_nginx-kubectl-apply.json");
+const GKE_ECHO: &[u8] = include_bytes!("data/server/kube-rs_kube_gke-echo-pod.json");
+const DRYRUN_MINIMAL: &[u8] = include_bytes!("data/server/normalzzz_webhook-learning_dryrun-minimal.json");
+const MALFORMED_NO_UID: &[u8] =
+    include_bytes!("data/server/rtisma_admission-controller-webhook-demo_malformed-no-uid.json");
+const REPLICASET_INIT: &[u8] =
+    include_bytes!("data/server/salesforce_generic-sidecar-injector_replicaset-initcontainers.json");
+
+/// Pull Secrets for the fixtures' namespaces (fake credentials). Each namespace also holds a Secret that matches
+/// none of its Pod's images, so an injector that added everything would fail.
+const SECRETS: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: dockerhub, namespace: default}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths":{"https://index.docker.io/v1/":{"username":"hub-user","password":"example-password-1"}}}'
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: quay, namespace: default}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths":{"quay.io":{"username":"quay-user","password":"example-password-2"}}}'
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: hub, namespace: colin-coder}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths":{"https://index.docker.io/v1/":{"username":"colin","password":"example-password-3"}}}'
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: gcr, namespace: keymaker}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths":{"gcr.io":{"username":"_json_key","password":"example-password-4"}}}'
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: ecr, namespace: keymaker}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths":{"791719295754.dkr.ecr.us-east-2.amazonaws.com":{"username":"AWS","password":"example-password-5"}}}'
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: unrelated, namespace: keymaker}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths":{"registry.example.com":{"username":"someone","password":"example-password-6"}}}'
+"#;
+
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
+}
+
+fn to_body(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).expect("a JSON value serializes")
+}
+
+/// `review` with `request.namespace` replaced.
+fn in_namespace(review: &[u8], namespace: &str) -> Vec<u8> {
+    let mut review = json(review);
+    review["request"]["namespace"] = json!(namespace);
+    to_body(&review)
+}
+
+/// A Pod CREATE review of a Pod with these images, in namespace `default`.
+fn pod_review(uid: &str, images: &[&str]) -> Vec<u8> {
+    let containers: Vec<Value> =
+        images.iter().enumerate().map(|(i, image)| json!({"name": format!("c{i}"), "image": image})).collect();
+    to_body(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "default",
+            "operation": "CREATE",
+            "userInfo": {"username": "tester"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}},
+        }
+    }))
+}
+
+/// The state `serve` builds, over `yaml`'s manifests; ready unless told otherwise.
+fn app_state(yaml: &str) -> AppState {
+    let metrics = Arc::new(Metrics::new());
+    let live = Arc::new(LiveCredentials::new(metrics.clone()));
+    let mut manifests = Manifests::default();
+    manifests.add_documents(Path::new("secrets.yaml"), yaml, "default").expect("the test manifests parse");
+    live.replace(manifests.index());
+    AppState {
+        credentials: live,
+        policy: Arc::new(Policy::default()),
+        metrics,
+        readiness: Arc::new(Readiness::waiting_for(&[])),
+    }
+}
+
+/// Checks a 200 AdmissionReview answer to `request` and returns the names its patch adds to the Pod (empty when
+/// there is no patch), after applying the patch to the request's object: the patch must touch nothing else.
+fn injected(request: &[u8], response: &[u8]) -> Vec<String> {
+    let (request, response) = (json(request), json(response));
+    assert_eq!(response["apiVersion"], "admission.k8s.io/v1", "{response}");
+    assert_eq!(response["kind"], "AdmissionReview", "{response}");
+    let answer = &response["response"];
+    assert_eq!(answer["uid"], request["request"]["uid"], "the answer carries the request's uid");
+    assert_eq!(answer["allowed"], true, "{response}");
+    let Some(patch) = answer.get("patch") else {
+        assert!(answer.get("patchType").is_none(), "patchType without a patch: {response}");
+        return Vec::new();
+    };
+    assert_eq!(answer["patchType"], "JSONPatch", "{response}");
+    let patch = STANDARD.decode(patch.as_str().expect("the patch is a string")).expect("the patch is base64");
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("the patch is a JSON Patch");
+    let original = request["request"]["object"].clone();
+    let mut pod = original.clone();
+    json_patch::patch(&mut pod, &patch).expect("the patch applies to the request's object");
+    let names = pod["spec"]["imagePullSecrets"]
+        .as_array()
+        .expect("the patched Pod lists imagePullSecrets")
+        .iter()
+        .map(|entry| entry["name"].as_str().expect("each entry has a name").to_owned())
+        .collect();
+    let mut untouched = pod;
+    untouched["spec"].as_object_mut().unwrap().remove("imagePullSecrets");
+    assert_eq!(untouched, original, "the patch changes nothing but imagePullSecrets");
+    names
+}
+
+/// `request` with its object replaced by the object patched per `response`.
+fn reinvocation(request: &[u8], response: &[u8]) -> Vec<u8> {
+    let mut request = json(request);
+    let answer = &json(response)["response"];
+    let patch = STANDARD.decode(answer["patch"].as_str().unwrap()).unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    json_patch::patch(&mut request["request"]["object"], &patch).unwrap();
+    to_body(&request)
+}
+
+fn warnings(response: &[u8]) -> Vec<String> {
+    json(response)["response"]["warnings"]
+        .as_array()
+        .map(|w| w.iter().map(|w| w.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn metric(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, future).await.unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+// --- A: the routers, in process ----------------------------------------------------------------------
+
+async fn call(router: Router, request: Request<Body>) -> (StatusCode, header::HeaderMap, Bytes) {
+    let response = router.oneshot(request).await.expect("a Router never fails");
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.expect("the response body");
+    (parts.status, parts.headers, body)
+}
+
+fn post_mutate(body: impl Into<Body>) -> Request<Body> {
+    Request::post("/mutate").header(header::CONTENT_TYPE, "application/json").body(body.into()).unwrap()
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn real_reviews_get_exactly_the_matching_secrets() {
+    let router = server::webhook_router(app_state(SECRETS), Limits::default());
+    let cases: [(&str, Vec<u8>, &[&str]); 6] = [
+        ("kubectl apply of nginx (Docker Hub)", NGINX_KUBECTL.to_vec(), &["dockerhub"]),
+        ("GKE capture, jmalloc/echo-server", GKE_ECHO.to_vec(), &["hub"]),
+        ("dry run, nginx:stable-perl", DRYRUN_MINIMAL.to_vec(), &["dockerhub"]),
+        // Init containers come first (ECR), then the GCR container; `unrelated` matches neither.
+        ("ReplicaSet Pod, generateName, ECR + GCR", REPLICASET_INIT.to_vec(), &["ecr", "gcr"]),
+        ("no Secret in the namespace", in_namespace(REPLICASET_INIT, "elsewhere"), &[]),
+        ("only a Secret for another registry", in_namespace(GKE_ECHO, "keymaker"), &[]),
+    ];
+    for (label, request, expected) in cases {
+        let (status, headers, body) = call(router.clone(), post_mutate(request.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{label}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{label}");
+        assert_eq!(injected(&request, &body), expected, "{label}");
+        if expected.is_empty() {
+            continue;
+        }
+        // Reinvocation (or a retry) of the patched Pod is a no-op (CONTRACT.md: minimal, idempotent patches).
+        let again = reinvocation(&request, &body);
+        let (status, _, body) = call(router.clone(), post_mutate(again.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{label}, reinvoked");
+        assert_eq!(injected(&again, &body), Vec::<String>::new(), "{label}, reinvoked");
+    }
+}
+
+#[tokio::test]
+async fn private_images_without_a_credential_are_allowed_with_warnings() {
+    let router = server::webhook_router(app_state(SECRETS), Limits::default());
+    let request = in_namespace(REPLICASET_INIT, "elsewhere");
+    let (status, _, body) = call(router, post_mutate(request)).await;
+    assert_eq!(status, StatusCode::OK);
+    let warnings = warnings(&body);
+    for image in ["791719295754.dkr.ecr.us-east-2.amazonaws.com/dva/pki_aws_bootstrap:6", "gcr.io/gsf-mgmt"] {
+        assert!(warnings.iter().any(|w| w.contains(image)), "a warning names {image}: {warnings:?}");
+    }
+    assert!(warnings.iter().all(|w| w.starts_with("pullsecret-injector: ")), "{warnings:?}");
+}
+
+#[tokio::test]
+async fn malformed_reviews_are_rejected_as_the_contract_says() {
+    let router = server::webhook_router(app_state(SECRETS), Limits::default());
+
+    // No uid: HTTP 400 and one line of reason.
+    let (status, headers, body) = call(router.clone(), post_mutate(MALFORMED_NO_UID)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+    let reason = String::from_utf8(body.to_vec()).unwrap();
+    assert_eq!(reason.lines().count(), 1, "{reason:?}");
+    assert!(reason.contains("uid"), "{reason:?}");
+
+    // Not JSON at all: the same.
+    let (status, _, body) = call(router.clone(), post_mutate("this is not JSON\n{")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(String::from_utf8_lossy(&body).lines().count(), 1);
+
+    // Not an AdmissionReview but the uid is readable: a refusal carrying the uid and the reason.
+    let mut review = json(MALFORMED_NO_UID);
+    review["request"]["uid"] = json!("4e9a1c2b-0000-4000-8000-00000000d00d");
+    review["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let (status, _, body) = call(router.clone(), post_mutate(to_body(&review))).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = &json(&body)["response"];
+    assert_eq!(answer["uid"], "4e9a1c2b-0000-4000-8000-00000000d00d");
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["status"]["code"], 400);
+    let message = answer["status"]["message"].as_str().unwrap();
+    assert!(message.contains("v1beta1") && !message.contains('\n'), "{message:?}");
+
+    // A well-formed review of kind "Pods" (the fixture given a uid): not a Pod CREATE, so it is allowed unchanged
+    // with a warning naming the kind; the webhook never blocks for what it does not handle (CONTRACT.md).
+    let mut review = json(MALFORMED_NO_UID);
+    review["request"]["uid"] = json!("4e9a1c2b-0000-4000-8000-00000000beef");
+    let request = to_body(&review);
+    let (status, _, body) = call(router, post_mutate(request.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(injected(&request, &body), Vec::<String>::new());
+    let warnings = warnings(&body);
+    assert!(warnings.len() == 1 && warnings[0].contains("Pods"), "{warnings:?}");
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413_and_the_limit_itself_is_accepted() {
+    let limit = 4096;
+    let router = server::webhook_router(app_state(SECRETS), Limits { max_body_bytes: limit, ..Limits::default() });
+    // The same review padded with JSON whitespace to exactly `limit` bytes, and to one byte more.
+    let padded = |len: usize| {
+        let mut body = DRYRUN_MINIMAL.to_vec();
+        body.resize(len, b' ');
+        body
+    };
+    let (status, _, body) = call(router.clone(), post_mutate(padded(limit))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(injected(DRYRUN_MINIMAL, &body), ["dockerhub"]);
+
+    let (status, _, _) = call(router.clone(), post_mutate(padded(limit + 1))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Without a Content-Length (chunked), the limit holds as the body streams in.
+    let chunks: Vec<Result<Bytes, io::Error>> = vec![Ok(Bytes::from(padded(limit))), Ok(Bytes::from_static(b" "))];
+    let (status, _, _) = call(router, post_mutate(Body::from_stream(futures::stream::iter(chunks)))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn readyz_waits_for_every_part_and_turns_503_on_shutdown() {
+    let mut state = app_state(SECRETS);
+    let readiness = Arc::new(Readiness::waiting_for(&["certificate", "secrets-dir"]));
+    state.readiness = readiness.clone();
+    let admin = server::admin_router(state);
+    let readyz = async || {
+        let (status, _, body) = call(admin.clone(), get("/readyz")).await;
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    };
+
+    let (status, body) = readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("certificate") && body.contains("secrets-dir"), "{body:?}");
+    readiness.mark_done("certificate");
+    let (status, body) = readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("secrets-dir") && !body.contains("certificate"), "{body:?}");
+    readiness.mark_done("secrets-dir");
+    assert_eq!(readyz().await.0, StatusCode::OK);
+    readiness.start_shutdown();
+    let (status, body) = readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("shutting down"), "{body:?}");
+    // Liveness is not readiness: the process is still alive while it drains.
+    assert_eq!(call(admin, get("/healthz")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_are_openmetrics_and_count_requests() {
+    let state = app_state(SECRETS);
+    let admin = server::admin_router(state.clone());
+    let webhook = server::webhook_router(state, Limits::default());
+    let scrape = async || {
+        let (status, headers, body) = call(admin.clone(), get("/metrics")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/openmetrics-text; version=1.0.0; charset=utf-8");
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        text
+    };
+    let patched = r#"pullsecret_injector_admission_requests_total{outcome="patched"}"#;
+    let invalid = r#"pullsecret_injector_admission_requests_total{outcome="invalid"}"#;
+
+    let before = scrape().await;
+    assert_eq!(metric(&before, patched).unwrap_or(0.0), 0.0);
+    assert_eq!(metric(&before, r#"pullsecret_injector_cache_objects{kind="secrets"}"#), Some(6.0), "{before}");
+
+    assert_eq!(call(webhook.clone(), post_mutate(REPLICASET_INIT)).await.0, StatusCode::OK);
+    assert_eq!(call(webhook.clone(), post_mutate(NGINX_KUBECTL)).await.0, StatusCode::OK);
+    assert_eq!(call(webhook, post_mutate(MALFORMED_NO_UID)).await.0, StatusCode::BAD_REQUEST);
+
+    let after = scrape().await;
+    assert_eq!(metric(&after, patched), Some(2.0), "{after}");
+    assert_eq!(metric(&after, invalid), Some(1.0), "{after}");
+    assert_eq!(metric(&after, "pullsecret_injector_injected_secrets_total"), Some(3.0), "{after}");
+    assert_eq!(metric(&after, "pullsecret_injector_admission_duration_seconds_count"), Some(3.0), "{after}");
+    // Labels never carry Secret names, namespaces or credentials.
+    for secret in ["example-password", "keymaker", "dockerhub\""] {
+        assert!(!after.contains(secret), "{secret} in /metrics");
+    }
+}
+
+// --- A: the TLS server, in process -------------------------------------------------------------------
+
+fn bundle(dns: &str) -> Bundle {
+    certs::generate(&[dns.to_owned()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).expect("a test certificate")
+}
+
+fn leaf(bundle: &Bundle) -> Vec<u8> {
+    CertificateDer::from_pem_slice(bundle.cert_pem.as_bytes()).unwrap().to_vec()
+}
+
+/// `serve_https` on 127.0.0.1:0 with a certificate store over files in a temporary directory.
+struct TlsServer {
+    addr: SocketAddr,
+    certs: Arc<CertStore>,
+    dir: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TlsServer {
+    async fn start(bundle: &Bundle, app: Router, limits: Limits, drain: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        certs::write_bundle(dir.path(), bundle).unwrap();
+        let certs =
+            CertStore::load(&dir.path().join(certs::CERT_FILE), &dir.path().join(certs::KEY_FILE)).expect("load");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, shutdown) = Shutdown::new();
+        let task = tokio::spawn(server::serve_https(listener, certs.server_config(), app, limits, shutdown, drain));
+        Self { addr, certs, dir, stop, task: Some(task) }
+    }
+
+    /// Writes `bundle` over the served files, as a rotated Secret would, and reloads.
+    fn rotate(&self, bundle: &Bundle) {
+        certs::write_bundle(self.dir.path(), bundle).unwrap();
+        assert!(self.certs.reload().expect("the new pair is valid"), "a changed pair is swapped in");
+    }
+
+    fn url(&self) -> String {
+        format!("https://{}/mutate", self.addr)
+    }
+
+    fn shutdown(&self) {
+        self.stop.send(true).unwrap();
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn client_config(trusted: &[&Bundle]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for bundle in trusted {
+        roots.add(CertificateDer::from_pem_slice(bundle.ca_cert_pem.as_bytes()).unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// How a reqwest client connects.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Connections {
+    /// Kept alive and reused (reqwest's default).
+    Reused,
+    /// A new connection per request, resuming the TLS session when the server allows (as most clients do).
+    New,
+    /// A new connection and a full TLS handshake per request: the server's current certificate every time.
+    FullHandshake,
+}
+
+/// reqwest trusting only the given CAs.
+fn https_client(trusted: &[&Bundle], connections: Connections) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().tls_info(true).timeout(WAIT);
+    if connections == Connections::FullHandshake {
+        let mut config = Arc::unwrap_or_clone(client_config(trusted));
+        config.resumption = rustls::client::Resumption::disabled();
+        builder = builder.use_preconfigured_tls(config);
+    } else {
+        builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
+        for bundle in trusted {
+            let ca = reqwest::Certificate::from_pem(bundle.ca_cert_pem.as_bytes()).unwrap();
+            builder = builder.add_root_certificate(ca);
+        }
+    }
+    if connections != Connections::Reused {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    builder.build().unwrap()
+}
+
+/// POSTs `body` with reqwest; returns the status, the body and the leaf certificate the server presented.
+async fn post_reqwest(client: &reqwest::Client, url: &str, body: &[u8]) -> reqwest::Result<(u16, Vec<u8>, Vec<u8>)> {
+    let response =
+        client.post(url).header(header::CONTENT_TYPE.as_str(), "application/json").body(body.to_vec()).send().await?;
+    let leaf = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("TLS info with the peer certificate")
+        .to_vec();
+    let status = response.status().as_u16();
+    Ok((status, response.bytes().await?.to_vec(), leaf))
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn request_head(content_length: usize) -> String {
+    format!(
+        "POST /mutate HTTP/1.1\r\nHost: webhook.test\r\nContent-Type: application/json\r\nContent-Length: \
+         {content_length}\r\n\r\n"
+    )
+}
+
+/// One HTTP/1.1 connection over TLS, written by hand so that a test controls every byte and knows which
+/// connection a request travels on.
+struct Conn {
+    io: BufReader<TlsStream<TcpStream>>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr, trusted: &[&Bundle], server_name: &str) -> io::Result<Self> {
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from(server_name.to_owned()).expect("a valid server name");
+        let tls = tokio_rustls::TlsConnector::from(client_config(trusted)).connect(name, tcp).await?;
+        Ok(Self { io: BufReader::new(tls) })
+    }
+
+    /// The leaf certificate the server presented on this connection.
+    fn peer_leaf(&self) -> Vec<u8> {
+        self.io.get_ref().get_ref().1.peer_certificates().expect("a server certificate")[0].to_vec()
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.io.write_all(bytes).await?;
+        self.io.flush().await
+    }
+
+    async fn post(&mut self, body: &[u8]) -> io::Result<Response> {
+        let mut request = request_head(body.len()).into_bytes();
+        request.extend_from_slice(body);
+        self.send(&request).await?;
+        self.read_response().await
+    }
+
+    async fn read_response(&mut self) -> io::Result<Response> {
+        let mut line = String::new();
+        if self.io.read_line(&mut line).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let status = line
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("not an HTTP/1.1 status line: {line:?}")))?;
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.io.read_line(&mut line).await?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').ok_or_else(|| io::Error::other("bad header line"))?;
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+        let mut response = Response { status, headers, body: Vec::new() };
+        match response.header("content-length") {
+            Some(length) => {
+                response.body.resize(length.parse().map_err(io::Error::other)?, 0);
+                self.io.read_exact(&mut response.body).await?;
+            }
+            None => {
+                assert!(response.header("transfer-encoding").is_none(), "chunked responses are not expected");
+                self.io.read_to_end(&mut response.body).await?;
+            }
+        }
+        Ok(response)
+    }
+
+    /// Waits until the server closes the connection (EOF or a reset), ignoring anything it sends first.
+    async fn closed(mut self) {
+        let mut buf = [0; 512];
+        while let Ok(1..) = self.io.read(&mut buf).await {}
+    }
+}
+
+fn fast_limits() -> Limits {
+    Limits { header_read_timeout: Duration::from_millis(500), ..Limits::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_reviews_over_keep_alive_connections() {
+    let first = bundle("webhook.test");
+    let app = server::webhook_router(app_state(SECRETS), Limits::default());
+    let server = TlsServer::start(&first, app, Limits::default(), Duration::from_secs(5)).await;
+
+    // An ordinary client (reqwest, rustls, the test CA as the only root), by IP and by name.
+    let client = https_client(&[&first], Connections::Reused);
+    for request in [NGINX_KUBECTL, REPLICASET_INIT] {
+        let (status, body, served) = bounded("reqwest", post_reqwest(&client, &server.url(), request)).await.unwrap();
+        assert_eq!(status, 200);
+        assert!(!injected(request, &body).is_empty());
+        assert_eq!(served, leaf(&first));
+    }
+
+    // Several requests on one connection, each answered in order on it.
+    let mut conn = bounded("connect", Conn::open(server.addr, &[&first], "webhook.test")).await.unwrap();
+    for (request, expected) in [
+        (GKE_ECHO, &["hub"][..]),
+        (REPLICASET_INIT, &["ecr", "gcr"]),
+        (MALFORMED_NO_UID, &[]),
+        (DRYRUN_MINIMAL, &["dockerhub"]),
+    ] {
+        let response = bounded("keep-alive request", conn.post(request)).await.unwrap();
+        if request == MALFORMED_NO_UID {
+            // A 400 does not cost the connection.
+            assert_eq!(response.status, 400);
+            continue;
+        }
+        assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+        assert_eq!(injected(request, &response.body), expected);
+        assert_ne!(response.header("connection"), Some("close"));
+    }
+
+    // A client that trusts another CA, or asks for another name, is refused by its own TLS verification.
+    let stranger = bundle("webhook.test");
+    assert!(Conn::open(server.addr, &[&stranger], "webhook.test").await.is_err());
+    assert!(Conn::open(server.addr, &[&first], "other.test").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_serves_new_connections_while_old_ones_keep_working() {
+    let (first, second) = (bundle("first.test"), bundle("second.test"));
+    let app = server::webhook_router(app_state(SECRETS), Limits::default());
+    let server = TlsServer::start(&first, app, Limits::default(), Duration::from_secs(5)).await;
+    let fingerprint_before = server.certs.fingerprint();
+
+    let mut old = bounded("connect", Conn::open(server.addr, &[&first], "first.test")).await.unwrap();
+    assert_eq!(old.peer_leaf(), leaf(&first));
+    assert_eq!(bounded("request", old.post(NGINX_KUBECTL)).await.unwrap().status, 200);
+
+    server.rotate(&second);
+    assert_ne!(server.certs.fingerprint(), fingerprint_before);
+
+    // A new connection gets the new certificate: it verifies against the new CA for the new DNS name only.
+    let mut new = bounded("connect", Conn::open(server.addr, &[&second], "second.test")).await.unwrap();
+    assert_eq!(new.peer_leaf(), leaf(&second));
+    assert_eq!(bounded("request", new.post(GKE_ECHO)).await.unwrap().status, 200);
+    assert!(Conn::open(server.addr, &[&first, &second], "first.test").await.is_err(), "first.test is gone");
+    let (status, _, served) = bounded(
+        "reqwest",
+        post_reqwest(&https_client(&[&second], Connections::FullHandshake), &server.url(), DRYRUN_MINIMAL),
+    )
+    .await
+    .unwrap();
+    assert_eq!((status, served), (200, leaf(&second)));
+
+    // The connection opened before the rotation keeps its session and keeps being answered.
+    for request in [REPLICASET_INIT, DRYRUN_MINIMAL] {
+        let response = bounded("request on the old connection", old.post(request)).await.unwrap();
+        assert_eq!(response.status, 200);
+        assert!(!injected(request, &response.body).is_empty());
+    }
+    assert_eq!(old.peer_leaf(), leaf(&first));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_five_times_under_load_fails_no_request() {
+    const ROTATIONS: usize = 5;
+    /// Requests of the handshaking worker between two rotations; from the second on, each started after the swap.
+    const AFTER_EACH_ROTATION: usize = 10;
+    /// Bound of each worker's requests, far above what the rotations need.
+    const MAX_PER_WORKER: usize = 2_000;
+    let bundles: Vec<Bundle> = (0..=ROTATIONS).map(|i| bundle(&format!("gen{i}.test"))).collect();
+    let trusted: Vec<&Bundle> = bundles.iter().collect();
+    let app = server::webhook_router(app_state(SECRETS), Limits::default());
+    let server = TlsServer::start(&bundles[0], app, Limits::default(), Duration::from_secs(5)).await;
+
+    let (stop_tx, stop) = watch::channel(false);
+    let (progress_tx, mut progress) = watch::channel(0usize);
+    let spawn_worker = |client: reqwest::Client, progress_tx: Option<watch::Sender<usize>>| {
+        let (url, stop) = (server.url(), stop.clone());
+        tokio::spawn(async move {
+            let (mut failures, mut served) = (Vec::new(), Vec::new());
+            while !*stop.borrow() && served.len() + failures.len() < MAX_PER_WORKER {
+                match post_reqwest(&client, &url, REPLICASET_INIT).await {
+                    Ok((200, body, leaf)) if injected(REPLICASET_INIT, &body) == ["ecr", "gcr"] => served.push(leaf),
+                    Ok((status, body, _)) => failures.push(format!("{status}: {}", String::from_utf8_lossy(&body))),
+                    Err(error) => failures.push(format!("{error:?}")),
+                }
+                if let Some(progress) = &progress_tx {
+                    progress.send_replace(served.len() + failures.len());
+                }
+            }
+            (failures, served)
+        })
+    };
+    // One worker makes a full handshake per request, so it sees every generation; the others connect the way
+    // real clients do: a new connection resuming the TLS session, and one connection kept alive.
+    let handshaking = spawn_worker(https_client(&trusted, Connections::FullHandshake), Some(progress_tx));
+    let others = [
+        spawn_worker(https_client(&trusted, Connections::New), None),
+        spawn_worker(https_client(&trusted, Connections::Reused), None),
+    ];
+
+    for next in &bundles[1..] {
+        let target = *progress.borrow() + AFTER_EACH_ROTATION;
+        bounded("requests between rotations", progress.wait_for(|n| *n >= target)).await.expect("worker alive");
+        server.rotate(next);
+    }
+    let target = *progress.borrow() + AFTER_EACH_ROTATION;
+    bounded("requests after the last rotation", progress.wait_for(|n| *n >= target)).await.expect("worker alive");
+    stop_tx.send(true).unwrap();
+
+    let (failures, handshaken) = bounded("handshaking worker", handshaking).await.unwrap();
+    assert!(failures.is_empty(), "failed requests with a full handshake each: {failures:#?}");
+    for worker in others {
+        let (failures, served) = bounded("load worker", worker).await.unwrap();
+        assert!(failures.is_empty(), "failed requests: {failures:#?}");
+        assert!(!served.is_empty());
+    }
+    // Every generation was served to the new connections that followed its rotation.
+    for (i, bundle) in bundles.iter().enumerate() {
+        assert!(handshaken.contains(&leaf(bundle)), "generation {i} was never served");
+    }
+}
+
+/// A router that reports each request as soon as its headers are in (before its body is read).
+fn reporting_router(state: AppState, limits: Limits) -> (Router, mpsc::UnboundedReceiver<()>) {
+    let (arrived_tx, arrived) = mpsc::unbounded_channel();
+    let router = server::webhook_router(state, limits).layer(tower::util::MapRequestLayer::new(
+        move |request: Request<Body>| {
+            let _ = arrived_tx.send(());
+            request
+        },
+    ));
+    (router, arrived)
+}
+
+async fn refused(addr: SocketAddr) {
+    loop {
+        match TcpStream::connect(addr).await {
+            Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => return,
+            // Queued in the backlog of a listener about to close, then reset with it: not yet refused.
+            Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_request_in_flight_then_returns() {
+    let drain = Duration::from_secs(10);
+    let certificate = bundle("webhook.test");
+    let (app, mut arrived) = reporting_router(app_state(SECRETS), Limits::default());
+    let mut server = TlsServer::start(&certificate, app, Limits::default(), drain).await;
+
+    // An idle keep-alive connection, which must not hold the drain up.
+    let mut idle = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    assert_eq!(bounded("request", idle.post(GKE_ECHO)).await.unwrap().status, 200);
+    bounded("arrival", arrived.recv()).await.unwrap();
+
+    // A request whose body stops halfway.
+    let mut slow = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let (first_half, second_half) = REPLICASET_INIT.split_at(REPLICASET_INIT.len() / 2);
+    let mut head = request_head(REPLICASET_INIT.len()).into_bytes();
+    head.extend_from_slice(first_half);
+    slow.send(&head).await.unwrap();
+    bounded("the slow request reaches the router", arrived.recv()).await.unwrap();
+
+    let stopping = Instant::now();
+    server.shutdown();
+    bounded("the listener closes", refused(server.addr)).await;
+    bounded("the idle connection is closed", idle.closed()).await;
+
+    slow.send(second_half).await.unwrap();
+    let response = bounded("the in-flight response", slow.read_response()).await.unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(injected(REPLICASET_INIT, &response.body), ["ecr", "gcr"]);
+
+    bounded("serve_https returns", server.task.take().unwrap()).await.unwrap();
+    assert!(stopping.elapsed() < drain / 2, "returned once drained, not at the bound: {:?}", stopping.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_up_on_a_stuck_request_at_the_drain_bound() {
+    let drain = Duration::from_millis(700);
+    let certificate = bundle("webhook.test");
+    let (app, mut arrived) = reporting_router(app_state(SECRETS), Limits::default());
+    let mut server = TlsServer::start(&certificate, app, Limits::default(), drain).await;
+
+    let mut stuck = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let mut head = request_head(DRYRUN_MINIMAL.len()).into_bytes();
+    head.extend_from_slice(&DRYRUN_MINIMAL[..10]);
+    stuck.send(&head).await.unwrap();
+    bounded("arrival", arrived.recv()).await.unwrap();
+
+    let stopping = Instant::now();
+    server.shutdown();
+    bounded("serve_https returns", server.task.take().unwrap()).await.unwrap();
+    let took = stopping.elapsed();
+    assert!(took >= drain - Duration::from_millis(50), "returned before the drain bound: {took:?}");
+    assert!(took < drain + Duration::from_secs(2), "returned long after the drain bound: {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_is_cut_off_while_others_are_served() {
+    let certificate = bundle("webhook.test");
+    let limits = fast_limits();
+    let app = server::webhook_router(app_state(SECRETS), limits);
+    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+
+    let slow = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let opened = Instant::now();
+    let (mut reader, mut writer) = tokio::io::split(slow.io);
+    let closed = tokio::spawn(async move {
+        let mut buf = [0; 256];
+        while let Ok(1..) = reader.read(&mut buf).await {}
+        opened.elapsed()
+    });
+    // Headers one byte every 20 ms, never ending them (for at most 8 s).
+    let dripping = tokio::spawn(async move {
+        let header = b"POST /mutate HTTP/1.1\r\nHost: webhook.test\r\nX-Slow: ";
+        for byte in header.iter().chain(std::iter::repeat(&b'a')).take(400) {
+            if writer.write_all(&[*byte]).await.is_err() || writer.flush().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+
+    let client = https_client(&[&certificate], Connections::New);
+    let mut first_served = None;
+    for request in [NGINX_KUBECTL, GKE_ECHO, REPLICASET_INIT] {
+        let (status, body, _) = bounded("request", post_reqwest(&client, &server.url(), request)).await.unwrap();
+        assert_eq!(status, 200);
+        assert!(!injected(request, &body).is_empty());
+        first_served.get_or_insert(opened.elapsed());
+    }
+
+    let lived = bounded("the slow connection is closed", closed).await.unwrap();
+    assert_cut_off_at_the_header_timeout(lived);
+    let first_served = first_served.unwrap();
+    assert!(first_served < lived, "served at {first_served:?}, while the slow client held its connection ({lived:?})");
+    dripping.abort();
+}
+
+async fn silent_server(limits: Limits) -> (TlsServer, Bundle) {
+    let certificate = bundle("webhook.test");
+    let app = server::webhook_router(app_state(SECRETS), limits);
+    (TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await, certificate)
+}
+
+fn assert_cut_off_at_the_header_timeout(lived: Duration) {
+    assert!(lived >= Duration::from_millis(450), "closed before the timeout: {lived:?}");
+    assert!(lived < Duration::from_secs(3), "closed long after the timeout: {lived:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_starts_the_handshake_is_cut_off() {
+    let (server, _) = silent_server(fast_limits()).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let opened = Instant::now();
+    let read = bounded("a silent TCP client is closed", tcp.read(&mut [0; 64])).await;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert_cut_off_at_the_header_timeout(opened.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_silent_after_the_handshake_is_cut_off() {
+    let (server, certificate) = silent_server(fast_limits()).await;
+    let tls = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let opened = Instant::now();
+    bounded("a silent TLS client is closed", tls.closed()).await;
+    assert_cut_off_at_the_header_timeout(opened.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_slower_than_the_request_timeout_gets_408() {
+    let certificate = bundle("webhook.test");
+    let limits = Limits { request_timeout: Duration::from_millis(500), ..Limits::default() };
+    let app = server::webhook_router(app_state(SECRETS), limits);
+    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+
+    let mut conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let mut head = request_head(DRYRUN_MINIMAL.len()).into_bytes();
+    head.extend_from_slice(&DRYRUN_MINIMAL[..100]);
+    conn.send(&head).await.unwrap();
+    let started = Instant::now();
+    let response = bounded("the timeout response", conn.read_response()).await.unwrap();
+    assert_eq!(response.status, 408);
+    assert!(started.elapsed() >= Duration::from_millis(450), "{:?}", started.elapsed());
+}
+
+// --- B: the binary -----------------------------------------------------------------------------------
+
+/// A Secret as `kubectl create secret docker-registry NAME --docker-server=REGISTRY ... -o yaml --dry-run=client`
+/// prints it: base64 `data`, no namespace (the directory's default, `default`, applies).
+fn secret_manifest(name: &str, registry: &str) -> String {
+    let (user, password) = ("someone", format!("example-password-{name}"));
+    let auth = STANDARD.encode(format!("{user}:{password}"));
+    let config = json!({"auths": {registry: {"username": user, "password": password, "auth": auth}}});
+    format!(
+        "apiVersion: v1\ndata:\n  .dockerconfigjson: {}\nkind: Secret\nmetadata:\n  creationTimestamp: null\n  \
+         name: {name}\ntype: kubernetes.io/dockerconfigjson\n",
+        STANDARD.encode(config.to_string())
+    )
+}
+
+/// A CA, certificate and key from the binary's own `certs` subcommand.
+fn dev_certs(dir: &Path) -> PathBuf {
+    let out = dir.join("certs");
+    let output = std::process::Command::new(BIN)
+        .args(["certs", "--dns", "localhost", "--ip", "127.0.0.1", "--out"])
+        .arg(&out)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "certs: {}", String::from_utf8_lossy(&output.stderr));
+    out
+}
+
+/// `pullsecret-injector serve` on ephemeral ports (read back from its log), killed if the test ends first.
+struct Served {
+    child: tokio::process::Child,
+    webhook: SocketAddr,
+    admin: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    ca: reqwest::Certificate,
+}
+
+impl Served {
+    async fn start(certs: &Path, secrets_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = tokio::process::Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--reload-interval", "100ms"])
+            .arg("--tls-cert")
+            .arg(certs.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(certs.join("tls.key"))
+            .arg("--secrets-dir")
+            .arg(secrets_dir)
+            .args(extra)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (lines_tx, mut lines) = mpsc::unbounded_channel();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log2 = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                log2.lock().unwrap().push(line.clone());
+                let _ = lines_tx.send(line);
+            }
+        });
+        let serving = bounded("the `serving` log line", async {
+            while let Some(line) = lines.recv().await {
+                if line.contains(" serving ") {
+                    return line;
+                }
+            }
+            panic!("serve exited before serving: {:#?}", log.lock().unwrap());
+        })
+        .await;
+        let field = |name: &str| -> SocketAddr {
+            let value = serving.split_whitespace().find_map(|word| word.strip_prefix(name)).expect(name);
+            value.parse().unwrap_or_else(|e| panic!("{name}{value}: {e}"))
+        };
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).unwrap()).unwrap();
+        Self { webhook: field("listen="), admin: field("admin="), child, log, ca }
+    }
+
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(self.ca.clone())
+            .pool_max_idle_per_host(0)
+            .timeout(WAIT)
+            .build()
+            .unwrap()
+    }
+
+    async fn admin_get(&self, path: &str) -> (u16, String) {
+        let response = self.client().get(format!("http://{}{path}", self.admin)).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn mutate(&self, body: &[u8]) -> (u16, Vec<u8>) {
+        let response = self
+            .client()
+            .post(format!("https://{}/mutate", self.webhook))
+            .header(header::CONTENT_TYPE.as_str(), "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.bytes().await.unwrap().to_vec())
+    }
+
+    async fn until_ready(&self) {
+        bounded("/readyz 200", async {
+            while self.admin_get("/readyz").await.0 != 200 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    async fn until_metric(&self, series: &str, at_least: f64) {
+        bounded(series, async {
+            loop {
+                let (_, text) = self.admin_get("/metrics").await;
+                if metric(&text, series).is_some_and(|v| v >= at_least) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_then_drains_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dev_certs(dir.path());
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("hub.yaml"), secret_manifest("dockerhub", "https://index.docker.io/v1/")).unwrap();
+    let mut served = Served::start(&certs, &secrets, &["--shutdown-delay", "2s", "--shutdown-timeout", "6s"]).await;
+    assert!(!served.log().contains('\u{1b}'), "no ANSI colours when stderr is not a terminal");
+
+    served.until_ready().await;
+    let (status, body) = served.mutate(NGINX_KUBECTL).await;
+    assert_eq!(status, 200);
+    assert_eq!(injected(NGINX_KUBECTL, &body), ["dockerhub"]);
+
+    let pid = served.child.id().unwrap().to_string();
+    let sigterm = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    bounded("/readyz 503 after SIGTERM", async {
+        while served.admin_get("/readyz").await.0 != 503 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // During --shutdown-delay the webhook still accepts new connections and answers.
+    let (status, body) = served.mutate(DRYRUN_MINIMAL).await;
+    assert_eq!(status, 200);
+    assert_eq!(injected(DRYRUN_MINIMAL, &body), ["dockerhub"]);
+    assert!(sigterm.elapsed() < Duration::from_secs(2), "checked within the delay: {:?}", sigterm.elapsed());
+
+    let status = bounded("exit after SIGTERM", served.child.wait()).await.unwrap();
+    let took = sigterm.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", served.log());
+    assert!(took >= Duration::from_millis(1950), "exited before --shutdown-delay: {took:?}");
+    assert!(took < Duration::from_secs(6), "exited after --shutdown-timeout: {took:?}");
+    let log = served.log();
+    assert!(log.contains("shutdown requested") && log.contains("stopped"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reloads_its_secrets_dir_and_keeps_credentials_on_a_broken_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dev_certs(dir.path());
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("a.yaml"), secret_manifest("first", "registry-a.example.com")).unwrap();
+    let served = Served::start(&certs, &secrets, &[]).await;
+    served.until_ready().await;
+    let review = pod_review(
+        "7d3f0e2a-1111-4000-8000-000000000001",
+        &["registry-a.example.com/team/app:1", "registry-b.example.com/team/worker:2"],
+    );
+    let (status, body) = served.mutate(&review).await;
+    assert_eq!(status, 200);
+    assert_eq!(injected(&review, &body), ["first"]);
+
+    let success = r#"pullsecret_injector_secrets_dir_reloads_total{result="success"}"#;
+    let error = r#"pullsecret_injector_secrets_dir_reloads_total{result="error"}"#;
+    std::fs::write(secrets.join("b.yaml"), secret_manifest("second", "registry-b.example.com")).unwrap();
+    served.until_metric(success, 1.0).await;
+    let (status, body) = served.mutate(&review).await;
+    assert_eq!(status, 200);
+    assert_eq!(injected(&review, &body), ["first", "second"]);
+
+    std::fs::write(secrets.join("c.yaml"), "apiVersion: v1\nkind: Secret\nmetadata: {name: [unclosed\n").unwrap();
+    served.until_metric(error, 1.0).await;
+    let (status, body) = served.mutate(&review).await;
+    assert_eq!(status, 200);
+    assert_eq!(injected(&review, &body), ["first", "second"], "the previous credentials keep working");
+    assert_eq!(served.admin_get("/readyz").await.0, 200, "a broken reload does not make the webhook unready");
+    let (_, metrics) = served.admin_get("/metrics").await;
+    assert_eq!(metric(&metrics, success), Some(1.0), "{metrics}");
+    let log = served.log();
+    assert!(log.contains("c.yaml"), "the failed reload names the file: {log}");
+    assert!(!log.contains("example-password"), "no credential in the log: {log}");
+}
+
+/// Runs `serve` expecting a startup failure; returns the stderr lines. No Kubernetes configuration is reachable.
+fn failing_serve(args: &[String]) -> Vec<String> {
+    let mut command = std::process::Command::new(BIN);
+    command.arg("serve").args(args).env_clear().env("KUBECONFIG", "/nonexistent/kubeconfig").stdin(Stdio::null());
+    let output = output_within(command);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stderr).unwrap().lines().map(str::to_owned).collect()
+}
+
+/// `Command::output` with a bound, so that a server that unexpectedly starts does not hang the test.
+fn output_within(mut command: std::process::Command) -> std::process::Output {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > WAIT {
+            let _ = child.kill();
+            panic!("{command:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn startup_errors_exit_2_with_one_line_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dev_certs(dir.path());
+    let (cert, key) = (certs.join("tls.crt"), certs.join("tls.key"));
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let good = dir.path().join("good");
+    std::fs::create_dir(&good).unwrap();
+    std::fs::write(good.join("a.yaml"), secret_manifest("first", "registry-a.example.com")).unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(bad.join("broken.yaml"), "kind: Secret\nmetadata: [unclosed\n").unwrap();
+    let missing = dir.path().join("missing.crt");
+    let taken = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let (good, bad, missing) = (good.to_str().unwrap(), bad.to_str().unwrap(), missing.to_str().unwrap());
+    let serve = |listen: &str, admin: &str, cert: &str, secrets_dir: Option<&str>| -> Vec<String> {
+        let mut args = vec!["--listen", listen, "--admin-listen", admin, "--tls-cert", cert, "--tls-key", key];
+        if let Some(dir) = secrets_dir {
+            args.extend(["--secrets-dir", dir]);
+        }
+        args.into_iter().map(str::to_owned).collect()
+    };
+    let any = "127.0.0.1:0";
+
+    let cases: [(&str, Vec<String>, &[&str]); 5] = [
+        ("missing certificate", serve(any, any, missing, Some(good)), &["--tls-cert", "missing.crt"]),
+        ("bad YAML in --secrets-dir", serve(any, any, cert, Some(bad)), &["--secrets-dir", "broken.yaml"]),
+        ("--listen port in use", serve(&taken, any, cert, Some(good)), &["--listen", &taken]),
+        ("--admin-listen port in use", serve(any, &taken, cert, Some(good)), &["--admin-listen", &taken]),
+        ("no cluster and no --secrets-dir", serve(any, any, cert, None), &["--secrets-dir"]),
+    ];
+    for (label, args, expected) in cases {
+        let stderr = failing_serve(&args);
+        let errors: Vec<&String> = stderr.iter().filter(|line| line.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "{label}: one error line: {stderr:#?}");
+        assert_eq!(stderr.last(), Some(errors[0]), "{label}: the error is the last line: {stderr:#?}");
+        for needle in expected {
+            assert!(errors[0].contains(needle), "{label}: {needle:?} in {:?}", errors[0]);
+        }
+    }
+}
