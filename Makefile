@@ -52,8 +52,11 @@ deploy: ## Install on the current kubectl context with the self-signed overlay (
 e2e: ## Real-cluster tests (kind or any cluster in KUBECONFIG; opt-in, never part of `make test`)
 	PULLSECRET_INJECTOR_E2E=1 $(CARGO) test --locked --test e2e -- --ignored --test-threads=1
 
-fuzz: ## Fuzz the parsers (needs cargo-fuzz and a nightly toolchain)
-	cd fuzz && $(CARGO) fuzz run image_reference -- -max_total_time=60
+FUZZ_SECONDS ?= 60
+fuzz: ## Fuzz the parsers, decoder, matcher and review handling (FUZZ_SECONDS each; installs cargo-fuzz)
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for target in image_reference docker_config keyring admission_review; do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 clean: ## Remove build output
 	$(CARGO) clean
