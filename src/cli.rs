@@ -135,6 +135,14 @@ pub struct ServeCmd {
     /// Time a client has for sending a whole request.
     #[arg(long, default_value = "30s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_REQUEST_TIMEOUT")]
     pub request_timeout: Duration,
+    /// Check every credential against its registry this often (`verify`'s handshake), exporting
+    /// `pullsecret_injector_credential_check` and, in a cluster, a Warning Event on a Secret whose credential stops
+    /// working. `0s` (default) turns checks off.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_VERIFY_INTERVAL")]
+    pub verify_interval: Duration,
+    /// Extra CA certificate(s) (PEM) trusted by the periodic checks.
+    #[arg(long, value_name = "FILE", env = "PULLSECRET_INJECTOR_VERIFY_CA_FILE")]
+    pub verify_ca_file: Option<PathBuf>,
     /// Open webhook connections at most (the API server keeps a few alive; more wait in the backlog).
     #[arg(long, default_value_t = 1024, env = "PULLSECRET_INJECTOR_MAX_CONNECTIONS")]
     pub max_connections: usize,

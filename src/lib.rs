@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod cache;
 pub mod certs;
+pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod controller;

@@ -84,6 +84,15 @@ fn run_serve(cmd: &ServeCmd) -> Result<(), (u8, String)> {
         shutdown_timeout: cmd.shutdown_timeout,
         shutdown_delay: cmd.shutdown_delay,
         reload_interval: cmd.reload_interval,
+        verify: (!cmd.verify_interval.is_zero()).then(|| {
+            (
+                cmd.verify_interval,
+                pullsecret_injector::verify::VerifyOptions {
+                    ca_file: cmd.verify_ca_file.clone(),
+                    ..Default::default()
+                },
+            )
+        }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

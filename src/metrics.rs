@@ -48,6 +48,16 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// One credential entry of `--verify-interval` checks. Opt-in, and bounded by the number of pull Secrets.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    pub namespace: String,
+    pub secret: String,
+    /// The key as written, any `user:password@` redacted.
+    pub registry: String,
+    pub status: &'static str,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     pub requests: Family<OutcomeLabels, Counter>,
@@ -59,6 +69,7 @@ pub struct Metrics {
     pub source_reloads: Family<ResultLabels, Counter>,
     pub tls_reloads: Family<ResultLabels, Counter>,
     pub tls_not_after: Gauge,
+    pub credential_checks: Family<CheckLabels, Gauge>,
     registry: Registry,
 }
 
@@ -111,7 +122,14 @@ impl Metrics {
             "Expiry of the serving certificate, as a Unix timestamp",
             tls_not_after.clone(),
         );
+        let credential_checks = Family::<CheckLabels, Gauge>::default();
+        registry.register(
+            "credential_check",
+            "Result of the last --verify-interval check of each credential entry (1 for the current status)",
+            credential_checks.clone(),
+        );
         Self {
+            credential_checks,
             requests,
             injected_secrets,
             warnings,

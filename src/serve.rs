@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 use crate::cache::{LiveCredentials, Readiness};
+use crate::checks::{self, CheckSource};
 use crate::decision::Policy;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::server::{self, AppState, Limits, Shutdown};
 use crate::tls::CertStore;
+use crate::verify::VerifyOptions;
 use crate::{cluster, controller, local};
 
 /// Everything `serve` needs, from flags.
@@ -32,6 +34,8 @@ pub struct ServeOptions {
     pub shutdown_timeout: Duration,
     pub shutdown_delay: Duration,
     pub reload_interval: Duration,
+    /// Periodic credential checks: interval (`None` = off) and options.
+    pub verify: Option<(Duration, VerifyOptions)>,
 }
 
 /// A failure to start: exit code 2 with this one line.
@@ -58,7 +62,7 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
     }
     readiness.mark_done("certificate");
 
-    match &options.secrets_dir {
+    let check_source = match &options.secrets_dir {
         Some(dir) => {
             let fingerprint = local::load(dir, &live).map_err(|e| StartError(format!("--secrets-dir: {e}")))?;
             readiness.mark_done("secrets-dir");
@@ -71,6 +75,7 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
                 options.reload_interval,
                 shutdown.clone().wait(),
             ));
+            CheckSource::Directory(dir.clone())
         }
         None => {
             let client = kube::Client::try_default().await.map_err(|e| {
@@ -82,13 +87,19 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
             tokio::spawn(controller::run(client.clone(), shutdown.clone().wait()));
             let (live, readiness, metrics) = (live.clone(), readiness.clone(), metrics.clone());
             let stop = shutdown.clone().wait();
+            let check_client = client.clone();
             tokio::spawn(async move {
                 tokio::select! {
                     _ = cluster::run(client, live, readiness, metrics) => {}
                     _ = stop => {}
                 }
             });
+            CheckSource::Cluster(check_client)
         }
+    };
+    if let Some((interval, verify_options)) = options.verify.clone() {
+        info!(?interval, "periodic credential checks on");
+        tokio::spawn(checks::run(check_source, interval, verify_options, metrics.clone(), shutdown.clone().wait()));
     }
 
     let webhook_listener = server::bind(options.listen, "--listen").await.map_err(StartError)?;

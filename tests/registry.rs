@@ -697,3 +697,75 @@ fn mutate_injects_the_secret_a_real_client_can_pull_with() {
     let anonymous = inspect(&["--no-creds"]);
     assert!(!anonymous.status.success(), "the registry served the image anonymously: the test proves nothing");
 }
+
+/// `serve --verify-interval`: the periodic checks export one gauge per credential entry with its current status,
+/// and no credential reaches the metrics or the logs.
+#[test]
+fn serve_checks_credentials_periodically() {
+    if !have(REGISTRY_BIN) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let registry = Registry::start(dir.path(), "tls", Some(&pki), Auth::Htpasswd);
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    write_manifests(
+        &secrets.join("pull.yaml"),
+        &[
+            pull_secret("team-a", "good", &registry.host(), PASSWORD),
+            pull_secret("team-a", "wrong", &registry.host(), WRONG_PASSWORD),
+        ],
+    );
+    let certs = dir.path().join("certs");
+    assert_eq!(run(&["certs", "--out", certs.to_str().unwrap(), "--dns", "localhost"]).code, 0);
+    let admin = free_port();
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--admin-listen"])
+        .arg(format!("127.0.0.1:{admin}"))
+        .args([
+            "--tls-cert",
+            certs.join("tls.crt").to_str().unwrap(),
+            "--tls-key",
+            certs.join("tls.key").to_str().unwrap(),
+        ])
+        .args(["--secrets-dir", secrets.to_str().unwrap(), "--verify-interval", "200ms", "--shutdown-delay", "0s"])
+        .args(["--verify-ca-file", pki.ca_file.to_str().unwrap()])
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // A plain HTTP/1.1 request: the admin port is plain HTTP on loopback.
+    let metrics = || -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", admin)) else { return String::new() };
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = metrics();
+        if text.contains(r#"secret="good""#) && text.contains(r#"secret="wrong""#) {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no check results in /metrics:\n{text}\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let host = registry.host();
+    assert!(text.contains(&format!(r#"pullsecret_injector_credential_check{{namespace="team-a",secret="good",registry="{host}",status="ok"}} 1"#)), "{text}");
+    assert!(text.contains(&format!(r#"pullsecret_injector_credential_check{{namespace="team-a",secret="wrong",registry="{host}",status="unauthorized"}} 1"#)), "{text}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("credential stopped working"), "{logs}");
+    assert_no_credentials(&text);
+    assert_no_credentials(&logs);
+}
