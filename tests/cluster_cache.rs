@@ -1241,3 +1241,43 @@ async fn cluster_pull_secret_distributes_without_a_copy() {
     })
     .await;
 }
+
+/// The API server is unreachable at start (every list answers 503): not ready, errors counted, retried with
+/// backoff; once it answers, every watch syncs and readiness follows.
+#[tokio::test]
+async fn api_server_unavailable_at_start_then_back() {
+    bounded(async {
+        let api = FakeApi::new();
+        keymaker_world(&api);
+        let all = [Coll::DockerConfigJson, Coll::DockerCfg, Coll::Namespaces, Coll::ClusterPullSecrets];
+        for coll in all {
+            api.set_mode(
+                coll,
+                ListMode::Fail {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    content_type: "application/json",
+                    body: json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                        "message": "the server is currently unable to handle the request", "reason": "ServiceUnavailable",
+                        "code": 503
+                    })
+                    .to_string(),
+                },
+            );
+        }
+        let h = Harness::start(&api);
+        until("every watch to fail at least once", || {
+            h.watch_errors("secrets") >= 2 && h.watch_errors("namespaces") >= 1 && h.watch_errors("clusterpullsecrets") >= 1
+        })
+        .await;
+        assert!(h.readiness.check().is_err(), "not ready while the API server is unavailable");
+        assert!(h.injected("keymaker").is_empty());
+        for coll in all {
+            api.set_mode(coll, ListMode::Serve);
+        }
+        until_eq("readiness once the API server is back", Ok(()), || h.readiness.check()).await;
+        assert!(!h.injected("keymaker").is_empty(), "credentials synced after the outage");
+        api.assert_protocol();
+    })
+    .await;
+}
