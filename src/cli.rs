@@ -24,6 +24,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process: boxing would only add noise
 pub enum Command {
     /// Show what the webhook would do to a Pod or AdmissionReview, offline (nothing is sent anywhere).
     #[command(after_help = MUTATE_EXAMPLES)]
