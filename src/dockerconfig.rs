@@ -806,7 +806,7 @@ fn quote(text: &str) -> String {
 
 /// Replaces the userinfo of a key (`https://user:pass@host/…`) the way Go's URL parser would find
 /// it: the authority ends at the first '/', '?' or '#', and the userinfo at its last '@'.
-fn redact_userinfo(key: &str) -> Cow<'_, str> {
+pub fn redact_userinfo(key: &str) -> Cow<'_, str> {
     let scheme_len =
         ["https://", "http://"].iter().find(|scheme| key.starts_with(**scheme)).map_or(0, |scheme| scheme.len());
     let rest = &key[scheme_len..];

@@ -73,7 +73,7 @@ impl Manifests {
             index,
             kind: kind.clone(),
             name: name.clone(),
-            what: e.to_string(),
+            what: shape_error(&e),
         };
         match (api_version, kind.as_str()) {
             ("v1", "Secret") => {
@@ -99,6 +99,24 @@ impl Manifests {
             index.replace_secrets(kind, &self.secrets);
         }
         index
+    }
+}
+
+/// serde's message for a wrongly shaped object, without the offending value: serde quotes it (`invalid type: string
+/// "…"`), and in a Secret that value can be a credential.
+fn shape_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let Some(rest) = text.strip_prefix("invalid type: ").or_else(|| text.strip_prefix("invalid value: ")) else {
+        return if text.contains("base64") || text.starts_with("Invalid") {
+            "a data value is not valid base64".into()
+        } else {
+            text
+        };
+    };
+    let found = rest.split([' ', ',']).next().unwrap_or("value");
+    match text.rsplit_once(", expected ") {
+        Some((_, expected)) => format!("invalid {found}, expected {expected}"),
+        None => format!("invalid {found}"),
     }
 }
 

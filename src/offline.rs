@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::admission::{self, Outcome};
 use crate::credentials::{CredentialIndex, CredentialSource, NamespaceCredentials};
 use crate::decision::{self, PodKeyring, Policy};
+use crate::dockerconfig::redact_userinfo;
 use crate::inputs::{self, InputError, Manifests};
 use crate::keyring;
 use crate::pod::{ContainerImage, ContainerKind, PodView};
@@ -196,15 +197,17 @@ pub fn explain(
     for secret in &view.secrets {
         if let Ok(keys) = &secret.keys {
             for key in keys {
+                // A key can carry `user:password@` (the kubelet ignores it): never print that part.
+                let shown = redact_userinfo(key);
                 if keyring::normalize_key(key).is_none() {
                     writeln!(
                         out,
-                        "  dropped   {key:<40}  from {}  (not a valid URL: the kubelet drops this key)",
+                        "  dropped   {shown:<40}  from {}  (not a valid URL: the kubelet drops this key)",
                         secret.name
                     )?;
                 }
                 for lint in keyring::lint_key(key) {
-                    writeln!(out, "  note      {key}: {lint}")?;
+                    writeln!(out, "  note      {shown}: {lint}")?;
                 }
             }
         }

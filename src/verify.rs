@@ -27,6 +27,7 @@ use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{Client, StatusCode, Url};
 use serde::Serialize;
 
+use crate::dockerconfig::redact_userinfo;
 use crate::dockerconfig::{self, DecodeError, RegistryEntry, SecretKind};
 use crate::keyring;
 
@@ -171,7 +172,7 @@ pub async fn verify(secrets: &[Secret], options: &VerifyOptions) -> Result<Vec<C
                 Row::Done(result) => result,
                 Row::Check { namespace, secret, entry } => {
                     let (status, detail) = check_entry(client, &entry, timeout).await;
-                    let registry = redact_userinfo(&entry.key);
+                    let registry = redact_userinfo(&entry.key).into_owned();
                     tracing::debug!(%namespace, %secret, %registry, %status, "checked registry credential");
                     CheckResult { namespace, secret, registry, status, detail }
                 }
@@ -201,7 +202,7 @@ pub fn lint(secrets: &[Secret]) -> Vec<String> {
             ));
         }
         for key in keys {
-            let shown = redact_userinfo(&key);
+            let shown = redact_userinfo(&key).into_owned();
             let key_notes = keyring::lint_key(&key);
             let normalized = keyring::normalize_key(&key);
             if normalized.is_none() && key_notes.is_empty() {
@@ -798,16 +799,6 @@ fn scrub(detail: &str, secrets: &[&str]) -> String {
     detail
 }
 
-/// The key with any `user:password@` replaced (the kubelet ignores userinfo, R16; it is a credential).
-fn redact_userinfo(key: &str) -> String {
-    let scheme_len = ["https://", "http://"].iter().find(|s| key.starts_with(**s)).map_or(0, |s| s.len());
-    let rest = &key[scheme_len..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    match authority.rfind('@') {
-        Some(at) => format!("{}<redacted>{}", &key[..scheme_len], &rest[at..]),
-        None => key.to_owned(),
-    }
-}
 
 #[cfg(test)]
 mod tests {
