@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::credentials::CredentialSource;
 use crate::decision::{self, Decision, Policy};
-use crate::pod::PodView;
+use crate::pod::{PodError, PodView, RawPod};
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 pub const KIND: &str = "AdmissionReview";
@@ -140,23 +140,103 @@ struct StatusOut<'a> {
     reason: &'static str,
 }
 
+/// The review with the Pod read in the same pass: what nearly every request is. Any body this cannot read (not
+/// JSON, a field of the wrong type, an object that is no Pod-shaped JSON) goes the two-pass way of [`review`]
+/// instead, which alone words the errors; when this one succeeds the two agree on everything.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewWithPod {
+    api_version: Option<String>,
+    kind: Option<String>,
+    request: Option<RequestWithPod>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestWithPod {
+    uid: Option<String>,
+    kind: Option<GroupVersionKind>,
+    sub_resource: Option<String>,
+    namespace: Option<String>,
+    operation: Option<String>,
+    /// `None` for an absent or `null` object, as [`review`] treats both.
+    object: Option<RawPod>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+/// A request's fields other than the object, however the object was read.
+struct RequestFields {
+    uid: Option<String>,
+    kind: Option<GroupVersionKind>,
+    sub_resource: Option<String>,
+    namespace: Option<String>,
+    operation: Option<String>,
+    dry_run: Option<bool>,
+}
+
 /// Answers one AdmissionReview body.
 pub fn review(body: &[u8], credentials: &dyn CredentialSource, policy: &Policy) -> Reviewed {
+    // One pass over the body (the Pod is most of it) when it reads as expected; else the two-pass path below.
+    if let Ok(parsed) = serde_json::from_slice::<ReviewWithPod>(body) {
+        let request = parsed.request.map(|r| {
+            let object = r.object;
+            let fields = RequestFields {
+                uid: r.uid,
+                kind: r.kind,
+                sub_resource: r.sub_resource,
+                namespace: r.namespace,
+                operation: r.operation,
+                dry_run: r.dry_run,
+            };
+            (fields, object.map(RawPod::into_view))
+        });
+        return review_parsed(body, parsed.api_version, parsed.kind, request, credentials, policy);
+    }
+    review_two_pass(body, credentials, policy)
+}
+
+/// The object kept raw while the review is checked, then read as a Pod: this path words every error.
+fn review_two_pass(body: &[u8], credentials: &dyn CredentialSource, policy: &Policy) -> Reviewed {
     let parsed: ReviewIn = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
         Err(e) => return invalid(body, format!("request body is not an AdmissionReview: {e}")),
     };
-    if parsed.api_version.as_deref() != Some(API_VERSION) || parsed.kind.as_deref() != Some(KIND) {
+    let request = parsed.request.map(|r| {
+        let object = r.object.filter(|o| o.get() != "null").map(|o| PodView::from_json(o.get()));
+        let fields = RequestFields {
+            uid: r.uid,
+            kind: r.kind,
+            sub_resource: r.sub_resource,
+            namespace: r.namespace,
+            operation: r.operation,
+            dry_run: r.dry_run,
+        };
+        (fields, object)
+    });
+    review_parsed(body, parsed.api_version, parsed.kind, request, credentials, policy)
+}
+
+/// The checks and the decision once the body is read; `pod` is `None` when the request has no object.
+fn review_parsed(
+    body: &[u8],
+    api_version: Option<String>,
+    kind: Option<String>,
+    request: Option<(RequestFields, Option<Result<PodView, PodError>>)>,
+    credentials: &dyn CredentialSource,
+    policy: &Policy,
+) -> Reviewed {
+    if api_version.as_deref() != Some(API_VERSION) || kind.as_deref() != Some(KIND) {
         return invalid(
             body,
             format!(
                 "expected apiVersion {API_VERSION} kind {KIND}, got apiVersion {:?} kind {:?}",
-                parsed.api_version.unwrap_or_default(),
-                parsed.kind.unwrap_or_default()
+                api_version.unwrap_or_default(),
+                kind.unwrap_or_default()
             ),
         );
     }
-    let Some(request) = parsed.request else {
+    let Some((request, pod)) = request else {
         return invalid(body, "AdmissionReview has no request".into());
     };
     let uid = match request.uid {
@@ -165,7 +245,7 @@ pub fn review(body: &[u8], credentials: &dyn CredentialSource, policy: &Policy) 
     };
     let mut info = RequestInfo {
         uid,
-        namespace: request.namespace.clone().unwrap_or_default(),
+        namespace: request.namespace.unwrap_or_default(),
         dry_run: request.dry_run.unwrap_or(false),
         ..Default::default()
     };
@@ -176,10 +256,10 @@ pub fn review(body: &[u8], credentials: &dyn CredentialSource, policy: &Policy) 
         let what = request.kind.as_ref().map(|k| k.kind.as_str()).unwrap_or("unknown kind");
         return skipped(info, format!("only Pod CREATE is handled, got {operation} of {what}; left unchanged"));
     }
-    let Some(object) = request.object.filter(|o| o.get() != "null") else {
+    let Some(pod) = pod else {
         return skipped(info, "request has no object; left unchanged".into());
     };
-    let pod = match PodView::from_json(object.get()) {
+    let pod = match pod {
         Ok(pod) => pod,
         Err(e) => return skipped(info, format!("{e}; left unchanged")),
     };
@@ -194,12 +274,11 @@ pub fn review(body: &[u8], credentials: &dyn CredentialSource, policy: &Policy) 
 
 /// The response for a decision.
 fn respond(info: RequestInfo, pod: &PodView, decision: Decision) -> Reviewed {
-    let warnings: Vec<String> = decision.warnings.iter().map(|w| format!("{WARNING_PREFIX}{w}")).collect();
+    let warnings: Vec<String> = decision.warnings.iter().map(|w| warning_line(w)).collect();
     let (outcome, allowed, status, patch) = match &decision.denied {
         Some(message) => (Outcome::Denied, false, Some(StatusOut { code: 403, message, reason: "Forbidden" }), None),
-        None => match decision::patch(pod, &decision.add) {
-            Some(patch) => {
-                let bytes = serde_json::to_vec(&patch).expect("a JSON patch always serializes");
+        None => match decision::patch_json(pod, &decision.add) {
+            Some(bytes) => {
                 (Outcome::Patched, true, None, Some(base64::engine::general_purpose::STANDARD.encode(bytes)))
             }
             None => (Outcome::Unchanged, true, None, None),
@@ -210,8 +289,14 @@ fn respond(info: RequestInfo, pod: &PodView, decision: Decision) -> Reviewed {
     Reviewed { outcome, http_status: 200, body, info, decision: Some(decision), reason: None }
 }
 
+/// One warning as the API server shows it: prefixed, one line, at most 256 characters in all (the reason may quote
+/// request fields of any length and content).
+fn warning_line(text: &str) -> String {
+    decision::short(&format!("{WARNING_PREFIX}{text}"), decision::MAX_WARNING_CHARS)
+}
+
 fn skipped(info: RequestInfo, reason: String) -> Reviewed {
-    let warnings = [format!("{WARNING_PREFIX}{reason}")];
+    let warnings = [warning_line(&reason)];
     let body = encode(ResponseOut {
         uid: &info.uid,
         allowed: true,
@@ -295,4 +380,121 @@ pub fn review_for_pod(pod: &serde_json::Value, namespace: &str) -> Vec<u8> {
         }
     }))
     .expect("a JSON value always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::credentials::{CandidateSecret, NamespaceCredentials, Origin};
+    use crate::dockerconfig::SecretKind;
+
+    struct OneNamespace(Arc<NamespaceCredentials>);
+
+    impl CredentialSource for OneNamespace {
+        fn namespace(&self, _: &str) -> Arc<NamespaceCredentials> {
+            self.0.clone()
+        }
+    }
+
+    fn review_of(request: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND, "request": request})).unwrap()
+    }
+
+    fn pod_request(object: Value) -> Value {
+        json!({
+            "uid": "u-1",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "namespace": "team",
+            "operation": "CREATE",
+            "userInfo": {"username": "x", "extra": {"k": ["v"]}},
+            "object": object,
+        })
+    }
+
+    /// The one-pass read is only a shortcut: for every shape of body (read in one pass or not), `review` answers
+    /// byte for byte what the two-pass path answers.
+    #[test]
+    fn one_pass_and_two_pass_answer_the_same() {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"generateName": "web-", "labels": {"a": "b"}, "managedFields": [{"x": 1}]},
+            "spec": {"containers": [{"name": "app", "image": "reg.example.com/app:1", "env": [{"name": "A"}]},
+                                    {"name": "hub", "image": "nginx"}],
+                     "volumes": [{"name": "v", "emptyDir": {}}]}
+        });
+        let mut listed = pod.clone();
+        listed["spec"]["imagePullSecrets"] = json!([{"name": "hub"}]);
+        let mut opted_out = pod.clone();
+        opted_out["metadata"]["labels"] = json!({crate::pod::INJECT_LABEL: crate::pod::INJECT_DISABLED});
+        let mut no_namespace = pod_request(pod.clone());
+        no_namespace["namespace"] = json!("");
+        no_namespace["object"]["metadata"]["namespace"] = json!("other");
+        let mut update = pod_request(pod.clone());
+        update["operation"] = json!("UPDATE");
+        let mut subresource = pod_request(pod.clone());
+        subresource["subResource"] = json!("ephemeralcontainers");
+        let mut no_uid = pod_request(pod.clone());
+        no_uid["uid"] = json!("");
+        let mut dry_run = pod_request(pod.clone());
+        dry_run["dryRun"] = json!(true);
+        let mut no_object = pod_request(Value::Null);
+        no_object.as_object_mut().unwrap().remove("object");
+        let mut deployment = pod_request(json!({"kind": "Deployment", "spec": {"template": {}}}));
+        deployment["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+
+        // (case, body, read in one pass)
+        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+            ("patched", review_of(pod_request(pod.clone())), true),
+            ("listed", review_of(pod_request(listed)), true),
+            ("opted out", review_of(pod_request(opted_out)), true),
+            ("namespace from the object", review_of(no_namespace), true),
+            ("update", review_of(update), true),
+            ("subresource", review_of(subresource), true),
+            ("no uid", review_of(no_uid), true),
+            ("dry run", review_of(dry_run), true),
+            ("object null", review_of(pod_request(Value::Null)), true),
+            ("no object", review_of(no_object), true),
+            ("another kind", review_of(deployment), true),
+            ("a Deployment as a Pod", review_of(pod_request(json!({"kind": "Deployment", "spec": {}}))), true),
+            ("no spec", review_of(pod_request(json!({"kind": "Pod"}))), true),
+            ("no request", serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND})).unwrap(), true),
+            ("wrong version", br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview"}"#.to_vec(), true),
+            ("containers not a list", review_of(pod_request(json!({"spec": {"containers": "nginx"}}))), false),
+            ("image not a string", review_of(pod_request(json!({"spec": {"containers": [{"image": 5}]}}))), false),
+            ("object not an object", review_of(pod_request(json!([1, 2]))), false),
+            ("uid not a string", review_of(json!({"uid": 5})), false),
+            ("not JSON", b"{not json".to_vec(), false),
+        ];
+        let ns = Arc::new(NamespaceCredentials::new(
+            Default::default(),
+            ["hub", "reg"]
+                .iter()
+                .zip(["https://index.docker.io/v1/", "reg.example.com"])
+                .map(|(name, key)| {
+                    Arc::new(CandidateSecret {
+                        name: name.to_string(),
+                        kind: SecretKind::DockerConfigJson,
+                        keys: Ok(vec![key.to_string()]),
+                        origin: Origin::Namespace,
+                    })
+                })
+                .collect(),
+        ));
+        let source = OneNamespace(ns);
+        let policy = Policy::default();
+        for (case, body, one_pass) in cases {
+            assert_eq!(serde_json::from_slice::<ReviewWithPod>(&body).is_ok(), one_pass, "{case}: path taken");
+            let (fast, slow) = (review(&body, &source, &policy), review_two_pass(&body, &source, &policy));
+            assert_eq!(String::from_utf8_lossy(&fast.body), String::from_utf8_lossy(&slow.body), "{case}");
+            assert_eq!(
+                (fast.outcome, fast.http_status, &fast.info, &fast.decision, &fast.reason),
+                (slow.outcome, slow.http_status, &slow.info, &slow.decision, &slow.reason),
+                "{case}"
+            );
+        }
+    }
 }

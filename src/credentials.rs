@@ -13,10 +13,11 @@ use kube::core::{Selector, SelectorExt};
 
 use crate::crd::ClusterPullSecret;
 use crate::dockerconfig::{self, SecretKind};
+use crate::keyring::{IndexedKeyring, Keyring};
 use crate::pod;
 
 /// A Secret the kubelet would read as a pull Secret (R1), reduced to what matching needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CandidateSecret {
     /// The name a Pod lists in `imagePullSecrets`.
     pub name: String,
@@ -25,6 +26,20 @@ pub struct CandidateSecret {
     /// The registry keys as written in the Secret, or why the kubelet would fail to decode it (R4).
     pub keys: Result<Vec<String>, String>,
     pub origin: Origin,
+}
+
+/// Keys can carry `user:password@` (the kubelet ignores it, R16): Debug shows them redacted.
+impl std::fmt::Debug for CandidateSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys =
+            self.keys.as_ref().map(|keys| keys.iter().map(|k| dockerconfig::redact_userinfo(k)).collect::<Vec<_>>());
+        f.debug_struct("CandidateSecret")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("keys", &keys)
+            .field("origin", &self.origin)
+            .finish()
+    }
 }
 
 /// Where a candidate comes from.
@@ -69,23 +84,86 @@ impl CandidateSecret {
 }
 
 /// One namespace as admission sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Built with [`NamespaceCredentials::new`], which also parses every registry key of every candidate once into
+/// an indexed keyring: admission then combines it with a Pod's own list without parsing a key again.
+#[derive(Clone, Default)]
 pub struct NamespaceCredentials {
     /// The Namespace's labels; empty when the Namespace is unknown.
     pub labels: BTreeMap<String, String>,
     /// Candidates sorted by name, one per name: a Secret in the namespace shadows a distributed credential of the
     /// same name (that Secret is what the kubelet will read).
     pub secrets: Vec<Arc<CandidateSecret>>,
+    /// Derived from `secrets`: see [`NamespaceKeys`].
+    keys: NamespaceKeys,
+}
+
+/// Every registry key of a namespace's candidates, normalized and parsed once (R13-R16, R24).
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceKeys {
+    /// The keyring of every decodable candidate, added in `secrets` order; each item is the candidate's index in
+    /// `secrets`. A Pod's keyring has the same keys with fewer items (see `decision`).
+    pub keyring: IndexedKeyring<u32>,
+    /// Indices in `secrets` of the candidates the kubelet cannot decode (for the warnings), ascending.
+    pub undecodable: Vec<u32>,
 }
 
 impl NamespaceCredentials {
+    /// `secrets` must be sorted by name with unique names.
+    pub fn new(labels: BTreeMap<String, String>, secrets: Vec<Arc<CandidateSecret>>) -> Self {
+        debug_assert!(secrets.windows(2).all(|w| w[0].name < w[1].name), "sorted, unique names");
+        let mut keyring = Keyring::new();
+        let mut undecodable = Vec::new();
+        for (i, secret) in secrets.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 2^32 Secrets in a namespace");
+            match &secret.keys {
+                Ok(keys) => {
+                    for key in keys {
+                        keyring.add(key, i);
+                    }
+                }
+                Err(_) => undecodable.push(i),
+            }
+        }
+        let keys = NamespaceKeys { keyring: IndexedKeyring::new(keyring), undecodable };
+        Self { labels, secrets, keys }
+    }
+
     pub fn get(&self, name: &str) -> Option<&CandidateSecret> {
-        self.secrets.binary_search_by(|s| s.name.as_str().cmp(name)).ok().map(|i| &*self.secrets[i])
+        self.position(name).map(|i| &*self.secrets[i])
+    }
+
+    /// The index of the candidate named `name` in `secrets`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.secrets.binary_search_by(|s| s.name.as_str().cmp(name)).ok()
+    }
+
+    /// The candidates' registry keys, parsed.
+    pub fn keys(&self) -> &NamespaceKeys {
+        &self.keys
     }
 
     /// The Namespace carries the opt-out label.
     pub fn opted_out(&self) -> bool {
         pod::opted_out(&self.labels)
+    }
+}
+
+/// Equal when labels and candidates are: the keys are derived from them.
+impl PartialEq for NamespaceCredentials {
+    fn eq(&self, other: &Self) -> bool {
+        self.labels == other.labels && self.secrets == other.secrets
+    }
+}
+
+impl Eq for NamespaceCredentials {}
+
+impl std::fmt::Debug for NamespaceCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamespaceCredentials")
+            .field("labels", &self.labels)
+            .field("secrets", &self.secrets)
+            .finish_non_exhaustive()
     }
 }
 
@@ -313,7 +391,7 @@ impl CredentialIndex {
                 }),
             );
         }
-        NamespaceCredentials { labels, secrets: by_name.into_values().collect() }
+        NamespaceCredentials::new(labels, by_name.into_values().collect())
     }
 }
 

@@ -14,8 +14,8 @@ use std::str::FromStr;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use serde_json::json;
 
-use crate::credentials::{CandidateSecret, NamespaceCredentials};
-use crate::keyring::Keyring;
+use crate::credentials::NamespaceCredentials;
+use crate::keyring::{Keyring, LookupTarget};
 use crate::pod::{self, ContainerKind, PodView};
 use crate::reference;
 
@@ -39,7 +39,11 @@ impl RegistryPattern {
     /// Whether an image's lookup name falls under this pattern, exactly as a pull Secret with this single key
     /// would match it (including the Docker Hub fallback for `https://index.docker.io/v1/`).
     pub fn matches(&self, target: &str) -> bool {
-        !self.keyring.lookup(target).is_empty()
+        self.matches_target(&LookupTarget::new(target))
+    }
+
+    fn matches_target(&self, target: &LookupTarget) -> bool {
+        !self.keyring.lookup_target(target).is_empty()
     }
 }
 
@@ -104,15 +108,16 @@ pub struct Decision {
 enum Member {
     /// The i-th entry of the Pod's own list.
     Listed(usize),
-    /// The i-th candidate of the namespace.
+    /// The candidate at this index of the namespace's `secrets`.
     Candidate(usize),
 }
 
-/// The kubelet's keyring for the Pod's final list, and the names behind its members.
+/// The kubelet's keyring for the Pod's final list, and the names behind its members, built key by key exactly as
+/// the kubelet builds it. `explain` shows it; `decide` reaches the same lookups faster with [`PodMembers`].
 pub struct PodKeyring<'a> {
     keyring: Keyring<Member>,
     listed: Vec<&'a str>,
-    candidates: Vec<&'a CandidateSecret>,
+    ns: &'a NamespaceCredentials,
 }
 
 impl<'a> PodKeyring<'a> {
@@ -130,24 +135,19 @@ impl<'a> PodKeyring<'a> {
                         keyring.add(key, Member::Listed(i));
                     }
                 }
-                Err(reason) if seen.insert(*name) => warnings.push(format!(
-                    "imagePullSecret {name:?} cannot be decoded by the kubelet ({reason}): every image pull of \
-                     this Pod will fail"
-                )),
+                Err(reason) if seen.insert(*name) => warnings.push(undecodable_listed(name, reason)),
                 Err(_) => {}
             }
         }
-        let mut candidates = Vec::new();
         if inject {
             let listed_set: HashSet<&str> = listed.iter().copied().collect();
-            for secret in &ns.secrets {
+            for (i, secret) in ns.secrets.iter().enumerate() {
                 if listed_set.contains(secret.name.as_str()) {
                     continue;
                 }
                 match &secret.keys {
                     Ok(keys) => {
-                        let member = Member::Candidate(candidates.len());
-                        candidates.push(&**secret);
+                        let member = Member::Candidate(i);
                         for key in keys {
                             keyring.add(key, member);
                         }
@@ -157,13 +157,13 @@ impl<'a> PodKeyring<'a> {
                 }
             }
         }
-        Self { keyring, listed, candidates }
+        Self { keyring, listed, ns }
     }
 
     fn name(&self, member: Member) -> &'a str {
         match member {
             Member::Listed(i) => self.listed[i],
-            Member::Candidate(i) => &self.candidates[i].name,
+            Member::Candidate(i) => &self.ns.secrets[i].name,
         }
     }
 
@@ -192,6 +192,105 @@ pub struct KeyExplanation {
     pub reason: String,
 }
 
+/// The Pod's keyring (spec §2.J) as a view over the namespace's keyring, whose keys were parsed when the
+/// namespace's snapshot was built: nothing is parsed or sorted per Pod.
+///
+/// The Pod's keyring has exactly the namespace keyring's keys, with fewer items: the listed Secrets the namespace
+/// holds (a name listed twice counts twice, R6) and, when injecting, every candidate not listed; in a slot, the
+/// kubelet's add order puts the listed ones first, in list order, then the candidates in name order. A slot left
+/// without items is a key the Pod's keyring does not have, so it adds nothing and does not count as a direct
+/// match for the Docker Hub fallback (R32). `PodKeyring` builds the same keyring key by key; the tests compare.
+struct PodMembers<'a> {
+    ns: &'a NamespaceCredentials,
+    /// Each listed name, with the index of its decodable candidate when the namespace has one.
+    listed: Vec<(&'a str, Option<u32>)>,
+    /// Indices of the listed candidates, sorted: these are not added a second time as candidates.
+    listed_candidates: Vec<u32>,
+    inject: bool,
+}
+
+impl<'a> PodMembers<'a> {
+    /// Also pushes the warnings `PodKeyring::build` pushes, in the same order.
+    fn new(pod: &'a PodView, ns: &'a NamespaceCredentials, inject: bool, warnings: &mut Vec<String>) -> Self {
+        let mut listed = Vec::new();
+        let mut listed_candidates = Vec::new();
+        let mut warned: Vec<&str> = Vec::new();
+        for name in pod.listed_secrets() {
+            let Some(i) = ns.position(name) else {
+                listed.push((name, None));
+                continue;
+            };
+            let secret = &ns.secrets[i];
+            let i = i as u32;
+            listed_candidates.push(i);
+            match &secret.keys {
+                Ok(_) => listed.push((name, Some(i))),
+                Err(reason) => {
+                    listed.push((name, None));
+                    if !warned.contains(&name) {
+                        warned.push(name);
+                        warnings.push(undecodable_listed(name, reason));
+                    }
+                }
+            }
+        }
+        listed_candidates.sort_unstable();
+        if inject {
+            for &i in &ns.keys().undecodable {
+                if listed_candidates.binary_search(&i).is_err() {
+                    let secret = &ns.secrets[i as usize];
+                    let reason = secret.keys.as_ref().err().map_or("", String::as_str);
+                    warnings.push(format!("Secret {:?} skipped: the kubelet cannot decode it ({reason})", secret.name));
+                }
+            }
+        }
+        Self { ns, listed, listed_candidates, inject }
+    }
+
+    /// The members of one slot of the namespace keyring, in the kubelet's add order.
+    fn expand(&self, slot: u32, out: &mut Vec<Member>) {
+        let items = self.ns.keys().keyring.items(slot);
+        for (position, &(_, candidate)) in self.listed.iter().enumerate() {
+            if let Some(c) = candidate {
+                // One item per key of the Secret that normalizes to this slot (R18).
+                out.extend(items.iter().filter(|&&i| i == c).map(|_| Member::Listed(position)));
+            }
+        }
+        if self.inject {
+            out.extend(
+                items
+                    .iter()
+                    .filter(|i| self.listed_candidates.binary_search(i).is_err())
+                    .map(|&i| Member::Candidate(i as usize)),
+            );
+        }
+    }
+
+    /// `Keyring::lookup` on the Pod's keyring (R28-R32).
+    fn lookup(&self, target: &LookupTarget, slots: &mut Vec<u32>) -> Vec<Member> {
+        let keyring = &self.ns.keys().keyring;
+        slots.clear();
+        keyring.direct_matches(target, slots);
+        let mut members = Vec::new();
+        for &slot in slots.iter() {
+            self.expand(slot, &mut members);
+        }
+        if members.is_empty()
+            && let Some(slot) = keyring.fallback_slot(target)
+        {
+            self.expand(slot, &mut members);
+        }
+        members
+    }
+
+    fn name(&self, member: Member) -> &'a str {
+        match member {
+            Member::Listed(i) => self.listed[i].0,
+            Member::Candidate(i) => &self.ns.secrets[i].name,
+        }
+    }
+}
+
 /// Decides for one Pod in one namespace.
 pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Decision {
     let opt_out = if ns.opted_out() {
@@ -203,7 +302,8 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
     };
     let inject = opt_out.is_none();
     let mut warnings = Vec::new();
-    let keyring = PodKeyring::build(pod, ns, inject, &mut warnings);
+    let keyring = PodMembers::new(pod, ns, inject, &mut warnings);
+    let mut slots = Vec::new();
 
     let mut add: Vec<String> = Vec::new();
     let mut images = Vec::with_capacity(pod.images.len());
@@ -239,17 +339,20 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
             }
         };
         let target = parsed.name();
-        let members = keyring.keyring.lookup(&target);
+        let lookup_target = LookupTarget::new(&target);
+        let members = keyring.lookup(&lookup_target, &mut slots);
         for member in &members {
             if let Member::Candidate(i) = *member {
-                let name = &keyring.candidates[i].name;
+                let name = &ns.secrets[i].name;
                 if !add.contains(name) {
                     add.push(name.clone());
                 }
             }
         }
         if members.is_empty() {
-            if policy.deny_unmatched.iter().any(|p| p.matches(&target)) && opt_out != Some(OptOut::Namespace) {
+            if policy.deny_unmatched.iter().any(|p| p.matches_target(&lookup_target))
+                && opt_out != Some(OptOut::Namespace)
+            {
                 violations.push(format!(
                     "{} {:?} image {}",
                     container.kind.noun(),
@@ -318,8 +421,55 @@ pub fn patch(pod: &PodView, add: &[String]) -> Option<Patch> {
     Some(Patch(ops))
 }
 
+/// [`patch`] serialized: exactly the bytes of `serde_json::to_vec(&patch(pod, add))`, written directly, without
+/// building the patch as JSON values first (the admission response carries it base64-encoded).
+pub fn patch_json(pod: &PodView, add: &[String]) -> Option<Vec<u8>> {
+    if add.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(64 + add.iter().map(|n| n.len() + 48).sum::<usize>());
+    let name = |out: &mut Vec<u8>, name: &String| {
+        out.extend_from_slice(br#"{"name":"#);
+        serde_json::to_writer(&mut *out, name).expect("writing to a Vec never fails");
+        out.push(b'}');
+    };
+    if pod.pull_secrets.is_none() {
+        out.extend_from_slice(br#"[{"op":"add","path":"/spec/imagePullSecrets","value":["#);
+        for (i, n) in add.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            name(&mut out, n);
+        }
+        out.extend_from_slice(b"]}]");
+    } else {
+        out.push(b'[');
+        for (i, n) in add.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#"{"op":"add","path":"/spec/imagePullSecrets/-","value":"#);
+            name(&mut out, n);
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+    Some(out)
+}
+
+/// The warning for an undecodable Secret the Pod lists: the consequence first, so that bounding a long reason
+/// never cuts it off.
+fn undecodable_listed(name: &str, reason: &str) -> String {
+    format!(
+        "every image pull of this Pod will fail: imagePullSecret {name:?} cannot be decoded by the kubelet ({reason})"
+    )
+}
+
 /// Deduplicates, bounds each warning to one line of at most [`MAX_WARNING_CHARS`], and bounds their number.
 fn finish_warnings(mut warnings: Vec<String>) -> Vec<String> {
+    if warnings.is_empty() {
+        return warnings;
+    }
     let mut seen = HashSet::new();
     warnings.retain(|w| seen.insert(w.clone()));
     let extra = warnings.len().saturating_sub(MAX_WARNINGS);
@@ -332,7 +482,7 @@ fn finish_warnings(mut warnings: Vec<String>) -> Vec<String> {
 }
 
 /// One printable line of at most `max` characters: control characters escaped, the tail cut with `…`.
-fn short(text: &str, max: usize) -> String {
+pub(crate) fn short(text: &str, max: usize) -> String {
     let escaped: String = text
         .chars()
         .flat_map(|c| {
@@ -355,7 +505,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::credentials::Origin;
+    use crate::credentials::{CandidateSecret, Origin};
     use crate::dockerconfig::SecretKind;
 
     fn candidate(name: &str, keys: &[&str]) -> Arc<CandidateSecret> {
@@ -379,7 +529,7 @@ mod tests {
     fn namespace(secrets: Vec<Arc<CandidateSecret>>) -> NamespaceCredentials {
         let mut secrets = secrets;
         secrets.sort_by(|a, b| a.name.cmp(&b.name));
-        NamespaceCredentials { labels: Default::default(), secrets }
+        NamespaceCredentials::new(Default::default(), secrets)
     }
 
     fn pod_json(images: &[&str], listed: Option<&[&str]>) -> Value {
@@ -408,10 +558,88 @@ mod tests {
         (names, decision)
     }
 
+    /// `decide`'s keyring view over the namespace's parsed keys (`PodMembers`) gives the lookups and warnings of the
+    /// keyring the kubelet builds key by key (`PodKeyring`), for every combination here of listed Secrets (absent,
+    /// unknown, repeated, undecodable, sharing keys with candidates), opt-out, and images reaching direct matches,
+    /// shared slots, globs, dropped keys and the Docker Hub fallback (R6, R18, R28-R32).
+    #[test]
+    fn pod_members_agree_with_the_kubelets_keyring() {
+        let ns = namespace(vec![
+            candidate("hub", &["https://index.docker.io/v1/"]),
+            candidate("hub2", &["index.docker.io", "docker.io/myorg"]),
+            candidate("org", &["docker.io/myorg", "docker.io/myorg"]),
+            candidate("reg", &["registry.example.com", "https://registry.example.com/v2/"]),
+            candidate("team", &["registry.example.com/team"]),
+            candidate("glob", &["*.example.com", "*.*"]),
+            candidate("port", &["registry.example.com:5000"]),
+            candidate("dropped", &["https://reg.example.com:port/", "[bad"]),
+            candidate("reparse", &["https://https://h"]),
+            undecodable("broken"),
+            undecodable("broken2"),
+        ]);
+        let listed_cases: &[Option<&[&str]>] = &[
+            None,
+            Some(&[]),
+            Some(&["org"]),
+            Some(&["team", "reg", "team"]),
+            Some(&["missing", "hub2", ""]),
+            Some(&["broken", "broken", "glob"]),
+            Some(&["hub", "org", "hub2", "reg", "team", "glob", "port", "dropped", "reparse", "broken2"]),
+        ];
+        let images = [
+            "nginx",
+            "myorg/app",
+            "docker.io/myorg2/app",
+            "registry.example.com/team/app",
+            "registry.example.com/other",
+            "registry.example.com:5000/app",
+            "a.example.com/x",
+            "localhost/app",
+            "h/app",
+            "unknown.example.io/app",
+        ];
+        for listed in listed_cases {
+            for inject in [true, false] {
+                let view = PodView::from_value(&pod_json(&images, *listed)).unwrap();
+                let (mut slow_warnings, mut fast_warnings) = (Vec::new(), Vec::new());
+                let slow = PodKeyring::build(&view, &ns, inject, &mut slow_warnings);
+                let fast = PodMembers::new(&view, &ns, inject, &mut fast_warnings);
+                assert_eq!(fast_warnings, slow_warnings, "{listed:?} inject={inject}");
+                for image in images {
+                    let target = reference::parse_normalized_named(image).unwrap().name();
+                    let want: Vec<&str> = slow.keyring.lookup(&target).into_iter().map(|m| slow.name(m)).collect();
+                    let got: Vec<&str> = fast
+                        .lookup(&LookupTarget::new(&target), &mut Vec::new())
+                        .into_iter()
+                        .map(|m| fast.name(m))
+                        .collect();
+                    assert_eq!(got, want, "{image} with {listed:?} inject={inject}");
+                }
+            }
+        }
+    }
+
+    /// `patch_json` writes the bytes serde writes for `patch`, with and without the field, for names that need
+    /// escaping too.
+    #[test]
+    fn patch_json_is_the_serialized_patch() {
+        let names: Vec<String> =
+            ["a", "pull-secret", "quo\"te", "back\\slash", "ünï", "tab\t"].map(String::from).into();
+        for listed in [None, Some(&["x"][..]), Some(&[][..])] {
+            let view = PodView::from_value(&pod_json(&["nginx"], listed)).unwrap();
+            for n in 0..=names.len() {
+                let want = patch(&view, &names[..n]).map(|p| serde_json::to_vec(&p).unwrap());
+                assert_eq!(patch_json(&view, &names[..n]), want, "{listed:?} {n}");
+            }
+        }
+    }
+
+    /// (case, images, candidates with their keys, expected final list)
+    type InjectionCase<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a [&'a str])], &'a [&'a str]);
+
     #[test]
     fn injects_only_what_the_kubelet_matches() {
-        // Table: (case, images, candidates, expected final list)
-        let cases: &[(&str, &[&str], &[(&str, &[&str])], &[&str])] = &[
+        let cases: &[InjectionCase] = &[
             (
                 "exact host",
                 &["registry.example.com/app"],

@@ -87,6 +87,9 @@ struct SplitUrl {
 
 impl SplitUrl {
     fn parse(schemeless: &str) -> Result<Self, UrlError> {
+        if let Some(plain) = Self::parse_plain(schemeless) {
+            return Ok(plain);
+        }
         let url = gourl::parse(&format!("https://{schemeless}"))?;
         let (host, port) = match gourl::split_host_port(&url.host) {
             Ok((host, port)) => (host.to_owned(), port.to_owned()),
@@ -94,6 +97,24 @@ impl SplitUrl {
         };
         let labels = host.bytes().filter(|&b| b == b'.').count() + 1;
         Ok(Self { host, port, labels, path: url.path })
+    }
+
+    /// The common case without the general parser: a host of letters, digits, `.` and `-`, an optional `:` and
+    /// digits, then a path without `%`, `?`, `#` or control characters (every image name the kubelet accepts, and
+    /// most keys). For these Go's parse changes nothing: no userinfo, no escapes, no query or fragment, a valid
+    /// optional port, no brackets for `SplitHostPort`. Anything else returns `None` and takes the general path.
+    fn parse_plain(schemeless: &str) -> Option<Self> {
+        let (authority, path) = schemeless.find('/').map_or((schemeless, ""), |i| schemeless.split_at(i));
+        let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+        let plain_host = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        let plain_port = port.bytes().all(|b| b.is_ascii_digit());
+        let plain_path = path.bytes().all(|b| (b' '..0x7f).contains(&b) && !matches!(b, b'%' | b'?' | b'#'));
+        (plain_host && plain_port && plain_path).then(|| Self {
+            host: host.to_owned(),
+            port: port.to_owned(),
+            labels: host.bytes().filter(|&b| b == b'.').count() + 1,
+            path: path.to_owned(),
+        })
     }
 
     /// `URLsMatch(self, target)`, in the kubelet's order: port, label count, path prefix, globs.
@@ -281,20 +302,25 @@ impl<T: Clone> Keyring<T> {
     /// key, then add order), or the `index.docker.io` items when nothing matched directly and the
     /// target counts as Docker Hub.
     pub fn lookup(&self, target: &str) -> Vec<T> {
+        self.lookup_target(&LookupTarget::new(target))
+    }
+
+    /// [`Keyring::lookup`] for a target parsed once (to look it up in several keyrings).
+    pub fn lookup_target(&self, target: &LookupTarget) -> Vec<T> {
         let mut out = Vec::new();
         // A target that fails to parse matches no key, but the fallback still applies (as in Go,
         // where each URLsMatchStr call just errors).
-        if let Ok(target_url) = SplitUrl::parse(target) {
+        if let Ok(target_url) = &target.parsed {
             for slot in &self.slots {
                 if let Ok(pattern) = &slot.pattern
-                    && pattern.check(&target_url) == Reason::Matched
+                    && pattern.check(target_url) == Reason::Matched
                 {
                     out.extend(slot.items.iter().cloned());
                 }
             }
         }
         if out.is_empty()
-            && is_default_registry_match(target)
+            && target.default_registry
             && let Some(slot) = self.slot(DOCKER_HUB_FALLBACK_KEY)
         {
             out.extend(slot.items.iter().cloned());
@@ -340,6 +366,138 @@ impl<T: Clone> Keyring<T> {
 
     fn slot(&self, key: &str) -> Option<&Slot<T>> {
         self.slots.binary_search_by(|slot| key.cmp(&slot.key)).ok().map(|i| &self.slots[i])
+    }
+}
+
+/// A lookup string (`ImageRef::name()`) parsed once, as every key comparison re-parses it in Go.
+#[derive(Debug, Clone)]
+pub struct LookupTarget {
+    parsed: Result<SplitUrl, UrlError>,
+    /// R29 `isDefaultRegistryMatch`.
+    default_registry: bool,
+}
+
+impl LookupTarget {
+    pub fn new(target: &str) -> Self {
+        Self { parsed: SplitUrl::parse(target), default_registry: is_default_registry_match(target) }
+    }
+}
+
+/// A [`Keyring`] frozen for lookups, with its slots indexed so that a lookup checks only the keys that can
+/// match instead of every key (a namespace may hold hundreds; admission looks up every image of every Pod).
+///
+/// A key whose host has no glob metacharacter matches only a target with exactly that host (R26b and R26d:
+/// same label count, each label equal), so those slots are found by hashing the target's host; the keys with a
+/// glob are checked one by one, only those with the target's port and label count. Every candidate then goes through the same [`SplitUrl::check`] as
+/// [`Keyring::lookup`], so the two cannot disagree: only the keys that cannot match are skipped.
+#[derive(Debug, Clone)]
+pub struct IndexedKeyring<T> {
+    keyring: Keyring<T>,
+    /// Slots of the keys without a glob in their host, sorted by host, then slot (try order): a binary search
+    /// finds a host's slots without a copy of any host string.
+    by_host: Vec<u32>,
+    /// Slots (try order) of the keys with a glob in their host, grouped by port and label count (R26a, R26b):
+    /// a target is checked against one group at most.
+    globbed: Vec<GlobGroup>,
+    /// The slot of `index.docker.io`, if any (R29).
+    fallback: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct GlobGroup {
+    port: String,
+    labels: usize,
+    slots: Vec<u32>,
+}
+
+impl<T> Default for IndexedKeyring<T> {
+    fn default() -> Self {
+        Self { keyring: Keyring::default(), by_host: Vec::new(), globbed: Vec::new(), fallback: None }
+    }
+}
+
+impl<T: Clone> IndexedKeyring<T> {
+    pub fn new(keyring: Keyring<T>) -> Self {
+        let mut by_host = Vec::new();
+        let mut globbed: Vec<GlobGroup> = Vec::new();
+        let mut fallback = None;
+        for (i, slot) in keyring.slots.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 2^32 keys");
+            if slot.key == DOCKER_HUB_FALLBACK_KEY {
+                fallback = Some(i);
+            }
+            // A key that cannot be parsed again never matches directly (it may still be the fallback).
+            let Ok(pattern) = &slot.pattern else { continue };
+            if pattern.host.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\')) {
+                match globbed.iter_mut().find(|g| g.port == pattern.port && g.labels == pattern.labels) {
+                    Some(group) => group.slots.push(i),
+                    None => {
+                        globbed.push(GlobGroup { port: pattern.port.clone(), labels: pattern.labels, slots: vec![i] })
+                    }
+                }
+            } else {
+                by_host.push(i);
+            }
+        }
+        let host = |i: &u32| keyring.slots[*i as usize].pattern.as_ref().map_or("", |p| p.host.as_str());
+        by_host.sort_by(|a, b| host(a).cmp(host(b)).then(a.cmp(b)));
+        Self { keyring, by_host, globbed, fallback }
+    }
+
+    /// The host of a slot in `by_host` (whose patterns all parsed).
+    fn indexed_host(&self, slot: u32) -> &str {
+        self.keyring.slots[slot as usize].pattern.as_ref().map_or("", |p| p.host.as_str())
+    }
+
+    pub fn keyring(&self) -> &Keyring<T> {
+        &self.keyring
+    }
+
+    /// Appends to `out` the slots that match `target` directly (R24-R27), in the kubelet's try order.
+    pub fn direct_matches(&self, target: &LookupTarget, out: &mut Vec<u32>) {
+        let Ok(target_url) = &target.parsed else { return };
+        let start = out.len();
+        let host = target_url.host.as_str();
+        let first = self.by_host.partition_point(|&i| self.indexed_host(i) < host);
+        let count = self.by_host[first..].iter().take_while(|&&i| self.indexed_host(i) == host).count();
+        let same_host = &self.by_host[first..first + count];
+        let same_shape = self
+            .globbed
+            .iter()
+            .find(|g| g.labels == target_url.labels && g.port == target_url.port)
+            .map_or(&[][..], |g| g.slots.as_slice());
+        for &i in same_host.iter().chain(same_shape) {
+            if let Ok(pattern) = &self.keyring.slots[i as usize].pattern
+                && pattern.check(target_url) == Reason::Matched
+            {
+                out.push(i);
+            }
+        }
+        out[start..].sort_unstable();
+    }
+
+    /// The `index.docker.io` slot when the Docker Hub fallback may apply to `target` (R29); the caller uses it
+    /// only when no item matched directly (R32).
+    pub fn fallback_slot(&self, target: &LookupTarget) -> Option<u32> {
+        self.fallback.filter(|_| target.default_registry)
+    }
+
+    /// The items of a slot, in add order (R18).
+    pub fn items(&self, slot: u32) -> &[T] {
+        &self.keyring.slots[slot as usize].items
+    }
+
+    /// Exactly [`Keyring::lookup`].
+    pub fn lookup(&self, target: &LookupTarget) -> Vec<T> {
+        let mut slots = Vec::new();
+        self.direct_matches(target, &mut slots);
+        let mut out: Vec<T> = slots.iter().flat_map(|&i| self.items(i).iter().cloned()).collect();
+        if out.is_empty()
+            && let Some(i) = self.fallback_slot(target)
+        {
+            out.extend(self.items(i).iter().cloned());
+        }
+        out
     }
 }
 
@@ -748,6 +906,68 @@ mod tests {
                 keyring.explain(target).into_iter().filter(|v| v.matched).flat_map(|v| v.items).collect();
             assert_eq!(from_explain, keyring.lookup(target), "{target}");
         }
+    }
+
+    /// The indexed keyring skips only keys that cannot match: every M vector alone (M1-M120, fallback included)
+    /// and all 120 keys in one keyring (try order, shared slots, R32) give `Keyring::lookup`'s exact result.
+    #[test]
+    fn indexed_lookup_agrees_with_lookup() {
+        let mut all = Keyring::new();
+        for &(id, target, key, want) in MATCH_VECTORS {
+            let mut single = Keyring::new();
+            single.add(key, id);
+            let indexed = IndexedKeyring::new(single.clone());
+            assert_eq!(!indexed.lookup(&LookupTarget::new(target)).is_empty(), want, "{id}");
+            all.add(key, id);
+        }
+        let indexed = IndexedKeyring::new(all.clone());
+        assert!(!indexed.globbed.is_empty() && !indexed.by_host.is_empty() && indexed.fallback.is_some());
+        for &(id, target, _, _) in MATCH_VECTORS {
+            assert_eq!(indexed.lookup(&LookupTarget::new(target)), all.lookup(target), "{id}: {target}");
+        }
+        for target in ["foo/%zz", "localhost/app", "Foo/bar", "reg.example.com/app"] {
+            assert_eq!(indexed.lookup(&LookupTarget::new(target)), all.lookup(target), "{target}");
+        }
+    }
+
+    /// The shortcut parse agrees with Go's parse on every M vector target and key, and on generated strings
+    /// around its edges (empty host, bare `:`, long ports, `%`, `?`, `#`, `@`, brackets, `_`, spaces, non-ASCII).
+    #[test]
+    fn plain_parse_agrees_with_the_general_parse() {
+        let general = |s: &str| {
+            let url = gourl::parse(&format!("https://{s}"))?;
+            let (host, port) = match gourl::split_host_port(&url.host) {
+                Ok((host, port)) => (host.to_owned(), port.to_owned()),
+                Err(_) => (url.host, String::new()),
+            };
+            let labels = host.bytes().filter(|&b| b == b'.').count() + 1;
+            Ok::<_, UrlError>((host, port, labels, url.path))
+        };
+        let fields = |s: &SplitUrl| (s.host.clone(), s.port.clone(), s.labels, s.path.clone());
+        let mut inputs: Vec<String> = Vec::new();
+        for &(_, target, key, _) in MATCH_VECTORS {
+            inputs.push(target.to_owned());
+            inputs.extend(normalize_key(key));
+        }
+        let hosts = ["", "h", "reg.example.com", "a-b.c", "A.B", "1.2.3.4", "a_b.c", "[::1]", "*.x", "é.x", "u@h"];
+        let ports = ["", ":", ":5000", ":50x", "::1", ":99999999999"];
+        let paths = ["", "/", "/a/b", "/A_b.c~d", "/%41", "/a?b", "/a#b", "/a b", "/@:[]", "/\u{7f}"];
+        for host in hosts {
+            for port in ports {
+                for path in paths {
+                    inputs.push(format!("{host}{port}{path}"));
+                }
+            }
+        }
+        let mut plain_count = 0;
+        for input in &inputs {
+            if let Some(plain) = SplitUrl::parse_plain(input) {
+                plain_count += 1;
+                assert_eq!(Ok(fields(&plain)), general(input), "{input:?}");
+            }
+            assert_eq!(SplitUrl::parse(input).map(|s| fields(&s)), general(input), "{input:?}");
+        }
+        assert!(plain_count > inputs.len() / 4, "the shortcut is taken: {plain_count} of {}", inputs.len());
     }
 
     /// Direct matches (no fallback) through the public `urls_match_str`, on normalized keys.

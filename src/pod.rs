@@ -105,9 +105,10 @@ impl PodView {
     }
 }
 
+/// The fields of a Pod the view needs, as serde reads them (everything else is skipped unread).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawPod {
+pub(crate) struct RawPod {
     kind: Option<String>,
     #[serde(default)]
     metadata: Option<RawMeta>,
@@ -144,7 +145,7 @@ struct RawReference {
 }
 
 impl RawPod {
-    fn into_view(self) -> Result<PodView, PodError> {
+    pub(crate) fn into_view(self) -> Result<PodView, PodError> {
         if let Some(kind) = self.kind.filter(|k| k != "Pod") {
             return Err(PodError::NotAPod(kind));
         }

@@ -120,6 +120,10 @@ async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
     let injected = reviewed.decision.as_ref().map_or(0, |d| if d.denied.is_none() { d.add.len() } else { 0 });
     let warnings = reviewed.decision.as_ref().map_or(0, |d| d.warnings.len());
     state.metrics.record(reviewed.outcome.into(), injected, warnings, elapsed);
+    if reviewed.outcome == Outcome::Unchanged && !tracing::enabled!(tracing::Level::DEBUG) {
+        // Its only log line is at debug: do not build the span for nothing.
+        return reply(reviewed.http_status, reviewed.body);
+    }
     let span = info_span!(
         "admission",
         uid = %reviewed.info.uid,
@@ -205,14 +209,14 @@ pub async fn serve_https(
         tokio::spawn(
             async move {
                 let _permit = permit;
-                let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                let mut tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(error)) => return debug!(%error, "TLS handshake failed"),
                     Err(_) => return debug!("TLS handshake timed out"),
                 };
                 // hyper's header-read timeout starts once the protocol is known, which takes a first byte: a client
                 // that finishes the handshake and then sends nothing would hold its connection (and a permit) forever.
-                let mut tls = tokio::io::BufReader::new(tls);
+                // The TLS stream keeps what it decrypted (it is an `AsyncBufRead`): hyper reads that byte again.
                 match tokio::time::timeout(handshake_timeout, tls.fill_buf()).await {
                     Ok(Ok(buffered)) if !buffered.is_empty() => {}
                     Ok(Ok(_)) => return debug!("connection closed before a request"),

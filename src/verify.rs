@@ -799,7 +799,6 @@ fn scrub(detail: &str, secrets: &[&str]) -> String {
     detail
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

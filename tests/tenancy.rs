@@ -129,7 +129,8 @@ stringData: {.dockerconfigjson: '{"auths":{"registry.b.example.com":{"auth":"Yjp
     // In B, the name now means B's own Secret (what the kubelet will read): it does not match the corp registry.
     assert!(injected(&index, "tenant-b", pod("tenant-b", &["registry.corp.example.com/app"])).is_empty());
     assert!(
-        injected(&index, "tenant-b", pod("tenant-b", &["registry.b.example.com/app"])).contains(&"corp-registry".into())
+        injected(&index, "tenant-b", pod("tenant-b", &["registry.b.example.com/app"]))
+            .contains(&"corp-registry".into())
     );
     // Elsewhere nothing changes: the platform credential is distributed only where selected.
     let view = index.view("platform-creds");

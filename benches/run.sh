@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark of BENCHMARKS.md, then one table, also written to target/bench/report.md
+# (under $CARGO_TARGET_DIR when set).
+#
+#   BENCH_DURATION=10     seconds of each end-to-end load (after 1 s of warm-up)
+#   BENCH_CONNECTIONS=32  keep-alive connections (and concurrent new connections)
+#   BENCH_RATE=2000       reviews/s of the fixed-rate run
+#
+# Nothing here leaves the machine: the servers listen on 127.0.0.1 and are killed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target=${CARGO_TARGET_DIR:-target}
+out=$target/bench
+duration=${BENCH_DURATION:-10}
+connections=${BENCH_CONNECTIONS:-32}
+rate=${BENCH_RATE:-2000}
+mkdir -p "$out"
+rm -f "$out/e2e.tsv"
+
+echo "== build (release profile)"
+cargo build --locked --release --bin pullsecret-injector
+cargo bench --locked --no-run --bench decision --bench loadgen --bench refserver
+executable() {
+  cargo bench --locked --no-run --bench "$1" --message-format=json 2>/dev/null \
+    | grep -o '"executable":"[^"]*"' | tail -n 1 | sed 's/"executable":"\(.*\)"/\1/'
+}
+decision=$(executable decision)
+loadgen=$(executable loadgen)
+refserver=$(executable refserver)
+
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v l="${load%% *}" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "warning: load average is $load: other work on this machine will distort the figures" >&2
+fi
+
+echo "== decision core (divan)"
+"$decision" --bench | tee "$out/decision.txt"
+
+echo "== end to end over TLS on loopback (${duration} s per load, ${connections} connections, ${rate}/s fixed rate)"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$loadgen" suite --server-bin "$target/release/pullsecret-injector" --refserver-bin "$refserver" --work "$work" \
+  --record "$out/e2e.tsv" --duration "$duration" --connections "$connections" --rate "$rate" | tee "$out/e2e.txt"
+
+{
+  echo "## make bench, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), \
+$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(rustc --version | cut -d' ' -f1-2); \
+load average before the run: $load. Load generator and servers share the machine."
+  echo
+} > "$out/report.md"
+"$loadgen" report --decision "$out/decision.txt" --records "$out/e2e.tsv" >> "$out/report.md"
+echo
+echo "== report (also in $out/report.md)"
+cat "$out/report.md"

@@ -1,0 +1,950 @@
+//! Credentials never leak: with known passwords, `auth` strings, an identity token and the base64 of every whole
+//! `.dockerconfigjson` in the Secrets, every code path runs and none of these strings may appear in anything it
+//! prints, answers, exports or formats:
+//!
+//! - `serve` (the binary, `--log-level trace`, once with `--log-format json` and once with `text`): admission
+//!   requests that inject, are denied by `--deny-unmatched`, are skipped, are invalid, and list an undecodable
+//!   Secret; periodic credential checks (`--verify-interval`, Basic authentication against a real registry);
+//!   a `--secrets-dir` reload that rotates a password and one that fails on a broken file; SIGTERM; its whole
+//!   stderr, every answer, and `/metrics`.
+//! - `mutate` (every `-o`, a Pod and an AdmissionReview, a denial, warnings), `explain`, `verify` (text and json,
+//!   with and without the registry's CA, `--insecure-skip-tls-verify`), `certs`, and error exits.
+//! - In process: `Debug` of `CredentialIndex`, `NamespaceCredentials`, `CandidateSecret`,
+//!   `dockerconfig::RegistryEntry`, decode errors (`Debug` and `Display`), decisions and reviews.
+//!
+//! The registry is Debian's `docker-registry` with htpasswd (bcrypt) authentication and TLS, as in
+//! `tests/registry.rs` (same user, password and hash); without it, the registry Secret points at a closed port and
+//! the tests say so on stderr. No Secret names a public registry: nothing here leaves the machine.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use pullsecret_injector::admission;
+use pullsecret_injector::certs;
+use pullsecret_injector::credentials::CandidateSecret;
+use pullsecret_injector::decision::{self, Policy};
+use pullsecret_injector::dockerconfig::{self, SecretKind};
+use pullsecret_injector::inputs::Manifests;
+use pullsecret_injector::pod::PodView;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+/// Bound of every wait.
+const WAIT: Duration = Duration::from_secs(20);
+
+const USER: &str = "alice";
+/// The password the registry accepts; `HTPASSWD` is its bcrypt hash (from `tests/registry.rs`).
+const PASSWORD: &str = "pull-secret-test-Pa55";
+const HTPASSWD: &str = "alice:$2b$05$aCKo1hOoz8qOC6qVWATQPuhdAvJCzcL6L2/OQ7iBEj9oZajiLimRG\n";
+const WRONG_PASSWORD: &str = "wrong-Pa55-7f3c91d0";
+const ROTATED_PASSWORD: &str = "rotated-Pa55-2b8e44a1";
+const IDENTITY_TOKEN: &str = "identity-T0ken-c5a1e9f3";
+/// A password written into a registry key's userinfo (`https://alice:…@host`), which the kubelet discards.
+const KEY_PASSWORD: &str = "in-key-Pa55-91d2e7";
+
+/// A registry host that only the `--deny-unmatched` pattern names.
+const DENIED_HOST: &str = "deny.registry.invalid";
+
+// --- What must never be printed -----------------------------------------------------------------------
+
+/// The forbidden strings, each with a label that says what it is (never the value itself).
+#[derive(Default, Clone)]
+struct Needles(Vec<(String, String)>);
+
+impl Needles {
+    fn add(&mut self, label: impl Into<String>, value: impl Into<String>) {
+        self.0.push((label.into(), value.into()));
+    }
+}
+
+/// Every output checked, and every leak found (as "output: what"), so a failure names them all at once.
+struct Audit {
+    needles: Needles,
+    outputs: usize,
+    leaks: Vec<String>,
+}
+
+impl Audit {
+    fn new(needles: &Needles) -> Self {
+        Self { needles: needles.clone(), outputs: 0, leaks: Vec::new() }
+    }
+
+    fn check(&mut self, output: &str, text: &str) {
+        self.outputs += 1;
+        for (label, value) in &self.needles.0 {
+            if text.contains(value.as_str()) {
+                self.leaks.push(format!("{output}: {label}"));
+            }
+        }
+    }
+
+    fn finish(self, what: &str) {
+        eprintln!("{what}: {} outputs checked against {} credential strings", self.outputs, self.needles.0.len());
+        assert!(self.outputs > 0, "nothing was checked");
+        assert!(self.leaks.is_empty(), "{what}: credentials leaked:\n{}", self.leaks.join("\n"));
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    STANDARD.encode(format!("{user}:{password}"))
+}
+
+// --- The Secrets ----------------------------------------------------------------------------------------
+
+/// A Secret as `kubectl get secret -o yaml` shows one after `kubectl apply`: base64 `data`, and the
+/// last-applied-configuration annotation repeating the whole manifest (so the base64 payload twice).
+fn secret(namespace: &str, name: &str, kind: SecretKind, payload: &str, needles: &mut Needles) -> Value {
+    let data = STANDARD.encode(payload);
+    needles.add(format!("the base64 {} of Secret {namespace}/{name}", kind.data_key()), data.clone());
+    let applied = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": kind.secret_type(),
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {kind.data_key(): data},
+    });
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": kind.secret_type(),
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": applied.to_string()},
+        },
+        "data": {kind.data_key(): data},
+    })
+}
+
+fn config(entries: Value) -> String {
+    json!({ "auths": entries }).to_string()
+}
+
+/// The Secrets of every test, for a registry at `registry`, and the strings none of their outputs may contain.
+/// Every credential-bearing field and every way the kubelet can fail to decode one is represented.
+fn fixture_secrets(registry: &str) -> (Vec<Value>, Needles) {
+    let mut needles = Needles::default();
+    needles.add("the password", PASSWORD);
+    needles.add("the wrong password", WRONG_PASSWORD);
+    needles.add("the identity token", IDENTITY_TOKEN);
+    needles.add("the auth string", basic(USER, PASSWORD));
+    needles.add("the wrong auth string", basic(USER, WRONG_PASSWORD));
+    needles.add("the base64 password (an auth without ':')", STANDARD.encode(PASSWORD));
+    let json = SecretKind::DockerConfigJson;
+    let full_entry = json!({"username": USER, "password": PASSWORD, "auth": basic(USER, PASSWORD),
+        "email": "alice@example.com"});
+    let manifests = vec![
+        secret("default", "registry", json, &config(json!({ registry: full_entry.clone() })), &mut needles),
+        secret(
+            "default",
+            "wrong-password",
+            json,
+            &config(json!({ format!("https://{registry}/v2/"): {"auth": basic(USER, WRONG_PASSWORD)} })),
+            &mut needles,
+        ),
+        secret(
+            "default",
+            "unreachable",
+            json,
+            &config(json!({"127.0.0.1:1": {"username": USER, "password": PASSWORD}})),
+            &mut needles,
+        ),
+        secret(
+            "default",
+            "legacy",
+            SecretKind::DockerCfg,
+            &json!({"legacy.registry.invalid": {"auth": basic(USER, PASSWORD), "email": "alice@example.com"}})
+                .to_string(),
+            &mut needles,
+        ),
+        secret(
+            "default",
+            "identity-token",
+            json,
+            &config(json!({"token.registry.invalid": {"identitytoken": IDENTITY_TOKEN, "auth": basic(USER, "")}})),
+            &mut needles,
+        ),
+        // Undecodable, each with the password in the part that fails.
+        secret(
+            "default",
+            "broken-auth",
+            json,
+            &config(json!({"broken.registry.invalid": {"auth": format!("{PASSWORD}%not-base64")}})),
+            &mut needles,
+        ),
+        secret(
+            "default",
+            "auth-without-colon",
+            json,
+            &config(json!({"nocolon.registry.invalid": {"auth": STANDARD.encode(PASSWORD)}})),
+            &mut needles,
+        ),
+        secret(
+            "default",
+            "truncated-json",
+            json,
+            &format!(r#"{{"auths":{{"json.registry.invalid":{{"password":"{PASSWORD}""#),
+            &mut needles,
+        ),
+        secret(
+            "default",
+            "wrong-type",
+            json,
+            &config(json!({"type.registry.invalid": {"password": [PASSWORD], "auth": basic(USER, PASSWORD)}})),
+            &mut needles,
+        ),
+        // As written by hand: `stringData`, which the API server would turn into `data`.
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "string-data", "namespace": "default"},
+            "stringData": {".dockerconfigjson": config(json!({"string.registry.invalid": full_entry.clone()}))},
+        }),
+        // Not a pull Secret: ignored, and never shown either.
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "opaque", "namespace": "default"},
+            "data": {
+                "password": STANDARD.encode(PASSWORD),
+                ".dockerconfigjson": STANDARD.encode(config(json!({ registry: full_entry.clone() }))),
+            },
+        }),
+        secret("team", "registry", json, &config(json!({ registry: full_entry })), &mut needles),
+    ];
+    (manifests, needles)
+}
+
+/// Writes manifests as one multi-document YAML file.
+fn write_manifests(path: &Path, manifests: &[Value]) {
+    let documents: Vec<String> = manifests.iter().map(|m| serde_yaml_ng::to_string(m).unwrap()).collect();
+    std::fs::write(path, documents.join("---\n")).unwrap();
+}
+
+// --- The registry ---------------------------------------------------------------------------------------
+
+/// `docker-registry` with TLS and htpasswd on 127.0.0.1, killed on drop; `None` when it is not installed.
+struct Registry {
+    child: Child,
+    host: String,
+    ca_file: PathBuf,
+}
+
+impl Registry {
+    fn start(dir: &Path) -> Option<Self> {
+        if !Path::new(REGISTRY_BIN).is_file() {
+            eprintln!("SKIPPED: {REGISTRY_BIN} is not installed; the registry Secret points at a closed port");
+            return None;
+        }
+        let root = dir.join("registry");
+        std::fs::create_dir_all(root.join("storage")).unwrap();
+        let bundle = certs::generate(&["localhost".into()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap();
+        certs::write_bundle(&root, &bundle).unwrap();
+        std::fs::write(root.join("htpasswd"), HTPASSWD).unwrap();
+        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {root}/storage\n\
+             http:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {root}/{cert}\n    key: {root}/{key}\n\
+             auth:\n  htpasswd:\n    realm: test-registry\n    path: {root}/htpasswd\n",
+            root = root.display(),
+            cert = certs::CERT_FILE,
+            key = certs::KEY_FILE,
+        );
+        std::fs::write(root.join("config.yml"), config).unwrap();
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(root.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let registry = Registry { child, host: format!("127.0.0.1:{port}"), ca_file: root.join(certs::CA_CERT_FILE) };
+        // Ready once the port accepts connections (a poll interval while the process starts, bounded).
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Some(registry)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// The registry (when installed), the Secrets file and the strings to look for.
+struct World {
+    dir: tempfile::TempDir,
+    registry: Option<Registry>,
+    registry_host: String,
+    secrets_file: PathBuf,
+    needles: Needles,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::start(dir.path());
+        let registry_host = registry.as_ref().map_or_else(|| "127.0.0.1:1".to_owned(), |r| r.host.clone());
+        let (manifests, needles) = fixture_secrets(&registry_host);
+        let secrets_file = dir.path().join("secrets.yaml");
+        write_manifests(&secrets_file, &manifests);
+        Self { dir, registry, registry_host, secrets_file, needles }
+    }
+
+    fn ca_args(&self) -> Vec<String> {
+        self.registry.as_ref().map(|r| vec!["--ca-file".to_owned(), path(&r.ca_file)]).unwrap_or_default()
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+// --- Reviews --------------------------------------------------------------------------------------------
+
+fn pod(namespace: &str, images: &[&str], listed: &[&str]) -> Value {
+    let containers: Vec<Value> =
+        images.iter().enumerate().map(|(i, image)| json!({"name": format!("c{i}"), "image": image})).collect();
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": namespace},
+        "spec": {"containers": containers}});
+    if !listed.is_empty() {
+        pod["spec"]["imagePullSecrets"] = listed.iter().map(|n| json!({"name": n})).collect();
+    }
+    pod
+}
+
+fn review(uid: &str, pod: Value) -> Value {
+    let namespace = pod["metadata"]["namespace"].clone();
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": {"username": "tester"},
+            "object": pod,
+        }
+    })
+}
+
+/// A review for `serve`, and the answer the contract requires.
+struct ReviewCase {
+    label: &'static str,
+    body: Vec<u8>,
+    status: u16,
+    /// `response.allowed`, for a 200 answer.
+    allowed: Option<bool>,
+    patched: bool,
+}
+
+/// One review of each outcome: injected, denied, warned about, skipped, refused, invalid.
+fn reviews(registry: &str) -> Vec<ReviewCase> {
+    let image = format!("{registry}/team/app:1");
+    let case = |label, review: &Value, status, allowed, patched| ReviewCase {
+        label,
+        body: serde_json::to_vec(review).unwrap(),
+        status,
+        allowed,
+        patched,
+    };
+    let mut skipped = review("skip", pod("default", &[&image], &[]));
+    skipped["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+    let mut refused = review("refuse", pod("default", &[&image], &[]));
+    refused["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let mut no_uid = review("x", pod("default", &[&image], &[]));
+    no_uid["request"].as_object_mut().unwrap().remove("uid");
+    let injected = review("inject", pod("default", &[&image, "legacy.registry.invalid/x", "nginx"], &[]));
+    let denied = review("deny", pod("default", &[&format!("{DENIED_HOST}/app")], &[]));
+    let listed = review("listed", pod("default", &["broken.registry.invalid/app"], &["broken-auth", "wrong-type"]));
+    vec![
+        case("inject", &injected, 200, Some(true), true),
+        case("inject in another namespace", &review("team", pod("team", &[&image], &[])), 200, Some(true), true),
+        case("deny", &denied, 200, Some(false), false),
+        case("undecodable Secrets listed", &listed, 200, Some(true), false),
+        case("skip", &skipped, 200, Some(true), false),
+        case("refuse (v1beta1)", &refused, 200, Some(false), false),
+        case("invalid (no uid)", &no_uid, 400, None, false),
+    ]
+}
+
+// --- serve ------------------------------------------------------------------------------------------------
+
+/// `serve` on ephemeral ports, killed if the test ends first; its stderr is collected whole.
+struct Served {
+    child: tokio::process::Child,
+    webhook: SocketAddr,
+    admin: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    client: reqwest::Client,
+}
+
+/// The `listen` and `admin` addresses of the `serving` line, in either log format.
+fn serving_addresses(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    if let Ok(Value::Object(event)) = serde_json::from_str::<Value>(line) {
+        if event.get("message").and_then(Value::as_str) != Some("serving") {
+            return None;
+        }
+        let field = |name: &str| event.get(name)?.as_str()?.parse().ok();
+        return Some((field("listen")?, field("admin")?));
+    }
+    if !line.contains(" serving ") {
+        return None;
+    }
+    let field = |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(name))?.parse().ok();
+    Some((field("listen=")?, field("admin=")?))
+}
+
+impl Served {
+    async fn start(world: &World, certs_dir: &Path, secrets_dir: &Path, log_format: &str) -> Self {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--tls-cert", &path(&certs_dir.join(certs::CERT_FILE))])
+            .args(["--tls-key", &path(&certs_dir.join(certs::KEY_FILE))])
+            .args(["--secrets-dir", &path(secrets_dir)])
+            .args(["--reload-interval", "50ms", "--shutdown-delay", "0s", "--verify-interval", "200ms"])
+            .args(["--deny-unmatched", DENIED_HOST, "--log-level", "trace", "--log-format", log_format]);
+        if let Some(registry) = &world.registry {
+            command.args(["--verify-ca-file", &path(&registry.ca_file)]);
+        }
+        let mut child = command
+            .env_clear()
+            .env("NO_PROXY", "*")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (lines_tx, mut lines) = mpsc::unbounded_channel();
+        let mut reader = BufReader::new(child.stderr.take().unwrap()).lines();
+        let collected = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = reader.next_line().await {
+                collected.lock().unwrap().push_str(&line);
+                collected.lock().unwrap().push('\n');
+                let _ = lines_tx.send(line);
+            }
+        });
+        let (webhook, admin) = bounded("the serving log line", async {
+            while let Some(line) = lines.recv().await {
+                if let Some(addresses) = serving_addresses(&line) {
+                    return addresses;
+                }
+            }
+            panic!("serve exited before serving: {}", stderr.lock().unwrap());
+        })
+        .await;
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(certs_dir.join(certs::CA_CERT_FILE)).unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .no_proxy()
+            .timeout(WAIT)
+            .build()
+            .unwrap();
+        Self { child, webhook, admin, stderr, client }
+    }
+
+    async fn admin_get(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(format!("http://{}{path}", self.admin)).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn mutate(&self, body: &[u8]) -> (u16, String) {
+        let url = format!("https://{}/mutate", self.webhook);
+        let response = self.client.post(url).header("content-type", "application/json").body(body.to_vec());
+        let response = response.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Polls `/metrics` until `done` holds for it; returns that exposition.
+    async fn until_metrics(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        bounded(what, async {
+            loop {
+                let (_, text) = self.admin_get("/metrics").await;
+                if done(&text) {
+                    return text;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+}
+
+async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, future).await.unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+fn metric_at_least(exposition: &str, series: &str, at_least: f64) -> bool {
+    exposition.lines().any(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .is_some_and(|v| v >= at_least)
+    })
+}
+
+/// One `serve` run over every path, auditing its answers, `/metrics` and whole stderr.
+async fn serve_run(world: &World, log_format: &str, audit: &mut Audit) {
+    let run_dir = world.dir.path().join(format!("serve-{log_format}"));
+    let secrets_dir = run_dir.join("secrets");
+    std::fs::create_dir_all(&secrets_dir).unwrap();
+    std::fs::copy(&world.secrets_file, secrets_dir.join("secrets.yaml")).unwrap();
+    let certs_dir = run_dir.join("certs");
+    let bundle = certs::generate(&["localhost".into()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap();
+    certs::write_bundle(&certs_dir, &bundle).unwrap();
+
+    let mut served = Served::start(world, &certs_dir, &secrets_dir, log_format).await;
+    bounded("ready", async {
+        while served.admin_get("/readyz").await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    for case in reviews(&world.registry_host) {
+        let (status, answer) = served.mutate(&case.body).await;
+        let label = case.label;
+        assert_eq!(status, case.status, "{label}: {answer}");
+        if let Some(allowed) = case.allowed {
+            let answer: Value = serde_json::from_str(&answer).unwrap();
+            assert_eq!(answer["response"]["allowed"], allowed, "{label}: {answer}");
+            assert_eq!(answer["response"].get("patch").is_some(), case.patched, "{label}: {answer}");
+        }
+        audit.check(&format!("serve --log-format {log_format}: answer to {label}"), &answer);
+    }
+
+    // A check round against the registries, then a rotation, then a broken file with the password in it.
+    let checked_ok = if world.registry.is_some() { r#"status="ok""# } else { "pullsecret_injector_credential_check{" };
+    let metrics = served.until_metrics("a credential check round", |m| m.contains(checked_ok)).await;
+    audit.check(&format!("serve --log-format {log_format}: /metrics after a check round"), &metrics);
+
+    let rotated = secret(
+        "default",
+        "registry",
+        SecretKind::DockerConfigJson,
+        &config(json!({ world.registry_host.clone(): {"username": USER, "password": ROTATED_PASSWORD} })),
+        &mut Needles::default(),
+    );
+    write_manifests(&secrets_dir.join("secrets.yaml"), &[rotated]);
+    let success = r#"pullsecret_injector_secrets_dir_reloads_total{result="success"}"#;
+    served.until_metrics("the rotation reload", |m| metric_at_least(m, success, 1.0)).await;
+    std::fs::write(
+        secrets_dir.join("broken.yaml"),
+        // The flow mapping of `metadata` is never closed.
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: broken-yaml\ntype: kubernetes.io/dockerconfigjson\n\
+             stringData:\n  .dockerconfigjson: '{}'\n",
+            config(json!({"r.registry.invalid": {"password": PASSWORD}}))
+        ),
+    )
+    .unwrap();
+    let error = r#"pullsecret_injector_secrets_dir_reloads_total{result="error"}"#;
+    let metrics = served.until_metrics("the failed reload", |m| metric_at_least(m, error, 1.0)).await;
+    audit.check(&format!("serve --log-format {log_format}: /metrics at the end"), &metrics);
+
+    let pid = served.child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = bounded("exit after SIGTERM", served.child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    // The reader task drains the pipe to its end after the exit.
+    let stderr = bounded("the whole stderr", async {
+        loop {
+            let text = served.stderr.lock().unwrap().clone();
+            if text.contains("stopped") {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    for needle in ["injected", "denied", "not handled", "credential check done", "reload failed", "broken.yaml"] {
+        assert!(stderr.contains(needle), "--log-format {log_format}: no {needle:?} in the log:\n{stderr}");
+    }
+    assert!(stderr.contains("TRACE"), "--log-level trace logs at trace level:\n{stderr}");
+    eprintln!("serve --log-format {log_format}: {} lines of log", stderr.lines().count());
+    if log_format == "json" {
+        assert!(stderr.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "not JSON lines:\n{stderr}");
+    }
+    audit.check(&format!("serve --log-format {log_format} --log-level trace: stderr"), &stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_never_logs_answers_or_exports_a_credential() {
+    let world = World::new();
+    let mut needles = world.needles.clone();
+    needles.add("the rotated password", ROTATED_PASSWORD);
+    needles.add("the rotated auth string", basic(USER, ROTATED_PASSWORD));
+    let mut audit = Audit::new(&needles);
+    serve_run(&world, "json", &mut audit).await;
+    serve_run(&world, "text", &mut audit).await;
+    audit.finish("serve");
+}
+
+// --- The offline commands ---------------------------------------------------------------------------------
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` (and `stdin`), bounded by [`WAIT`].
+fn run(args: &[String], stdin: Option<&[u8]>) -> Run {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("NO_PROXY", "*")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > WAIT {
+            let _ = child.kill();
+            panic!("{args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = child.wait_with_output().unwrap();
+    Run {
+        code: output.status.code().expect("not killed by a signal"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn args(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Runs a command, checks its exit code, audits stdout and stderr.
+fn audited(audit: &mut Audit, label: &str, args: Vec<String>, stdin: Option<&[u8]>, code: i32) -> Run {
+    let run = run(&args, stdin);
+    assert_eq!(run.code, code, "{label}: {args:?}\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
+    audit.check(&format!("{label}: stdout"), &run.stdout);
+    audit.check(&format!("{label}: stderr"), &run.stderr);
+    run
+}
+
+#[test]
+fn offline_commands_never_print_a_credential() {
+    let world = World::new();
+    let mut audit = Audit::new(&world.needles);
+    let secrets = path(&world.secrets_file);
+    let image = format!("{}/team/app:1", world.registry_host);
+
+    // mutate: a Pod (every -o), an AdmissionReview (default and -o patch), a denial, warnings, stdin.
+    let pod_file = world.dir.path().join("pod.yaml");
+    let listed = pod("default", &[&image, "legacy.registry.invalid/x", "quay.io/x/y"], &["broken-auth"]);
+    std::fs::write(&pod_file, serde_yaml_ng::to_string(&listed).unwrap()).unwrap();
+    for output in ["yaml", "json", "patch", "review"] {
+        let label = format!("mutate -o {output} (Pod)");
+        audited(
+            &mut audit,
+            &label,
+            args(&["mutate", "--secrets", &secrets, "-f", &path(&pod_file), "-o", output]),
+            None,
+            0,
+        );
+    }
+    let review_file = world.dir.path().join("review.json");
+    std::fs::write(&review_file, serde_json::to_vec(&review("u", listed.clone())).unwrap()).unwrap();
+    audited(
+        &mut audit,
+        "mutate (AdmissionReview)",
+        args(&["mutate", "--secrets", &secrets, "-f", &path(&review_file)]),
+        None,
+        0,
+    );
+    audited(
+        &mut audit,
+        "mutate -o patch (AdmissionReview)",
+        args(&["mutate", "--secrets", &secrets, "-f", &path(&review_file), "-o", "patch"]),
+        None,
+        0,
+    );
+    let denied = serde_yaml_ng::to_string(&pod("default", &[&format!("{DENIED_HOST}/app")], &[])).unwrap();
+    let run = audited(
+        &mut audit,
+        "mutate --deny-unmatched",
+        args(&["mutate", "--secrets", &secrets, "--deny-unmatched", DENIED_HOST]),
+        Some(denied.as_bytes()),
+        0,
+    );
+    assert!(run.stderr.contains("denied"), "{}", run.stderr);
+    let team = serde_yaml_ng::to_string(&pod("team", &[&image], &[])).unwrap();
+    audited(
+        &mut audit,
+        "mutate -n team",
+        args(&["mutate", "--secrets", &secrets, "-n", "team"]),
+        Some(team.as_bytes()),
+        0,
+    );
+
+    // explain: matched, fallback-free Hub, undecodable keys, listed undecodable Secrets, an invalid reference.
+    for (label, image, extra) in [
+        ("explain (registry)", image.as_str(), &[][..]),
+        ("explain (legacy dockercfg)", "legacy.registry.invalid/x", &[][..]),
+        ("explain (identity token)", "token.registry.invalid/x", &[][..]),
+        ("explain (Docker Hub)", "nginx", &[][..]),
+        (
+            "explain (undecodable keys)",
+            "broken.registry.invalid/app",
+            &["--listed", "broken-auth,auth-without-colon"][..],
+        ),
+        (
+            "explain (truncated JSON listed)",
+            "json.registry.invalid/app",
+            &["--listed", "truncated-json,wrong-type"][..],
+        ),
+        ("explain (invalid reference)", "Invalid//ref", &[][..]),
+        ("explain -n team", image.as_str(), &["-n", "team"][..]),
+    ] {
+        let mut command = args(&["explain", image, "--secrets", &secrets]);
+        command.extend(args(extra));
+        audited(&mut audit, label, command, None, 0);
+    }
+
+    // verify: every status; text and json; the registry's CA, none, and --insecure-skip-tls-verify.
+    let verify = |extra: &[String]| {
+        let mut command = args(&["verify", "--secrets", &secrets, "--timeout", "3s"]);
+        command.extend_from_slice(extra);
+        command
+    };
+    let ca = world.ca_args();
+    let json_run =
+        audited(&mut audit, "verify -o json", verify(&[ca.clone(), args(&["-o", "json"])].concat()), None, 1);
+    let rows: Vec<Value> = serde_json::from_str(&json_run.stdout).expect("verify -o json prints an array");
+    let status = |secret: &str| -> String {
+        rows.iter()
+            .find(|r| r["secret"] == secret)
+            .map(|r| r["status"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    if world.registry.is_some() {
+        assert_eq!(status("registry"), "ok", "the password was sent and accepted: {rows:#?}");
+        assert_eq!(status("wrong-password"), "unauthorized", "{rows:#?}");
+    }
+    assert_eq!(status("unreachable"), "unreachable", "{rows:#?}");
+    assert_eq!(status("broken-auth"), "invalid-secret", "{rows:#?}");
+    audited(&mut audit, "verify (text)", verify(&ca), None, 1);
+    audited(&mut audit, "verify without the CA", verify(&[]), None, 1);
+    audited(&mut audit, "verify --insecure-skip-tls-verify", verify(&args(&["--insecure-skip-tls-verify"])), None, 1);
+
+    // Error exits that read the Secrets or the input.
+    let not_a_pod = world.dir.path().join("not-a-pod.yaml");
+    std::fs::copy(&world.secrets_file, &not_a_pod).unwrap();
+    audited(
+        &mut audit,
+        "mutate -f (the Secrets file)",
+        args(&["mutate", "--secrets", &secrets, "-f", &path(&not_a_pod)]),
+        None,
+        2,
+    );
+    let secret_json = world.dir.path().join("secret.json");
+    let (manifests, _) = fixture_secrets(&world.registry_host);
+    std::fs::write(&secret_json, serde_json::to_vec(&manifests[0]).unwrap()).unwrap();
+    audited(
+        &mut audit,
+        "mutate -f (one Secret as JSON)",
+        args(&["mutate", "--secrets", &secrets, "-f", &path(&secret_json)]),
+        None,
+        2,
+    );
+
+    // certs: prints the caBundle, never the private key.
+    let out = world.dir.path().join("certs");
+    let run = audited(
+        &mut audit,
+        "certs",
+        args(&["certs", "--out", &path(&out), "--dns", "localhost", "--ip", "127.0.0.1"]),
+        None,
+        0,
+    );
+    let key = std::fs::read_to_string(out.join(certs::KEY_FILE)).unwrap();
+    let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains("PRIVATE KEY") && !text.contains(&key_body[..40]), "certs printed its key");
+    }
+    audit.finish("offline commands");
+}
+
+// --- In process -------------------------------------------------------------------------------------------
+
+#[test]
+fn debug_and_error_values_never_hold_a_credential() {
+    let (manifests, needles) = fixture_secrets("registry.registry.invalid:5000");
+    let mut audit = Audit::new(&needles);
+    let mut loaded = Manifests::default();
+    loaded.add_documents(Path::new("secrets.json"), &serde_json::to_string(&manifests).unwrap(), "default").unwrap();
+    let index = loaded.index();
+    audit.check("CredentialIndex", &format!("{index:?} {index:#?}"));
+    for namespace in ["default", "team", "absent"] {
+        let view = index.view(namespace);
+        audit.check("NamespaceCredentials", &format!("{view:?} {view:#?} {:?}", view.keys()));
+        for candidate in &view.secrets {
+            audit.check("CandidateSecret", &format!("{candidate:?} {:?}", candidate.keys));
+        }
+    }
+    let mut decoded = 0;
+    for secret in &loaded.secrets {
+        if let Some(candidate) = CandidateSecret::from_secret(secret) {
+            audit.check("CandidateSecret::from_secret", &format!("{candidate:#?}"));
+        }
+        let Some((kind, payload)) = pull_payload(secret) else { continue };
+        match dockerconfig::decode(kind, &payload) {
+            Ok(entries) => {
+                decoded += entries.len();
+                audit.check("RegistryEntry", &format!("{entries:?} {entries:#?}"));
+            }
+            Err(error) => audit.check("DecodeError", &format!("{error} {error:?} {error:#?}")),
+        }
+        if let Err(error) = dockerconfig::decode_keys(kind, &payload) {
+            audit.check("DecodeError (keys)", &format!("{error} {error:?}"));
+        }
+    }
+    assert!(decoded >= 5, "the decodable Secrets were decoded ({decoded} entries)");
+
+    // The decision and the review built from it.
+    let pod = pod("default", &["registry.registry.invalid:5000/app", "broken.registry.invalid/x"], &["broken-auth"]);
+    let view = PodView::from_value(&pod).unwrap();
+    let decision = decision::decide(&view, &index.view("default"), &Policy::default());
+    assert!(!decision.add.is_empty());
+    audit.check("Decision", &format!("{decision:?}"));
+    let reviewed = admission::review(&serde_json::to_vec(&review("u", pod)).unwrap(), &index, &Policy::default());
+    audit.check("Reviewed", &format!("{reviewed:?} {}", String::from_utf8_lossy(&reviewed.body)));
+    audit.finish("in process");
+}
+
+/// The payload the kubelet reads from a Secret: `stringData` (as written in a manifest) wins over `data`.
+fn pull_payload(secret: &k8s_openapi::api::core::v1::Secret) -> Option<(SecretKind, Vec<u8>)> {
+    let kind = [SecretKind::DockerConfigJson, SecretKind::DockerCfg]
+        .into_iter()
+        .find(|k| secret.type_.as_deref() == Some(k.secret_type()))?;
+    let from_string = secret.string_data.as_ref().and_then(|d| d.get(kind.data_key())).map(|s| s.as_bytes().to_vec());
+    let payload = from_string.or_else(|| secret.data.as_ref()?.get(kind.data_key()).map(|b| b.0.clone()))?;
+    Some((kind, payload))
+}
+
+// --- Bugs found here once ---------------------------------------------------------------------------------------------
+
+/// A Secret whose `stringData` (or `data`) is written as one string instead of a map, a likely slip when writing a
+/// manifest by hand: every command that reads it fails (right), and its error names the problem without quoting the
+/// string (serde's "invalid type: string \"…\", expected a map" would copy the whole payload).
+#[test]
+fn a_wrongly_typed_payload_is_not_quoted_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = config(json!({"r.registry.invalid": {"username": USER, "password": PASSWORD}}));
+    let mut needles = Needles::default();
+    needles.add("the password", PASSWORD);
+    needles.add("the base64 .dockerconfigjson", STANDARD.encode(&payload));
+    let mut audit = Audit::new(&needles);
+    let bundle = certs::generate(&["localhost".into()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap();
+    certs::write_bundle(dir.path(), &bundle).unwrap();
+    let manifests = [("stringData", json!(payload)), ("data", json!(STANDARD.encode(&payload)))];
+    for (field, value) in manifests {
+        let secrets_dir = dir.path().join(field);
+        std::fs::create_dir(&secrets_dir).unwrap();
+        let mut manifest = json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "mistaken", "namespace": "default"}});
+        manifest[field] = value;
+        write_manifests(&secrets_dir.join("mistaken.yaml"), &[manifest]);
+        let secrets = path(&secrets_dir);
+        let pod = serde_yaml_ng::to_string(&pod("default", &["r.registry.invalid/app"], &[])).unwrap();
+        audited(
+            &mut audit,
+            &format!("mutate ({field})"),
+            args(&["mutate", "--secrets", &secrets]),
+            Some(pod.as_bytes()),
+            2,
+        );
+        audited(&mut audit, &format!("explain ({field})"), args(&["explain", "nginx", "--secrets", &secrets]), None, 2);
+        audited(&mut audit, &format!("verify ({field})"), args(&["verify", "--secrets", &secrets]), None, 2);
+        let serve = args(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &path(&dir.path().join(certs::CERT_FILE)),
+            "--tls-key",
+            &path(&dir.path().join(certs::KEY_FILE)),
+            "--secrets-dir",
+            &secrets,
+        ]);
+        audited(&mut audit, &format!("serve ({field})"), serve, None, 2);
+    }
+    audit.finish("wrongly typed payloads");
+}
+
+/// A password written into a registry key (`https://alice:PASSWORD@host`): the kubelet discards the userinfo
+/// (spec R16), `verify` and the decode errors redact it, but `explain` prints the key as written in its `dropped`
+/// and `note` lines, and `CandidateSecret`'s derived `Debug` (so `NamespaceCredentials`' and `CredentialIndex`')
+/// shows the keys as written.
+#[test]
+fn a_password_in_a_registry_key_is_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut needles = Needles::default();
+    needles.add("the password in the key", KEY_PASSWORD);
+    let mut audit = Audit::new(&needles);
+    let keys = [
+        format!("https://{USER}:{KEY_PASSWORD}@userinfo.registry.invalid"),
+        format!("https://{USER}:{KEY_PASSWORD}@dropped.registry.invalid:port/"),
+    ];
+    let entries: serde_json::Map<String, Value> =
+        keys.iter().map(|k| (k.clone(), json!({"username": USER, "password": "p"}))).collect();
+    let manifest =
+        secret("default", "userinfo", SecretKind::DockerConfigJson, &config(entries.into()), &mut Needles::default());
+    let secrets_file = dir.path().join("secrets.yaml");
+    write_manifests(&secrets_file, std::slice::from_ref(&manifest));
+    let secrets = path(&secrets_file);
+    let image = "userinfo.registry.invalid/app";
+
+    audited(&mut audit, "explain", args(&["explain", image, "--secrets", &secrets]), None, 0);
+    let pod = serde_json::to_string(&review("u", pod("default", &[image], &[]))).unwrap();
+    audited(&mut audit, "mutate", args(&["mutate", "--secrets", &secrets]), Some(pod.as_bytes()), 0);
+    audited(
+        &mut audit,
+        "verify -o json",
+        args(&["verify", "--secrets", &secrets, "-o", "json", "--timeout", "2s"]),
+        None,
+        1,
+    );
+    audited(&mut audit, "verify", args(&["verify", "--secrets", &secrets, "--timeout", "2s"]), None, 1);
+
+    let mut loaded = Manifests::default();
+    loaded.add_documents(Path::new("secrets.json"), &serde_json::to_string(&[manifest]).unwrap(), "default").unwrap();
+    let index = loaded.index();
+    let view = index.view("default");
+    audit.check("CandidateSecret", &format!("{:?}", view.secrets));
+    audit.check("NamespaceCredentials", &format!("{view:?} {:?}", view.keys()));
+    audit.check("CredentialIndex", &format!("{index:?}"));
+    audit.finish("a password in a registry key");
+}
