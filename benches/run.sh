@@ -23,7 +23,8 @@ cargo build --locked --release --bin pullsecret-injector
 cargo bench --locked --no-run --bench decision --bench loadgen --bench refserver
 executable() {
   cargo bench --locked --no-run --bench "$1" --message-format=json 2>/dev/null \
-    | grep -o '"executable":"[^"]*"' | tail -n 1 | sed 's/"executable":"\(.*\)"/\1/'
+    | grep "\"kind\":\[\"bench\"\]" | grep "\"name\":\"$1\"" \
+    | grep -o '"executable":"[^"]*"' | sed 's/"executable":"\(.*\)"/\1/'
 }
 decision=$(executable decision)
 loadgen=$(executable loadgen)
