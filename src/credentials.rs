@@ -181,6 +181,16 @@ struct Distribution {
     selector: Option<Selector>,
 }
 
+impl Distribution {
+    fn of(cps: &ClusterPullSecret) -> Self {
+        Self {
+            source: (cps.spec.secret_ref.namespace.clone(), cps.spec.secret_ref.name.clone()),
+            target_name: cps.target_name().to_string(),
+            selector: Selector::try_from(cps.spec.namespace_selector.clone()).ok(),
+        }
+    }
+}
+
 /// All candidates and namespace labels, with a ready snapshot per namespace.
 #[derive(Debug, Default)]
 pub struct CredentialIndex {
@@ -241,12 +251,7 @@ impl CredentialIndex {
 
     pub fn apply_cluster_pull_secret(&mut self, cps: &ClusterPullSecret) {
         let Some(name) = cps.metadata.name.clone() else { return };
-        let distribution = Distribution {
-            source: (cps.spec.secret_ref.namespace.clone(), cps.spec.secret_ref.name.clone()),
-            target_name: cps.target_name().to_string(),
-            selector: Selector::try_from(cps.spec.namespace_selector.clone()).ok(),
-        };
-        self.distributions.insert(name, distribution);
+        self.distributions.insert(name, Distribution::of(cps));
         self.rebuild_all();
     }
 
@@ -299,14 +304,7 @@ impl CredentialIndex {
         self.distributions.clear();
         for cps in all {
             let Some(name) = cps.metadata.name.clone() else { continue };
-            self.distributions.insert(
-                name,
-                Distribution {
-                    source: (cps.spec.secret_ref.namespace.clone(), cps.spec.secret_ref.name.clone()),
-                    target_name: cps.target_name().to_string(),
-                    selector: Selector::try_from(cps.spec.namespace_selector.clone()).ok(),
-                },
-            );
+            self.distributions.insert(name, Distribution::of(cps));
         }
         self.rebuild_all();
     }
