@@ -69,27 +69,47 @@ pub struct Reviewed {
     pub reason: Option<String>,
 }
 
+/// An AdmissionReview as read, with the request's object read as `O`: a Pod in one pass on the hot path, or kept
+/// raw by the fallback that words every error.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ReviewIn<'a> {
+struct Envelope<O> {
     api_version: Option<String>,
     kind: Option<String>,
-    #[serde(borrow)]
-    request: Option<RequestIn<'a>>,
+    request: Option<Request<O>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RequestIn<'a> {
+struct Request<O> {
     uid: Option<String>,
     kind: Option<GroupVersionKind>,
     sub_resource: Option<String>,
     namespace: Option<String>,
     operation: Option<String>,
-    #[serde(borrow)]
-    object: Option<&'a RawValue>,
+    /// `None` for an absent or `null` object, as both paths treat them.
+    object: Option<O>,
     #[serde(default)]
     dry_run: Option<bool>,
+}
+
+impl<O> Envelope<O> {
+    /// The same envelope with the object read further.
+    fn map_object<P>(self, f: impl FnOnce(O) -> Option<P>) -> Envelope<P> {
+        Envelope {
+            api_version: self.api_version,
+            kind: self.kind,
+            request: self.request.map(|r| Request {
+                uid: r.uid,
+                kind: r.kind,
+                sub_resource: r.sub_resource,
+                namespace: r.namespace,
+                operation: r.operation,
+                object: r.object.and_then(f),
+                dry_run: r.dry_run,
+            }),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -140,92 +160,36 @@ struct StatusOut<'a> {
     reason: &'static str,
 }
 
-/// The review with the Pod read in the same pass: what nearly every request is. Any body this cannot read (not
-/// JSON, a field of the wrong type, an object that is no Pod-shaped JSON) goes the two-pass way of [`review`]
-/// instead, which alone words the errors; when this one succeeds the two agree on everything.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewWithPod {
-    api_version: Option<String>,
-    kind: Option<String>,
-    request: Option<RequestWithPod>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestWithPod {
-    uid: Option<String>,
-    kind: Option<GroupVersionKind>,
-    sub_resource: Option<String>,
-    namespace: Option<String>,
-    operation: Option<String>,
-    /// `None` for an absent or `null` object, as [`review`] treats both.
-    object: Option<RawPod>,
-    #[serde(default)]
-    dry_run: Option<bool>,
-}
-
-/// A request's fields other than the object, however the object was read.
-struct RequestFields {
-    uid: Option<String>,
-    kind: Option<GroupVersionKind>,
-    sub_resource: Option<String>,
-    namespace: Option<String>,
-    operation: Option<String>,
-    dry_run: Option<bool>,
-}
-
 /// Answers one AdmissionReview body.
+///
+/// Nearly every body reads in one pass, the Pod included. Any body that does not (not JSON, a field of the wrong
+/// type, an object that is no Pod-shaped JSON) is read again with the object kept raw, which alone words the
+/// errors; when the first pass succeeds the two agree on everything.
 pub fn review(body: &[u8], credentials: &dyn CredentialSource, policy: &Policy) -> Reviewed {
-    // One pass over the body (the Pod is most of it) when it reads as expected; else the two-pass path below.
-    if let Ok(parsed) = serde_json::from_slice::<ReviewWithPod>(body) {
-        let request = parsed.request.map(|r| {
-            let object = r.object;
-            let fields = RequestFields {
-                uid: r.uid,
-                kind: r.kind,
-                sub_resource: r.sub_resource,
-                namespace: r.namespace,
-                operation: r.operation,
-                dry_run: r.dry_run,
-            };
-            (fields, object.map(RawPod::into_view))
-        });
-        return review_parsed(body, parsed.api_version, parsed.kind, request, credentials, policy);
+    if let Ok(parsed) = serde_json::from_slice::<Envelope<RawPod>>(body) {
+        return review_parsed(body, parsed.map_object(|pod| Some(pod.into_view())), credentials, policy);
     }
     review_two_pass(body, credentials, policy)
 }
 
-/// The object kept raw while the review is checked, then read as a Pod: this path words every error.
+/// The fallback: the object kept raw while the review is checked, then read as a Pod, wording every error.
 fn review_two_pass(body: &[u8], credentials: &dyn CredentialSource, policy: &Policy) -> Reviewed {
-    let parsed: ReviewIn = match serde_json::from_slice(body) {
+    let parsed: Envelope<Box<RawValue>> = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
         Err(e) => return invalid(body, format!("request body is not an AdmissionReview: {e}")),
     };
-    let request = parsed.request.map(|r| {
-        let object = r.object.filter(|o| o.get() != "null").map(|o| PodView::from_json(o.get()));
-        let fields = RequestFields {
-            uid: r.uid,
-            kind: r.kind,
-            sub_resource: r.sub_resource,
-            namespace: r.namespace,
-            operation: r.operation,
-            dry_run: r.dry_run,
-        };
-        (fields, object)
-    });
-    review_parsed(body, parsed.api_version, parsed.kind, request, credentials, policy)
+    let parsed = parsed.map_object(|raw| (raw.get() != "null").then(|| PodView::from_json(raw.get())));
+    review_parsed(body, parsed, credentials, policy)
 }
 
 /// The checks and the decision once the body is read; `pod` is `None` when the request has no object.
 fn review_parsed(
     body: &[u8],
-    api_version: Option<String>,
-    kind: Option<String>,
-    request: Option<(RequestFields, Option<Result<PodView, PodError>>)>,
+    parsed: Envelope<Result<PodView, PodError>>,
     credentials: &dyn CredentialSource,
     policy: &Policy,
 ) -> Reviewed {
+    let Envelope { api_version, kind, request } = parsed;
     if api_version.as_deref() != Some(API_VERSION) || kind.as_deref() != Some(KIND) {
         return invalid(
             body,
@@ -236,9 +200,10 @@ fn review_parsed(
             ),
         );
     }
-    let Some((request, pod)) = request else {
+    let Some(mut request) = request else {
         return invalid(body, "AdmissionReview has no request".into());
     };
+    let pod = request.object.take();
     let uid = match request.uid {
         Some(uid) if !uid.is_empty() => uid,
         _ => return invalid(body, "AdmissionReview request has no uid".into()),
@@ -487,7 +452,7 @@ mod tests {
         let source = OneNamespace(ns);
         let policy = Policy::default();
         for (case, body, one_pass) in cases {
-            assert_eq!(serde_json::from_slice::<ReviewWithPod>(&body).is_ok(), one_pass, "{case}: path taken");
+            assert_eq!(serde_json::from_slice::<Envelope<RawPod>>(&body).is_ok(), one_pass, "{case}: path taken");
             let (fast, slow) = (review(&body, &source, &policy), review_two_pass(&body, &source, &policy));
             assert_eq!(String::from_utf8_lossy(&fast.body), String::from_utf8_lossy(&slow.body), "{case}");
             assert_eq!(
