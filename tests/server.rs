@@ -1120,6 +1120,40 @@ async fn the_binary_reloads_its_secrets_dir_and_keeps_credentials_on_a_broken_fi
     assert!(!log.contains("example-password"), "no credential in the log: {log}");
 }
 
+/// Issue 7: a certificate file replaced by garbage keeps the old certificate serving, and the failure is logged and
+/// counted; a valid new pair afterwards is served and counted as a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_keeps_serving_when_its_certificate_turns_to_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dev_certs(dir.path());
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("a.yaml"), secret_manifest("first", "registry-a.example.com")).unwrap();
+    let served = Served::start(&certs, &secrets, &[]).await;
+    served.until_ready().await;
+    let review = pod_review("7d3f0e2a-2222-4000-8000-000000000002", &["registry-a.example.com/team/app:1"]);
+
+    let error = r#"pullsecret_injector_tls_reloads_total{result="error"}"#;
+    let success = r#"pullsecret_injector_tls_reloads_total{result="success"}"#;
+    let original_crt = std::fs::read(certs.join("tls.crt")).unwrap();
+    std::fs::write(certs.join("tls.crt"), "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n").unwrap();
+    served.until_metric(error, 1.0).await;
+    let (status, body) = served.mutate(&review).await;
+    assert_eq!(status, 200, "new connections still get the previous certificate");
+    assert_eq!(injected(&review, &body), ["first"]);
+    assert_eq!(served.admin_get("/readyz").await.0, 200);
+    assert!(served.log().contains("serving certificate reload failed"), "{}", served.log());
+
+    std::fs::write(certs.join("tls.crt"), original_crt).unwrap();
+    let (_, metrics) = served.admin_get("/metrics").await;
+    assert_eq!(metric(&metrics, success), None, "restoring the loaded pair is no change: {metrics}");
+    // A genuinely new pair (same CA) is swapped in and counted.
+    let bundle =
+        pullsecret_injector::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1).unwrap();
+    pullsecret_injector::certs::write_bundle(&certs, &bundle).unwrap();
+    served.until_metric(success, 1.0).await;
+}
+
 /// Runs `serve` expecting a startup failure; returns the stderr lines. No Kubernetes configuration is reachable.
 fn failing_serve(args: &[String]) -> Vec<String> {
     let mut command = std::process::Command::new(BIN);
