@@ -50,8 +50,20 @@ spec:
 "#;
 
 fn world() -> CredentialIndex {
+    world_with(&[])
+}
+
+/// The world plus tenant Secrets `(namespace, name, .dockerconfigjson)`.
+fn world_with(tenant_secrets: &[(&str, &str, &str)]) -> CredentialIndex {
     let mut m = Manifests::default();
     m.add_documents(Path::new("world.yaml"), WORLD, "default").unwrap();
+    for (namespace, name, payload) in tenant_secrets {
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+            "type": "kubernetes.io/dockerconfigjson", "stringData": {".dockerconfigjson": payload},
+        });
+        m.add_documents(Path::new("tenant.json"), &secret.to_string(), "default").unwrap();
+    }
     m.index()
 }
 
@@ -115,17 +127,7 @@ fn distribution_follows_namespace_labels_not_pod_labels() {
 
 #[test]
 fn a_tenant_secret_named_like_the_distribution_only_shadows_it_in_its_own_namespace() {
-    let extra = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: corp-registry, namespace: tenant-b}
-type: kubernetes.io/dockerconfigjson
-stringData: {.dockerconfigjson: '{"auths":{"registry.b.example.com":{"auth":"Yjpi"}}}'}
-"#;
-    let mut m = Manifests::default();
-    m.add_documents(Path::new("world.yaml"), WORLD, "default").unwrap();
-    m.add_documents(Path::new("extra.yaml"), extra, "default").unwrap();
-    let index = m.index();
+    let index = world_with(&[("tenant-b", "corp-registry", r#"{"auths":{"registry.b.example.com":{"auth":"Yjpi"}}}"#)]);
     // In B, the name now means B's own Secret (what the kubelet will read): it does not match the corp registry.
     assert!(injected(&index, "tenant-b", pod("tenant-b", &["registry.corp.example.com/app"])).is_empty());
     assert!(
@@ -139,17 +141,8 @@ stringData: {.dockerconfigjson: '{"auths":{"registry.b.example.com":{"auth":"Yjp
 
 #[test]
 fn a_tenant_wildcard_key_reaches_only_its_own_namespace() {
-    let extra = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: catch-all, namespace: tenant-a}
-type: kubernetes.io/dockerconfigjson
-stringData: {.dockerconfigjson: '{"auths":{"*.*.*":{"auth":"YTph"},"*.*.*.*":{"auth":"YTph"}}}'}
-"#;
-    let mut m = Manifests::default();
-    m.add_documents(Path::new("world.yaml"), WORLD, "default").unwrap();
-    m.add_documents(Path::new("extra.yaml"), extra, "default").unwrap();
-    let index = m.index();
+    let index =
+        world_with(&[("tenant-a", "catch-all", r#"{"auths":{"*.*.*":{"auth":"YTph"},"*.*.*.*":{"auth":"YTph"}}}"#)]);
     assert_eq!(injected(&index, "tenant-a", pod("tenant-a", &["registry.corp.example.com/app"])), ["catch-all"]);
     let b = injected(&index, "tenant-b", pod("tenant-b", &["registry.corp.example.com/app"]));
     assert_eq!(b, ["corp-registry"], "tenant A's catch-all key is invisible in B");
