@@ -15,10 +15,11 @@
 //! (docs/reliability.md quotes it). Cases the webhook answers against the contract today are kept apart in
 //! [`warning_bound_cases`], which found a bug once (docs/reliability.md).
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
@@ -26,11 +27,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use pullsecret_injector::admission::WARNING_PREFIX;
-use pullsecret_injector::cache::{LiveCredentials, Readiness};
+
 use pullsecret_injector::certs::{self, Bundle};
 use pullsecret_injector::credentials::{CredentialSource, NamespaceCredentials};
-use pullsecret_injector::decision::{MAX_WARNING_CHARS, MAX_WARNINGS, Policy};
-use pullsecret_injector::inputs::Manifests;
+use pullsecret_injector::decision::{MAX_WARNING_CHARS, MAX_WARNINGS};
 use pullsecret_injector::metrics::Metrics;
 use pullsecret_injector::server::{self, AppState, Limits, Shutdown};
 use pullsecret_injector::tls::CertStore;
@@ -144,18 +144,7 @@ fn manifests() -> Vec<Value> {
 
 /// The state `serve` builds over [`manifests`], ready.
 fn app_state() -> AppState {
-    let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(LiveCredentials::new(metrics.clone()));
-    let mut loaded = Manifests::default();
-    let text = serde_json::to_string(&manifests()).unwrap();
-    loaded.add_documents(Path::new("hostile.json"), &text, "default").expect("the test manifests parse");
-    live.replace(loaded.index());
-    AppState {
-        credentials: live,
-        policy: Arc::new(Policy::default()),
-        metrics,
-        readiness: Arc::new(Readiness::waiting_for(&[])),
-    }
+    common::app_state("hostile.json", &serde_json::to_string(&manifests()).unwrap())
 }
 
 // --- Requests ---------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@
 //!
 //! The AdmissionReview bodies are real captures; `tests/data/server/INDEX.md` names their sources.
 
+mod common;
+
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,11 +24,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use pullsecret_injector::cache::{LiveCredentials, Readiness};
+use pullsecret_injector::cache::Readiness;
 use pullsecret_injector::certs::{self, Bundle};
-use pullsecret_injector::decision::Policy;
-use pullsecret_injector::inputs::Manifests;
-use pullsecret_injector::metrics::Metrics;
 use pullsecret_injector::server::{self, AppState, Limits, Shutdown};
 use pullsecret_injector::tls::CertStore;
 use rustls::pki_types::pem::PemObject;
@@ -136,17 +135,7 @@ fn pod_review(uid: &str, images: &[&str]) -> Vec<u8> {
 
 /// The state `serve` builds, over `yaml`'s manifests; ready unless told otherwise.
 fn app_state(yaml: &str) -> AppState {
-    let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(LiveCredentials::new(metrics.clone()));
-    let mut manifests = Manifests::default();
-    manifests.add_documents(Path::new("secrets.yaml"), yaml, "default").expect("the test manifests parse");
-    live.replace(manifests.index());
-    AppState {
-        credentials: live,
-        policy: Arc::new(Policy::default()),
-        metrics,
-        readiness: Arc::new(Readiness::waiting_for(&[])),
-    }
+    common::app_state("secrets.yaml", yaml)
 }
 
 /// Checks a 200 AdmissionReview answer to `request` and returns the names its patch adds to the Pod (empty when

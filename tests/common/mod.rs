@@ -1,0 +1,26 @@
+//! Helpers shared by the integration tests (each test crate uses the ones it needs).
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pullsecret_injector::cache::{LiveCredentials, Readiness};
+use pullsecret_injector::decision::Policy;
+use pullsecret_injector::inputs::Manifests;
+use pullsecret_injector::metrics::Metrics;
+use pullsecret_injector::server::AppState;
+
+/// The state `serve` builds in local mode over the manifests in `text` (YAML or JSON, read as file `name`), ready.
+pub fn app_state(name: &str, text: &str) -> AppState {
+    let metrics = Arc::new(Metrics::new());
+    let live = Arc::new(LiveCredentials::new(metrics.clone()));
+    let mut manifests = Manifests::default();
+    manifests.add_documents(Path::new(name), text, "default").expect("the test manifests parse");
+    live.replace(manifests.index());
+    AppState {
+        credentials: live,
+        policy: Arc::new(Policy::default()),
+        metrics,
+        readiness: Arc::new(Readiness::waiting_for(&[])),
+    }
+}
