@@ -7,10 +7,10 @@ RELEASE_BIN := target/release/pullsecret-injector
 IMAGE ?= ghcr.io/pullsecret-injector/pullsecret-injector:0.1.0
 
 .DEFAULT_GOAL := help
-.PHONY: help build run demo test test-deps lint fmt bench certs manifests deploy e2e fuzz clean
+.PHONY: help build run demo test test-deps control-plane dev-cluster dev-cluster-down lint fmt bench certs manifests deploy e2e fuzz clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build the binary (debug)
 	$(CARGO) build --locked --bin pullsecret-injector
@@ -21,12 +21,21 @@ run: build ## Run the webhook over TLS with the example credentials, show a real
 demo: build ## The round-trip of `make run`, then stop
 	examples/demo.sh $(BIN)
 
-test: test-deps ## Install what the tests need (as root), then run every test
+test: test-deps control-plane ## Install what the tests need (as root), then run every test (real API server included)
 	$(CARGO) test --locked --all-targets
 	bash tests/validate-manifests.sh
 
-test-deps: ## Install the programs the tests use (docker-registry, skopeo, kubernetes-validate)
+test-deps: ## Install the programs the tests use (docker-registry, skopeo, kubectl, kubernetes-validate)
 	bash tests/install-deps.sh
+
+control-plane: ## Build (once, then cached) kube-apiserver, kube-controller-manager, etcd and the kubelet oracle
+	@echo "control plane: $$(bash tests/cluster/build.sh)"
+
+dev-cluster: build ## A real API server on loopback with the webhook registered; prints the KUBECONFIG line
+	bash tests/cluster/dev-cluster.sh up $(BIN)
+
+dev-cluster-down: ## Stop what `make dev-cluster` started
+	bash tests/cluster/dev-cluster.sh down
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -49,8 +58,8 @@ deploy: ## Install on the current kubectl context with the self-signed overlay (
 	kubectl kustomize --load-restrictor LoadRestrictionsNone manifests/overlays/self-signed \
 	  | sed "s|CA_BUNDLE_PLACEHOLDER|$$(base64 < certs/ca.crt | tr -d '\n')|" | kubectl apply -f -
 
-e2e: ## Real-cluster tests (kind or any cluster in KUBECONFIG; opt-in, never part of `make test`)
-	PULLSECRET_INJECTOR_E2E=1 $(CARGO) test --locked --test e2e -- --ignored --test-threads=1
+e2e: ## The real-cluster suite against the current kubectl context with the webhook installed (opt-in)
+	PULLSECRET_INJECTOR_E2E=1 $(CARGO) test --locked --test real_cluster -- --test-threads=1
 
 FUZZ_SECONDS ?= 60
 fuzz: ## Fuzz the parsers, decoder, matcher and review handling (FUZZ_SECONDS each; installs cargo-fuzz)

@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests (each test crate uses the ones it needs).
 #![allow(dead_code)]
 
+pub mod cluster_webhook;
+pub mod control_plane;
+pub mod kube_binaries;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -1,25 +1,33 @@
-//! Real-cluster end-to-end tests: the installed webhook and `ClusterPullSecret` controller, driven with `kubectl`
+//! The webhook and the `ClusterPullSecret` controller against a real Kubernetes API server, driven with `kubectl`
 //! exactly as a user drives them.
 //!
-//! Opt-in, never part of `make test`: every test is `#[ignore]`d and, even when run with `--ignored`, returns at
-//! once unless `PULLSECRET_INJECTOR_E2E=1`. `make e2e` sets it and runs them one at a time against the cluster of
-//! the current kubectl context (`KUBECONFIG`). Prerequisites, a kind quick start and a run across Kubernetes
-//! versions: docs/e2e.md.
+//! Two targets, the same scenarios:
+//! - by default (`make test`), a control plane of the pinned release on loopback (`tests/cluster/control-plane.sh`:
+//!   etcd, kube-apiserver, kube-controller-manager; no kubelet, so Pods are admitted and stored, never run) with
+//!   `pullsecret-injector serve` running here in cluster mode, authenticated as the manifests' ServiceAccount and
+//!   bound only by the manifests' RBAC, registered with the manifests' own `MutatingWebhookConfiguration` (called by
+//!   URL). Scenarios that need to break things (restart the API server, compact etcd, kill the webhook, rotate its
+//!   certificate, other flags) run only here, with webhooks and control planes of their own.
+//! - with `PULLSECRET_INJECTOR_E2E=1` (`make e2e`), the cluster of the current kubectl context with the webhook
+//!   installed from the manifests (kind, or any cluster: docs/real-cluster.md). The rollout scenario runs only there.
 //!
 //! Each test works in namespaces of its own, `psi-e2e-<run>-<test>-<role>` with a random `<run>`, so runs never
 //! collide, and deletes them and its `ClusterPullSecret`s when it ends, from `Drop`, so a failed assertion cleans
 //! up too (`PULLSECRET_INJECTOR_E2E_KEEP=1` keeps them for a post-mortem). The registries are fake hosts under
-//! `.invalid` (RFC 2606: never resolves): the test Pods stay in `ErrImagePull`/`ImagePullBackOff` and no network
-//! is needed. What is asserted is what admission wrote into `spec.imagePullSecrets`, fixed at creation.
+//! `.invalid` (RFC 2606: never resolves): no network is needed. What is asserted is what admission wrote into
+//! `spec.imagePullSecrets`, fixed at creation.
 //!
 //! The webhook decides from watch caches, which follow the API server by milliseconds. Where a test needs the
 //! webhook to know a Secret or a label before it creates the Pod it asserts on, it waits for exactly that with a
 //! server-side dry-run probe (nothing is created) in a bounded poll. Every wait is a poll with an interval and a
 //! deadline; there is no fixed sleep.
 
+mod common;
+
 use std::env;
 use std::hash::{BuildHasher as _, RandomState};
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::thread;
@@ -27,10 +35,61 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-/// `make e2e` sets this to 1; without it every test returns at once.
+use common::cluster_webhook::ClusterWebhook;
+use common::control_plane::{ControlPlane, WEBHOOK_LABEL, on_keeper};
+
+/// With 1, the scenarios run against the current kubectl context (`make e2e`) instead of a local control plane.
 const ENABLE_VAR: &str = "PULLSECRET_INJECTOR_E2E";
 /// Set to 1 to keep each test's namespaces and `ClusterPullSecret`s after it ends.
 const KEEP_VAR: &str = "PULLSECRET_INJECTOR_E2E_KEEP";
+/// The name of the webhook every shared scenario's namespaces are sent to, on the local control plane.
+const SHARED_WEBHOOK: &str = "shared";
+
+/// Where the scenarios run.
+enum Target {
+    /// A control plane of this process, with a webhook of this process registered for the namespaces labelled
+    /// [`WEBHOOK_LABEL`]=[`SHARED_WEBHOOK`].
+    Local { cp: &'static ControlPlane, _webhook: ClusterWebhook },
+    /// The current kubectl context, with the webhook installed.
+    External,
+}
+
+/// The target of this run, set up once.
+fn target() -> &'static Target {
+    static TARGET: OnceLock<Target> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        if env::var(ENABLE_VAR).as_deref() == Ok("1") {
+            if let Err(why) = preflight() {
+                panic!("e2e preflight: {why}");
+            }
+            return Target::External;
+        }
+        let cp = ControlPlane::shared();
+        // Started on the keeper thread: the webhook lives as long as the process, not the first test's thread.
+        let webhook = on_keeper(move || ClusterWebhook::start(cp, SHARED_WEBHOOK, &[]));
+        Target::Local { cp, _webhook: webhook }
+    })
+}
+
+/// The local control plane, or None (with a note) when the run targets an external cluster: for scenarios that
+/// need to restart, break or reconfigure what they test.
+fn local_only(test: &str) -> Option<&'static ControlPlane> {
+    match target() {
+        Target::Local { cp, .. } => Some(cp),
+        Target::External => {
+            eprintln!("skipped ({test}): needs the local control plane (it breaks or reconfigures what it tests)");
+            None
+        }
+    }
+}
+
+/// The admin kubeconfig of the local control plane; None for the current context.
+fn kubeconfig() -> Option<PathBuf> {
+    match target() {
+        Target::Local { cp, .. } => Some(cp.kubeconfig.clone()),
+        Target::External => None,
+    }
+}
 
 // Where manifests/base installs the webhook (both overlays keep these names).
 const INSTALL_NAMESPACE: &str = "pullsecret-injector";
@@ -111,7 +170,11 @@ fn kubectl_input(args: &[&str], input: Option<&str>) -> Kubectl {
     let program = env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
     let command = command_line(&program, args);
     let failed = |why: String| Kubectl { command: command.clone(), success: false, stdout: String::new(), stderr: why };
-    let child = Command::new(&program)
+    let mut command_builder = Command::new(&program);
+    if let Some(path) = kubeconfig() {
+        command_builder.arg("--kubeconfig").arg(path);
+    }
+    let child = command_builder
         .arg(REQUEST_TIMEOUT)
         .args(args)
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -362,28 +425,23 @@ struct Scenario {
 }
 
 impl Scenario {
-    /// `None` (and a note on stderr) unless the suite is enabled; checks the installation once per run and fails
-    /// the test with instructions when it is not usable. `test` is a short DNS-label-safe name.
-    fn start(test: &str) -> Option<Self> {
-        if env::var(ENABLE_VAR).as_deref() != Ok("1") {
-            eprintln!(
-                "skipped ({test}): a real-cluster test. Run `make e2e` (it sets {ENABLE_VAR}=1) against a cluster \
-                 with pullsecret-injector installed; see docs/e2e.md"
-            );
-            return None;
-        }
-        static PREFLIGHT: OnceLock<Result<(), String>> = OnceLock::new();
-        if let Err(why) = PREFLIGHT.get_or_init(preflight) {
-            panic!("e2e preflight: {why}");
-        }
-        Some(Self { prefix: format!("psi-e2e-{}-{test}", run_id()), created: Vec::new() })
+    /// Starts a scenario on this run's target (set up on first use). `test` is a short DNS-label-safe name.
+    fn start(test: &str) -> Self {
+        target();
+        Self { prefix: format!("psi-e2e-{}-{test}", run_id()), created: Vec::new() }
     }
 
-    /// Creates the namespace `<prefix>-<role>` with `labels`, ready for Pods.
+    /// Creates the namespace `<prefix>-<role>` with `labels`, ready for Pods, sent to the shared webhook.
     fn namespace(&mut self, role: &str, labels: &[(&str, &str)]) -> String {
+        self.namespace_for(SHARED_WEBHOOK, role, labels)
+    }
+
+    /// [`Self::namespace`], sent to the local webhook named `webhook` (on an external cluster: the installed one).
+    fn namespace_for(&mut self, webhook: &str, role: &str, labels: &[(&str, &str)]) -> String {
         let name = format!("{}-{role}", self.prefix);
         let mut all = serde_json::Map::new();
         all.insert(RUN_LABEL.into(), run_id().into());
+        all.insert(WEBHOOK_LABEL.into(), webhook.into());
         for (key, value) in labels {
             all.insert((*key).into(), (*value).into());
         }
@@ -449,7 +507,7 @@ impl Drop for Scenario {
 /// Checks, once per run, that a cluster is reachable and pullsecret-injector is installed and serving.
 fn preflight() -> Result<(), String> {
     const INSTALL: &str = "build the image, load it into the cluster and install with `make deploy` or the \
-                           cert-manager overlay (docs/e2e.md)";
+                           cert-manager overlay (docs/real-cluster.md)";
     let version = kubectl(&["version", "-o", "json"]);
     let server: Option<Value> = serde_json::from_str(&version.stdout).ok();
     let Some(git_version) = server.as_ref().and_then(|v| v["serverVersion"]["gitVersion"].as_str()) else {
@@ -498,9 +556,8 @@ fn preflight() -> Result<(), String> {
 /// exactly the two matching Secrets and not the namespace's third one. A Deployment's Pods get theirs too, while
 /// the Deployment's template stays as written: the webhook changes Pods, never the workloads that make them.
 #[test]
-#[ignore = "real cluster: `make e2e`, see docs/e2e.md"]
 fn pods_and_deployment_pods_get_exactly_the_matching_secrets() {
-    let Some(mut s) = Scenario::start("match") else { return };
+    let mut s = Scenario::start("match");
     let ns = s.namespace("apps", &[]);
     create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
     create_pull_secret(&ns, "reg-b", REGISTRY_B, "e2e-password-b");
@@ -516,7 +573,7 @@ fn pods_and_deployment_pods_get_exactly_the_matching_secrets() {
         "a Pod pulling from {REGISTRY_A} and {REGISTRY_B} gets their two Secrets, not reg-c ({REGISTRY_C})"
     );
 
-    create(Some(&ns), &deployment("web", &[IMAGE_B]));
+    kubectl_manifest(&["apply"], Some(&ns), &deployment("web", &[IMAGE_B])).expect_success();
     let web_pod = poll("a Pod of Deployment web", SHORT_WAIT, || {
         let names = must(&["get", "pods", "-n", &ns, "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"]);
         names.split_whitespace().next().map(String::from).ok_or_else(|| "no Pod yet".to_string())
@@ -529,9 +586,8 @@ fn pods_and_deployment_pods_get_exactly_the_matching_secrets() {
 
 /// Scenario 2: what a Pod already lists is kept, first and once; only what is missing is appended.
 #[test]
-#[ignore = "real cluster: `make e2e`, see docs/e2e.md"]
 fn secrets_a_pod_already_lists_stay_first_and_are_not_repeated() {
-    let Some(mut s) = Scenario::start("listed") else { return };
+    let mut s = Scenario::start("listed");
     let ns = s.namespace("apps", &[]);
     create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
     create_pull_secret(&ns, "reg-b", REGISTRY_B, "e2e-password-b");
@@ -555,9 +611,8 @@ fn secrets_a_pod_already_lists_stay_first_and_are_not_repeated() {
 
 /// Scenario 3: the opt-out label on a Pod, then on its Namespace, means nothing is injected.
 #[test]
-#[ignore = "real cluster: `make e2e`, see docs/e2e.md"]
 fn the_opt_out_label_on_a_pod_or_its_namespace_prevents_injection() {
-    let Some(mut s) = Scenario::start("optout") else { return };
+    let mut s = Scenario::start("optout");
     let ns = s.namespace("apps", &[]);
     create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
     await_injection(&ns, &[IMAGE_A], &["reg-a"]);
@@ -585,9 +640,8 @@ fn the_opt_out_label_on_a_pod_or_its_namespace_prevents_injection() {
 /// Scenario 4: `kubectl apply --dry-run=server` shows the Secrets the Pod would get, and creates nothing: the
 /// webhook declares `sideEffects: None` and writes nothing.
 #[test]
-#[ignore = "real cluster: `make e2e`, see docs/e2e.md"]
 fn server_side_dry_run_shows_the_same_result_without_side_effects() {
-    let Some(mut s) = Scenario::start("dryrun") else { return };
+    let mut s = Scenario::start("dryrun");
     let ns = s.namespace("apps", &[]);
     create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
     create_pull_secret(&ns, "reg-b", REGISTRY_B, "e2e-password-b");
@@ -609,9 +663,8 @@ fn server_side_dry_run_shows_the_same_result_without_side_effects() {
 /// Scenario 5: `kubectl run` with a private image that no Secret matches is admitted, and kubectl prints the
 /// webhook's warning naming the image. A Docker Hub image, pulled anonymously by design, gets no warning.
 #[test]
-#[ignore = "real cluster: `make e2e`, see docs/e2e.md"]
 fn kubectl_prints_a_warning_for_a_private_image_without_credentials() {
-    let Some(mut s) = Scenario::start("warn") else { return };
+    let mut s = Scenario::start("warn");
     let ns = s.namespace("apps", &[]);
 
     let private = kubectl(&["run", "unmatched", "-n", &ns, "--restart=Never", &format!("--image={UNMATCHED_IMAGE}")])
@@ -633,9 +686,8 @@ fn kubectl_prints_a_warning_for_a_private_image_without_credentials() {
 /// follows the source's rotation, never touches a tenant's own Secret of the same name (reporting a `Conflict`
 /// condition instead), and removes its copy when the label goes.
 #[test]
-#[ignore = "real cluster: `make e2e`, see docs/e2e.md"]
 fn cluster_pull_secret_distributes_rotates_respects_conflicts_and_withdraws() {
-    let Some(mut s) = Scenario::start("dist") else { return };
+    let mut s = Scenario::start("dist");
     let platform = s.namespace("platform", &[]);
     create_pull_secret(&platform, "corp-source", CORP_REGISTRY, "first-password");
     let tenant_a = s.namespace("tenant-a", &[]);
@@ -703,9 +755,8 @@ fn cluster_pull_secret_distributes_rotates_respects_conflicts_and_withdraws() {
 /// `targetName` although the copy does not exist yet (a plain replicator loses this race); the copy lands later
 /// and the kubelet's next pull retry reads it.
 #[test]
-#[ignore = "real cluster: `make e2e`, see docs/e2e.md"]
 fn a_pod_admitted_before_its_copy_exists_still_gets_the_distributed_name() {
-    let Some(mut s) = Scenario::start("race") else { return };
+    let mut s = Scenario::start("race");
     let platform = s.namespace("platform", &[]);
     create_pull_secret(&platform, "corp-source", CORP_REGISTRY, "platform-password");
     s.cluster_pull_secret(&platform, "corp-source");
@@ -772,9 +823,12 @@ fn webhook_rollout() -> Result<(), String> {
 /// admitted without its Secret. With `failurePolicy: Ignore` a dropped admission request would not fail the Pod;
 /// it would silently lack its Secret, which is what this looks for.
 #[test]
-#[ignore = "real cluster: `make e2e`, see docs/e2e.md"]
 fn no_pod_is_admitted_without_its_secret_during_a_webhook_rollout() {
-    let Some(mut s) = Scenario::start("restart") else { return };
+    if kubeconfig().is_some() {
+        eprintln!("skipped (restart): needs the webhook installed as a Deployment (`make e2e`)");
+        return;
+    }
+    let mut s = Scenario::start("restart");
     let ns = s.namespace("apps", &[]);
     create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
     await_injection(&ns, &[IMAGE_A], &["reg-a"]);
@@ -814,4 +868,258 @@ fn no_pod_is_admitted_without_its_secret_during_a_webhook_rollout() {
         without.len(),
         created.len()
     );
+}
+
+// --- Local control plane only -------------------------------------------------------------------------------
+
+/// Creates a Pod and returns kubectl's outcome without requiring success.
+fn try_create(namespace: &str, manifest: &Value) -> Kubectl {
+    kubectl_manifest(&["create"], Some(namespace), manifest)
+}
+
+/// `--deny-unmatched`: a Pod with a private image under the pattern and no credential is refused, and kubectl
+/// shows the webhook's reason; with its Secret present the same Pod is admitted with it.
+#[test]
+fn deny_unmatched_refuses_with_the_reason_kubectl_shows() {
+    let Some(cp) = local_only("deny") else { return };
+    let _hook = ClusterWebhook::start(cp, "deny", &["--deny-unmatched", "*.e2e.invalid"]);
+    let mut s = Scenario::start("deny");
+    let ns = s.namespace_for("deny", "apps", &[]);
+
+    let refused = try_create(&ns, &pod("no-credential", &[IMAGE_A]));
+    assert!(!refused.success, "a Pod without a credential for {IMAGE_A} must be refused");
+    assert!(
+        refused.stderr.contains("denied the request") && refused.stderr.contains(IMAGE_A),
+        "kubectl shows the webhook's reason naming the image, got: {}",
+        refused.stderr
+    );
+    assert!(get_json(&["pod", "no-credential", "-n", &ns]).is_none(), "and no Pod exists");
+
+    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    await_injection(&ns, &[IMAGE_A], &["reg-a"]);
+    create(Some(&ns), &pod("with-credential", &[IMAGE_A]));
+    assert_eq!(pull_secret_names(&ns, "with-credential"), ["reg-a"]);
+    // A public image outside the pattern is never denied.
+    create(Some(&ns), &pod("hub", &[DOCKER_HUB_IMAGE]));
+}
+
+/// The ServiceAccount admission plugin copies the account's own `imagePullSecrets` into a Pod that lists none; the
+/// webhook runs after it and appends what the images need, keeping the account's first.
+#[test]
+fn a_service_accounts_own_pull_secrets_stay_first() {
+    let mut s = Scenario::start("sa");
+    let ns = s.namespace("apps", &[]);
+    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    create_pull_secret(&ns, "builder-registry", REGISTRY_C, "e2e-password-c");
+    create(
+        Some(&ns),
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder"},
+                "imagePullSecrets": [{"name": "builder-registry"}]}),
+    );
+    await_injection(&ns, &[IMAGE_A], &["reg-a"]);
+    let mut p = pod("as-builder", &[IMAGE_A]);
+    p["spec"]["serviceAccountName"] = json!("builder");
+    create(Some(&ns), &p);
+    assert_eq!(pull_secret_names(&ns, "as-builder"), ["builder-registry", "reg-a"]);
+}
+
+/// A ClusterPullSecret reaches a namespace created after it, and when the resource is deleted its copies are
+/// garbage-collected by kube-controller-manager through their ownerReferences.
+#[test]
+fn cluster_pull_secret_reaches_new_namespaces_and_its_copies_are_garbage_collected() {
+    let mut s = Scenario::start("gc");
+    let platform = s.namespace("platform", &[]);
+    create_pull_secret(&platform, "corp-source", CORP_REGISTRY, "platform-password");
+    let cps = s.cluster_pull_secret(&platform, "corp-source");
+    let label = s.tenant_label();
+    let (key, value) = label.split_once('=').expect("key=value");
+    let late = s.namespace("late", &[(key, value)]);
+    poll(&format!("the copy {late}/{DISTRIBUTED_NAME}"), CONTROLLER_WAIT, || {
+        secret(&late, DISTRIBUTED_NAME).map(drop).ok_or_else(|| "not created yet".to_string())
+    });
+    await_injection(&late, &[CORP_IMAGE], &[DISTRIBUTED_NAME]);
+    must(&["delete", CLUSTER_PULL_SECRETS, &cps, "--wait=true"]);
+    poll(&format!("the copy in {late} to be garbage-collected"), CONTROLLER_WAIT, || {
+        match secret(&late, DISTRIBUTED_NAME) {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    });
+    assert!(secret(&platform, "corp-source").is_some(), "the source itself stays");
+}
+
+/// Mirror Pods skip the webhook only when a node creates them: a tenant's Pod that merely carries the mirror
+/// annotation is still under `--deny-unmatched`.
+#[test]
+fn only_a_node_may_skip_the_webhook_with_a_mirror_pod() {
+    let Some(cp) = local_only("mirror") else { return };
+    let _hook = ClusterWebhook::start(cp, "mirror", &["--deny-unmatched", "*.e2e.invalid"]);
+    let mut s = Scenario::start("mirror");
+    let ns = s.namespace_for("mirror", "apps", &[]);
+    let mut mirror = pod("static-web", &[IMAGE_A]);
+    mirror["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "hash"});
+    mirror["spec"]["nodeName"] = json!("node-1");
+
+    // As a tenant (no node identity): the annotation buys nothing, the Pod is refused.
+    let tenant = try_create(&ns, &mirror);
+    assert!(!tenant.success, "a tenant's Pod with the mirror annotation is still under policy");
+    assert!(tenant.stderr.contains(IMAGE_A), "refused by the webhook, naming the image: {}", tenant.stderr);
+
+    // As the node: skipped (a static Pod's images are pulled from the node's file, never with pull Secrets).
+    must(&[
+        "create",
+        "clusterrolebinding",
+        &format!("{}-node", s.prefix),
+        "--clusterrole=system:node",
+        "--group=system:nodes",
+    ]);
+    s.created.push(("clusterrolebinding", format!("{}-node", s.prefix)));
+    let node = kubectl_manifest(
+        &["create", "--as=system:node:node-1", "--as-group=system:nodes", "--as-group=system:authenticated"],
+        Some(&ns),
+        &mirror,
+    );
+    assert!(node.success, "the node's mirror Pod is admitted: {}", node.stderr);
+    assert_eq!(pull_secret_names(&ns, "static-web"), Vec::<String>::new(), "and left unchanged");
+}
+
+/// With `failurePolicy: Ignore` (the manifests' choice), Pods are admitted unchanged while the webhook is down:
+/// never blocked by its outage.
+#[test]
+fn a_webhook_outage_admits_pods_unchanged() {
+    let Some(cp) = local_only("down") else { return };
+    let mut hook = ClusterWebhook::start(cp, "down", &[]);
+    let mut s = Scenario::start("down");
+    let ns = s.namespace_for("down", "apps", &[]);
+    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    await_injection(&ns, &[IMAGE_A], &["reg-a"]);
+    hook.kill();
+    let started = Instant::now();
+    create(Some(&ns), &pod("during-outage", &[IMAGE_A]));
+    assert_eq!(pull_secret_names(&ns, "during-outage"), Vec::<String>::new(), "admitted unchanged");
+    assert!(started.elapsed() < Duration::from_secs(5), "and without waiting for the timeout: {:?}", started.elapsed());
+}
+
+/// The serving certificate is replaced (new CA, new key) while the API server keeps calling: every Pod created
+/// before, during and after the swap gets its Secret, and the webhook counts the reload.
+#[test]
+fn a_certificate_rotation_under_calls_loses_no_admission() {
+    let Some(cp) = local_only("rotate") else { return };
+    let hook = ClusterWebhook::start(cp, "rotate", &[]);
+    let mut s = Scenario::start("rotate");
+    let ns = s.namespace_for("rotate", "apps", &[]);
+    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    await_injection(&ns, &[IMAGE_A], &["reg-a"]);
+    let reloads = || {
+        let (_, metrics) = hook.admin_get("/metrics");
+        metrics
+            .lines()
+            .find(|l| l.starts_with("pullsecret_injector_tls_reloads_total{result=\"success\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = reloads();
+    let mut created = Vec::new();
+    let mut pod_number = 0;
+    let mut create_one = |created: &mut Vec<String>| {
+        let name = format!("p{pod_number:02}");
+        pod_number += 1;
+        create(Some(&ns), &pod(&name, &[IMAGE_A]));
+        created.push(name);
+    };
+    create_one(&mut created);
+    hook.rotate_certificate(cp);
+    poll("the webhook to load the new certificate", SHORT_WAIT, || {
+        create_one(&mut created);
+        if reloads() > before { Ok(()) } else { Err("not reloaded yet".to_string()) }
+    });
+    create_one(&mut created);
+    let without: Vec<&String> = created.iter().filter(|name| pull_secret_names(&ns, name) != ["reg-a"]).collect();
+    assert!(without.is_empty(), "Pods admitted without their Secret around the rotation: {without:?}");
+}
+
+/// kube-apiserver restarts after etcd was compacted: the webhook's watches cannot resume from their
+/// resourceVersion (410 Gone), relist, and injection is right afterwards (a Secret created after the restart is
+/// injected, one deleted before it is not).
+#[test]
+fn after_an_api_server_restart_and_compaction_the_webhook_relists_and_stays_right() {
+    if local_only("apiserver-restart").is_none() {
+        return;
+    }
+    let cp = ControlPlane::dedicated();
+    let hook = ClusterWebhook::start(&cp, "restart", &[]);
+    let kubectl = |args: &[&str]| common::control_plane::run(cp.kubectl().args(args));
+    let ns = "apps";
+    kubectl(&["create", "namespace", ns]);
+    kubectl(&["label", "namespace", ns, &format!("{WEBHOOK_LABEL}=restart")]);
+    let secret = |name: &str, server: &str| {
+        kubectl(&[
+            "create", "secret", "docker-registry", name, "-n", ns, &format!("--docker-server={server}"),
+            "--docker-username=e2e", "--docker-password=e2e-password",
+        ]);
+    };
+    let dry_run = || -> Vec<String> {
+        let (out, _) = common::control_plane::run_with_input(
+            cp.kubectl().args(["create", "--dry-run=server", "-o", "json", "-n", ns, "-f", "-"]),
+            &pod("probe", &[IMAGE_A, IMAGE_B]).to_string(),
+        );
+        sorted(&names_in(&serde_json::from_str(&out).expect("JSON")))
+    };
+    secret("reg-a", REGISTRY_A);
+    poll("the webhook to see reg-a", SHORT_WAIT, || {
+        poll_for(dry_run(), &["reg-a"])
+    });
+    let relists = || -> u64 {
+        hook.admin_get("/metrics").1.lines()
+            .filter(|l| l.starts_with("pullsecret_injector_watch_relists_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(relists(), 0, "no relist before the restart");
+    // Writes the webhook does not watch move etcd's revision past the last one it saw; compaction then removes
+    // the history it would resume from.
+    kubectl(&["delete", "secret", "reg-a", "-n", ns]);
+    poll("the webhook to see reg-a deleted", SHORT_WAIT, || poll_for(dry_run(), &[]));
+    for i in 0..5 {
+        kubectl(&["create", "configmap", &format!("bump-{i}"), "-n", ns]);
+    }
+    cp.compact_etcd();
+    cp.restart_apiserver();
+    secret("reg-b", REGISTRY_B);
+    poll("the webhook to inject reg-b (created after the restart) and not reg-a", SHORT_WAIT, || {
+        poll_for(dry_run(), &["reg-b"])
+    });
+    poll("a relist after the restart", SHORT_WAIT, || {
+        if relists() > 0 { Ok(()) } else { Err(format!("log:\n{}", hook.log_text())) }
+    });
+}
+
+fn poll_for(got: Vec<String>, expected: &[&str]) -> Result<(), String> {
+    if got == expected { Ok(()) } else { Err(format!("injected {got:?}")) }
+}
+
+/// The manifests applied as a user applies them (`kubectl apply -k`) on a fresh control plane: every object
+/// accepted, the CRD Established, and not one warning from the API server.
+#[test]
+fn the_manifests_apply_cleanly_to_a_real_api_server() {
+    if local_only("manifests").is_none() {
+        return;
+    }
+    let cp = ControlPlane::dedicated();
+    let base = format!("{}/manifests/base", env!("CARGO_MANIFEST_DIR"));
+    let out = cp.kubectl().args(["apply", "-k", &base]).stdin(Stdio::null()).output().expect("run kubectl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kubectl apply -k manifests/base failed: {stderr}");
+    assert!(!stderr.contains("Warning"), "the API server warned: {stderr}");
+    let created = String::from_utf8_lossy(&out.stdout);
+    let expected = common::control_plane::rendered_manifests("manifests/base");
+    for object in &expected {
+        let kind = object["kind"].as_str().unwrap().to_lowercase();
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let applied = created.lines().any(|l| l.starts_with(&kind) && l.contains(&format!("/{name} ")));
+        assert!(applied, "{kind}/{name} not applied: {created}");
+    }
+    common::control_plane::run(cp.kubectl().args([
+        "wait", "--for=condition=Established", "--timeout=30s", "crd/clusterpullsecrets.pullsecret-injector.io",
+    ]));
 }
