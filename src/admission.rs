@@ -91,6 +91,22 @@ struct Request<O> {
     object: Option<O>,
     #[serde(default)]
     dry_run: Option<bool>,
+    user_info: Option<UserInfo>,
+}
+
+/// Who sent the request to the API server.
+#[derive(Deserialize, Default)]
+struct UserInfo {
+    username: Option<String>,
+    groups: Option<Vec<String>>,
+}
+
+impl UserInfo {
+    /// A kubelet's identity (`system:node:<name>` in `system:nodes`), the only one that creates real mirror Pods.
+    fn is_node(&self) -> bool {
+        self.username.as_deref().is_some_and(|u| u.starts_with("system:node:"))
+            && self.groups.iter().flatten().any(|g| g == "system:nodes")
+    }
 }
 
 impl<O> Envelope<O> {
@@ -107,6 +123,7 @@ impl<O> Envelope<O> {
                 operation: r.operation,
                 object: r.object.and_then(f),
                 dry_run: r.dry_run,
+                user_info: r.user_info,
             }),
         }
     }
@@ -229,8 +246,20 @@ fn review_parsed(
         Err(e) => return skipped(info, format!("{e}; left unchanged")),
     };
     info.pod = pod.display_name().to_string();
+    // The Pod lives in request.namespace, which the API server fills from the URL it authorized; the object's own
+    // field is only what the client wrote. A review without one, or with two that differ, names no namespace we
+    // may read credentials from.
     if info.namespace.is_empty() {
-        info.namespace = pod.namespace.clone().unwrap_or_default();
+        return skipped(info, "request has no namespace; left unchanged".into());
+    }
+    if pod.namespace.as_deref().is_some_and(|ns| !ns.is_empty() && ns != info.namespace) {
+        return skipped(info, "object namespace differs from the request's; left unchanged".into());
+    }
+    // A static Pod's mirror: its images are pulled from the node's file, never with pull Secrets, and the API
+    // server refuses a mirror Pod that references Secrets. Only a node creates real ones; a tenant's Pod that
+    // merely carries the annotation goes through the decision (and its policy) like any other.
+    if pod.mirror && request.user_info.as_ref().is_some_and(UserInfo::is_node) {
+        return skipped(info, "mirror Pod created by its node; left unchanged".into());
     }
     let namespace_view = credentials.namespace(&info.namespace);
     let decision = decision::decide(&pod, &namespace_view, policy);
@@ -416,7 +445,7 @@ mod tests {
             ("patched", review_of(pod_request(pod.clone())), true),
             ("listed", review_of(pod_request(listed)), true),
             ("opted out", review_of(pod_request(opted_out)), true),
-            ("namespace from the object", review_of(no_namespace), true),
+            ("no request namespace", review_of(no_namespace), true),
             ("update", review_of(update), true),
             ("subresource", review_of(subresource), true),
             ("no uid", review_of(no_uid), true),
@@ -461,5 +490,46 @@ mod tests {
                 "{case}"
             );
         }
+    }
+
+    /// The namespace is the request's (what the API server authorized), never the object's; mirror Pods are
+    /// skipped only when a node creates them.
+    #[test]
+    fn namespace_comes_from_the_request_and_only_nodes_skip_with_mirror_pods() {
+        let ns = Arc::new(NamespaceCredentials::new(
+            Default::default(),
+            vec![Arc::new(CandidateSecret {
+                name: "reg".into(),
+                kind: SecretKind::DockerConfigJson,
+                keys: Ok(vec!["reg.example.com".into()]),
+                origin: Origin::Namespace,
+            })],
+        ));
+        let source = OneNamespace(ns);
+        let pod = json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "a", "image": "reg.example.com/a"}]}});
+        let outcome = |request: Value| review(&review_of(request), &source, &Policy::default()).outcome;
+        assert_eq!(outcome(pod_request(pod.clone())), Outcome::Patched);
+
+        let mut same = pod.clone();
+        same["metadata"]["namespace"] = json!("team");
+        assert_eq!(outcome(pod_request(same)), Outcome::Patched, "the object may repeat the request's namespace");
+        let mut other = pod.clone();
+        other["metadata"]["namespace"] = json!("other-tenant");
+        assert_eq!(outcome(pod_request(other.clone())), Outcome::Skipped, "object namespace differs");
+        let mut no_namespace = pod_request(other);
+        no_namespace.as_object_mut().unwrap().remove("namespace");
+        assert_eq!(outcome(no_namespace), Outcome::Skipped, "no request namespace");
+
+        let mut mirror = pod.clone();
+        mirror["metadata"]["annotations"] = json!({crate::pod::MIRROR_ANNOTATION: "x"});
+        let as_user = |username: &str, groups: &[&str]| {
+            let mut request = pod_request(mirror.clone());
+            request["userInfo"] = json!({"username": username, "groups": groups});
+            outcome(request)
+        };
+        assert_eq!(as_user("system:node:n1", &["system:nodes", "system:authenticated"]), Outcome::Skipped);
+        assert_eq!(as_user("tenant", &["system:authenticated"]), Outcome::Patched, "a tenant's mirror annotation");
+        assert_eq!(as_user("system:node:n1", &["system:authenticated"]), Outcome::Patched, "not in system:nodes");
+        assert_eq!(as_user("system:nodes", &["system:nodes"]), Outcome::Patched, "not a node's user name");
     }
 }

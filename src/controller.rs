@@ -450,7 +450,12 @@ pub fn status_for(
             }
         })
         .collect();
-    ClusterPullSecretStatus { selected_namespaces: outcome.selected, synced_copies: outcome.synced, conditions }
+    let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    ClusterPullSecretStatus {
+        selected_namespaces: count(outcome.selected),
+        synced_copies: count(outcome.synced),
+        conditions,
+    }
 }
 
 /// An Event to publish about the resource.

@@ -40,15 +40,17 @@ pub struct SourceSecretRef {
 }
 
 /// What the controller observed on its last pass.
+// Counts are `i32` (`int32`), as in every Kubernetes API: the API server does not know schemars' `uint32` format
+// and warns about it on every apply.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPullSecretStatus {
     /// How many namespaces the selector picks.
     #[serde(default)]
-    pub selected_namespaces: u32,
+    pub selected_namespaces: i32,
     /// How many of them hold an up-to-date managed copy.
     #[serde(default)]
-    pub synced_copies: u32,
+    pub synced_copies: i32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -57,5 +59,36 @@ impl ClusterPullSecret {
     /// The name of the copy in each selected namespace.
     pub fn target_name(&self) -> &str {
         self.spec.target_name.as_deref().filter(|n| !n.is_empty()).or(self.metadata.name.as_deref()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt as _;
+
+    use super::ClusterPullSecret;
+
+    /// Every `format` in the schema is one the API server knows (k8s.io/kube-openapi's validate formats plus the
+    /// integer and number widths); an unknown one makes `kubectl apply` print a warning.
+    #[test]
+    fn the_schema_uses_only_formats_the_api_server_knows() {
+        fn formats(value: &serde_json::Value, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(f)) = map.get("format") {
+                        out.push(f.clone());
+                    }
+                    map.values().for_each(|v| formats(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| formats(v, out)),
+                _ => {}
+            }
+        }
+        let crd = serde_json::to_value(ClusterPullSecret::crd()).unwrap();
+        let mut found = Vec::new();
+        formats(&crd, &mut found);
+        let known = ["int32", "int64", "float", "double", "byte", "date", "date-time", "duration", "password", "uri"];
+        let unknown: Vec<_> = found.iter().filter(|f| !known.contains(&f.as_str())).collect();
+        assert!(!found.is_empty() && unknown.is_empty(), "formats {found:?}; unknown to the API server: {unknown:?}");
     }
 }

@@ -68,7 +68,12 @@ pub struct PodView {
     /// `spec.imagePullSecrets` as written: `None` when the field is absent or null (then a patch must create it);
     /// each entry's name, `None` for an entry without one.
     pub pull_secrets: Option<Vec<Option<String>>>,
+    /// Whether the Pod carries [`MIRROR_ANNOTATION`]: a node's reflection of a static Pod, if a node created it.
+    pub mirror: bool,
 }
+
+/// The annotation the kubelet sets on the mirror Pod of a static Pod (`kubetypes.ConfigMirrorAnnotationKey`).
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// Why a Pod could not be read. The webhook allows such a Pod unchanged, with this as a warning.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,6 +127,7 @@ struct RawMeta {
     generate_name: Option<String>,
     namespace: Option<String>,
     labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +174,7 @@ impl RawPod {
             generate_name: meta.generate_name,
             namespace: meta.namespace,
             labels: meta.labels.unwrap_or_default(),
+            mirror: meta.annotations.is_some_and(|a| a.contains_key(MIRROR_ANNOTATION)),
             images,
             pull_secrets: spec
                 .image_pull_secrets
