@@ -37,6 +37,40 @@ mod workload;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The cluster-mode rows (`benches/cluster.rs`, labels `cluster-<namespaces>`), one row per size.
+fn cluster_table(out: &mut String, values: &BTreeMap<(String, String), f64>) -> std::fmt::Result {
+    let sizes: std::collections::BTreeSet<usize> = values
+        .keys()
+        .filter_map(|(label, _)| label.strip_prefix("cluster-")?.parse().ok())
+        .collect();
+    if sizes.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n### Cluster mode against the real kube-apiserver (`--log-level warn`)\n")?;
+    writeln!(
+        out,
+        "| pull Secrets (namespaces) | created through the API | time to ready | RSS after sync | RSS peak | watch \
+         streams | initial lists read |"
+    )?;
+    writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+    for size in sizes {
+        let get = |metric: &str| values.get(&(format!("cluster-{size}"), metric.to_string())).copied();
+        let fmt = |v: Option<f64>, unit: &str, digits: usize| v.map_or("–".into(), |v| format!("{v:.digits$} {unit}"));
+        writeln!(
+            out,
+            "| {} ({size}) | {} | {} | {} | {} | {} | {} |",
+            size * 10,
+            fmt(get("create_s"), "s", 1),
+            fmt(get("ready_ms"), "ms", 0),
+            fmt(get("rss_mib"), "MiB", 1),
+            fmt(get("rss_peak_mib"), "MiB", 1),
+            get("watch_streams").map_or("–".into(), |v| format!("{v:.0}")),
+            fmt(get("list_mib"), "MiB", 1),
+        )?;
+    }
+    Ok(())
+}
+
 fn main() {
     // cargo passes `--bench` to bench binaries; test filters and other harness flags are ignored too.
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -858,6 +892,7 @@ fn report(flags: &Flags) -> Result<(), BoxError> {
                 get("webhook-warn", "keepalive.rate").map_or("–".into(), |q| format!("{:.0}%", 100.0 * q / r)),
             )?;
         }
+        cluster_table(&mut out, &values)?;
     }
     match flags.get("out") {
         Some(path) => std::fs::write(path, &out)?,

@@ -5,6 +5,7 @@
 #   BENCH_DURATION=10     seconds of each end-to-end load (after 1 s of warm-up)
 #   BENCH_CONNECTIONS=32  keep-alive connections (and concurrent new connections)
 #   BENCH_RATE=2000       reviews/s of the fixed-rate run
+#   BENCH_CLUSTER_NAMESPACES=1000   namespaces of the cluster-mode run (ten pull Secrets and one Opaque each)
 #
 # Nothing here leaves the machine: the servers listen on 127.0.0.1 and are killed at the end.
 set -euo pipefail
@@ -20,7 +21,7 @@ rm -f "$out/e2e.tsv"
 
 echo "== build (release profile)"
 cargo build --locked --release --bin pullsecret-injector
-cargo bench --locked --no-run --bench decision --bench loadgen --bench refserver
+cargo bench --locked --no-run --bench decision --bench loadgen --bench refserver --bench cluster
 executable() {
   cargo bench --locked --no-run --bench "$1" --message-format=json 2>/dev/null \
     | grep "\"kind\":\[\"bench\"\]" | grep "\"name\":\"$1\"" \
@@ -29,6 +30,7 @@ executable() {
 decision=$(executable decision)
 loadgen=$(executable loadgen)
 refserver=$(executable refserver)
+cluster=$(executable cluster)
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 if awk -v l="${load%% *}" 'BEGIN { exit !(l > 0.5) }'; then
@@ -43,6 +45,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$loadgen" suite --server-bin "$target/release/pullsecret-injector" --refserver-bin "$refserver" --work "$work" \
   --record "$out/e2e.tsv" --duration "$duration" --connections "$connections" --rate "$rate" | tee "$out/e2e.txt"
+
+echo "== cluster mode against the real kube-apiserver (${BENCH_CLUSTER_NAMESPACES:-1000} namespaces)"
+"$cluster" run --server-bin "$target/release/pullsecret-injector" --work "$work/cluster" \
+  --namespaces "${BENCH_CLUSTER_NAMESPACES:-1000}" --record "$out/e2e.tsv" | tee "$out/cluster.txt"
 
 {
   echo "## make bench, $(date -u +%Y-%m-%dT%H:%MZ)"
