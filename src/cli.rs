@@ -13,7 +13,7 @@ use crate::offline::MutateOutput;
 #[derive(Debug, Parser)]
 #[command(
     name = "pullsecret-injector",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PULLSECRET_INJECTOR_COMMIT"), ")"),
     about = "Adds to every Pod the imagePullSecrets the kubelet will actually use, matched with the kubelet's own rules",
     long_about = None,
     propagate_version = true
