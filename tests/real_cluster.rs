@@ -1123,3 +1123,66 @@ fn the_manifests_apply_cleanly_to_a_real_api_server() {
         "wait", "--for=condition=Established", "--timeout=30s", "crd/clusterpullsecrets.pullsecret-injector.io",
     ]));
 }
+
+/// The Helm chart installed into a real API server: every object accepted, the CRD Established, the webhook
+/// registered with the CA of the serving certificate the chart generated; an upgrade keeps that CA (so running
+/// replicas stay trusted); an uninstall removes everything but the CRD (kept, with the ClusterPullSecrets).
+#[test]
+fn the_helm_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
+    if local_only("helm").is_none() {
+        return;
+    }
+    let helm = common::control_plane::run(Command::new("bash").arg(format!(
+        "{}/tests/cluster/helm.sh",
+        env!("CARGO_MANIFEST_DIR")
+    )));
+    let helm = helm.trim();
+    let cp = ControlPlane::dedicated();
+    let chart = format!("{}/charts/pullsecret-injector", env!("CARGO_MANIFEST_DIR"));
+    let helm_run = |args: &[&str]| {
+        let out = Command::new(helm)
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&cp.kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run helm");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "helm {args:?} failed: {stderr}");
+        assert!(!stderr.contains("Warning"), "helm {args:?}: the API server warned: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let kubectl = |args: &[&str]| common::control_plane::run(cp.kubectl().args(args));
+    let ns = "pullsecret-injector";
+    helm_run(&["install", "pullsecret-injector", &chart, "--namespace", ns, "--create-namespace"]);
+    kubectl(&["wait", "--for=condition=Established", "--timeout=30s", "crd/clusterpullsecrets.pullsecret-injector.io"]);
+    let manifest = helm_run(&["get", "manifest", "pullsecret-injector", "--namespace", ns]);
+    for doc in serde_yaml_ng::Deserializer::from_str(&manifest) {
+        let object: serde_yaml_ng::Value = serde::Deserialize::deserialize(doc).expect("YAML");
+        let (Some(kind), Some(name)) = (object["kind"].as_str(), object["metadata"]["name"].as_str()) else { continue };
+        let namespaced = object["metadata"]["namespace"].as_str().map(|n| vec!["-n", n]).unwrap_or_default();
+        let mut args = vec!["get", kind, name, "-o", "name"];
+        args.extend(namespaced);
+        kubectl(&args);
+    }
+    let ca_bundle = || {
+        kubectl(&["get", "mutatingwebhookconfiguration", "pullsecret-injector", "-o",
+                  "jsonpath={.webhooks[0].clientConfig.caBundle}"])
+    };
+    let secret_ca = kubectl(&["get", "secret", "pullsecret-injector-tls", "-n", ns, "-o", "jsonpath={.data.ca\\.crt}"]);
+    let registered = ca_bundle();
+    assert!(!registered.is_empty() && registered == secret_ca, "the webhook trusts the CA of the serving certificate");
+
+    helm_run(&["upgrade", "pullsecret-injector", &chart, "--namespace", ns, "--set", "replicaCount=3"]);
+    assert_eq!(ca_bundle(), registered, "an upgrade keeps the CA");
+    assert_eq!(kubectl(&["get", "deployment", "pullsecret-injector", "-n", ns, "-o", "jsonpath={.spec.replicas}"]), "3");
+
+    helm_run(&["uninstall", "pullsecret-injector", "--namespace", ns]);
+    assert!(get_in(&cp, &["mutatingwebhookconfiguration", "pullsecret-injector"]).is_none(), "registration removed");
+    assert!(get_in(&cp, &["deployment", "pullsecret-injector", "-n", ns]).is_none(), "Deployment removed");
+    assert!(get_in(&cp, &["crd", "clusterpullsecrets.pullsecret-injector.io"]).is_some(), "the CRD is kept");
+}
+
+fn get_in(cp: &ControlPlane, what: &[&str]) -> Option<Value> {
+    common::cluster_webhook::get(cp, what)
+}
