@@ -1,5 +1,6 @@
-//! The part of Go's `net/url.Parse` (Go 1.25.5, the toolchain of kubelet 1.35) and
-//! `net.SplitHostPort` that decides how the kubelet reads registry keys and image names.
+//! The part of Go's `net/url.Parse` (Go 1.26, the toolchain of kubelet 1.36, checked against the
+//! kubelet's own code: tests/kubelet_oracle.rs) and `net.SplitHostPort` that decides how the kubelet
+//! reads registry keys and image names.
 //!
 //! The kubelet normalizes every docker config key with `url.Parse` (spec R13-R16) and re-parses
 //! keys and image names with `url.Parse("https://" + s)` when matching (R24-R25). Its odd corners
@@ -10,11 +11,13 @@
 //!   percent-escape only bytes >= 0x80 (and `%25`);
 //! - only digits may follow the host's last `:` (`validOptionalPort`), with no range check, and
 //!   an empty port is fine;
-//! - brackets follow the Go 1.25.2+ rules (CVE-2025-47912): the text from the last `[` to the last
-//!   `]` must be an IPv6 address (with an optional zone), anything before that `[` is silently
-//!   discarded (`x[fc00::1]:5000` becomes `[fc00::1]:5000`, spec §7.2);
-//! - extra colons in a host are accepted (`a:1:2`): the Go 1.26 `urlstrictcolons` rule does not
-//!   apply to kubelets built with Go 1.25 defaults (spec §7.3);
+//! - brackets follow the Go 1.26 rules: a host may hold a `[` only as its first byte, and the text
+//!   from there to the last `]` must be an IPv6 address (with an optional zone). Go 1.25.2-1.25.x
+//!   silently dropped text before the `[` (`x[fc00::1]:5000` read as `[fc00::1]:5000`, spec §7.2);
+//!   Go 1.26 rejects such a host, so kubelet 1.36 drops the key;
+//! - only one colon outside brackets: Go 1.26's `urlstrictcolons` (on by default for http and
+//!   https URLs, which is every URL the kubelet parses here) takes the port from the first `:`, so
+//!   `a:1:2` is an invalid port where Go 1.25 accepted it (spec §7.3);
 //! - the path is percent-decoded (`u.Path`).
 //!
 //! Only `Host` and `Path` are kept; scheme, userinfo, query and fragment are validated as Go does
@@ -210,9 +213,12 @@ fn valid_userinfo(s: &str) -> bool {
     s.chars().all(|c| c.is_ascii_alphanumeric() || "-._:~!$&'()*+,;=%@".contains(c))
 }
 
-/// Go 1.25.5's `parseHost` (after the CVE-2025-47912 fix, before Go 1.26's strict colons).
+/// Go 1.26's `parseHost` for http and https URLs (strict colons).
 fn parse_host(host: &str) -> Result<String, UrlError> {
     if let Some(open) = host.rfind('[') {
+        if open > 0 {
+            return Err(UrlError::InvalidIpLiteral);
+        }
         // An IP-literal (RFC 3986, RFC 6874): "[fe80::1]", "[fe80::1%25en0]", "[fe80::1]:80".
         let close = host.rfind(']').ok_or(UrlError::MissingCloseBracket)?;
         let colon_port = &host[close + 1..];
@@ -231,7 +237,6 @@ fn parse_host(host: &str) -> Result<String, UrlError> {
             None => unescape(hostname.as_bytes(), Mode::Host)?,
         };
         // Only an IPv6 address (IPv4-mapped included, plain IPv4 not) may be bracketed.
-        // Whatever preceded the last `[` is dropped, as Go 1.25 does.
         if !is_ipv6_literal(&unescaped) {
             return Err(UrlError::InvalidIpLiteral);
         }
@@ -242,7 +247,8 @@ fn parse_host(host: &str) -> Result<String, UrlError> {
         out.push_str(colon_port);
         return Ok(out);
     }
-    if let Some(i) = host.rfind(':')
+    // `urlstrictcolons`: the port starts at the first colon, so a second one makes it invalid.
+    if let Some(i) = host.find(':')
         && !valid_optional_port(&host[i..])
     {
         return Err(UrlError::InvalidPort);
@@ -468,7 +474,7 @@ mod tests {
         parse(raw).ok().map(|u| (u.host, u.path))
     }
 
-    /// (input, Some((Host, Path)) or None for an error), Go 1.25.5 `url.Parse` semantics.
+    /// (input, Some((Host, Path)) or None for an error), Go 1.26 `url.Parse` semantics.
     #[rustfmt::skip]
     const PARSE_CASES: &[(&str, Option<(&str, &str)>)] = &[
         ("https://registry.example.com", Some(("registry.example.com", ""))),
@@ -501,10 +507,11 @@ mod tests {
         ("https://reg.example.com:05000", Some(("reg.example.com:05000", ""))),
         ("https://host:abc", None),
         ("https://host:*", None),
-        ("https://reg.example.com:5000:5000", Some(("reg.example.com:5000:5000", ""))),
-        ("https://fc00::1", Some(("fc00::1", ""))),
-        ("https://fc00::1:5000", Some(("fc00::1:5000", ""))),
-        ("https://fc00::1]:5000", Some(("fc00::1]:5000", ""))),
+        // Go 1.26 `urlstrictcolons`: the port starts at the first colon (§7.3).
+        ("https://reg.example.com:5000:5000", None),
+        ("https://fc00::1", None),
+        ("https://fc00::1:5000", None),
+        ("https://fc00::1]:5000", None),
         // Host characters and escapes.
         ("https://a b.com", None),
         ("https://a\\b.com", None),
@@ -521,7 +528,7 @@ mod tests {
         ("https://%ff.com", None), // Go keeps it; not representable as UTF-8 (see UrlError::NotUtf8)
         ("https://%zz.com", None),
         ("https://%4.com", None),
-        // Brackets, Go 1.25.2+ (CVE-2025-47912, §7.2).
+        // Brackets, Go 1.26 (§7.2): only at the start of the host, only around an IPv6 address.
         ("https://[fc00::1]:5000", Some(("[fc00::1]:5000", ""))),
         ("https://[fc00::1]", Some(("[fc00::1]", ""))),
         ("https://[::1]/x", Some(("[::1]", "/x"))),
@@ -531,8 +538,8 @@ mod tests {
         ("https://[fe80::1%25]", None),
         ("https://[fe80::1%25%41]", Some(("[fe80::1%A]", ""))),
         ("https://[fe80::1%25%2F]", None),
-        ("https://x[fc00::1]:5000", Some(("[fc00::1]:5000", ""))),
-        ("https://a.b[fc00::1]:5000/app", Some(("[fc00::1]:5000", "/app"))),
+        ("https://x[fc00::1]:5000", None),
+        ("https://a.b[fc00::1]:5000/app", None),
         ("https://[*]:5000", None),
         ("https://[fc00::*]:5000", None),
         ("https://[a.b]:5000", None),
