@@ -89,9 +89,10 @@ e2e: ## The real-cluster suite against the current kubectl context with the webh
 	PULLSECRET_INJECTOR_E2E=1 $(CARGO) test --locked --test real_cluster -- --test-threads=1
 
 FUZZ_SECONDS ?= 60
-fuzz: ## Fuzz the parsers, decoder, matcher and review handling (FUZZ_SECONDS each; installs cargo-fuzz)
+fuzz: ## Fuzz parsers, decoder, matcher, reviews, output escaping, and the matcher against the kubelet (FUZZ_SECONDS each)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for target in image_reference docker_config keyring admission_review; do \
+	export PULLSECRET_INJECTOR_KUBELET_ORACLE="$$(bash tests/cluster/build.sh)/bin/kubelet-oracle"; \
+	cd fuzz && for target in image_reference docker_config keyring admission_review safe_text kubelet_oracle; do \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 clean: ## Remove build output

@@ -62,7 +62,9 @@ fn run(server: &Path, work: &Path, namespaces: usize) -> Result<BTreeMap<&'stati
     let created = Instant::now();
     let pull_secrets = runtime.block_on(create_fleet(client.clone(), namespaces))?;
     let create_s = created.elapsed().as_secs_f64();
-    println!("cluster: created {pull_secrets} pull Secrets (+{namespaces} Opaque) in {namespaces} namespaces in {create_s:.1} s");
+    println!(
+        "cluster: created {pull_secrets} pull Secrets (+{namespaces} Opaque) in {namespaces} namespaces in {create_s:.1} s"
+    );
 
     let before = runtime.block_on(control_plane.metrics(&client))?;
     let admin = free_addr()?;
@@ -83,7 +85,9 @@ fn run(server: &Path, work: &Path, namespaces: usize) -> Result<BTreeMap<&'stati
             break started.elapsed();
         }
         if let Some(status) = serve.try_wait()? {
-            return Err(format!("serve exited before ready ({status}); see {}", work.join("serve.log").display()).into());
+            return Err(
+                format!("serve exited before ready ({status}); see {}", work.join("serve.log").display()).into()
+            );
         }
         if started.elapsed() > Duration::from_secs(300) {
             return Err("serve not ready after 300 s".into());

@@ -39,10 +39,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The cluster-mode rows (`benches/cluster.rs`, labels `cluster-<namespaces>`), one row per size.
 fn cluster_table(out: &mut String, values: &BTreeMap<(String, String), f64>) -> std::fmt::Result {
-    let sizes: std::collections::BTreeSet<usize> = values
-        .keys()
-        .filter_map(|(label, _)| label.strip_prefix("cluster-")?.parse().ok())
-        .collect();
+    let sizes: std::collections::BTreeSet<usize> =
+        values.keys().filter_map(|(label, _)| label.strip_prefix("cluster-")?.parse().ok()).collect();
     if sizes.is_empty() {
         return Ok(());
     }
@@ -55,7 +53,8 @@ fn cluster_table(out: &mut String, values: &BTreeMap<(String, String), f64>) -> 
     writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")?;
     for size in sizes {
         let get = |metric: &str| values.get(&(format!("cluster-{size}"), metric.to_string())).copied();
-        let fmt = |v: Option<f64>, unit: &str, digits: usize| v.map_or("–".into(), |v| format!("{v:.digits$} {unit}"));
+        let fmt =
+            |v: Option<f64>, unit: &str, digits: usize| v.map_or("–".into(), |v| format!("{v:.digits$} {unit}"));
         writeln!(
             out,
             "| {} ({size}) | {} | {} | {} | {} | {} | {} |",

@@ -506,7 +506,8 @@ mod tests {
             })],
         ));
         let source = OneNamespace(ns);
-        let pod = json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "a", "image": "reg.example.com/a"}]}});
+        let pod =
+            json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "a", "image": "reg.example.com/a"}]}});
         let outcome = |request: Value| review(&review_of(request), &source, &Policy::default()).outcome;
         assert_eq!(outcome(pod_request(pod.clone())), Outcome::Patched);
 

@@ -1,27 +1,90 @@
-//! The live credential cache of `serve`: a [`CredentialIndex`] behind a read-mostly lock, fed by one source
-//! (the cluster's watches, or the secrets directory), and the readiness it reports.
+//! The live credential cache of `serve`: a [`CredentialIndex`] fed by one source (the cluster's watches, or the
+//! secrets directory), the immutable per-namespace snapshots admission reads, and the readiness it reports.
 //!
-//! Admission holds the read lock only to clone one namespace's `Arc` snapshot, so a relist never stalls it for
-//! longer than that swap.
+//! Admission never waits on index maintenance (issue 11, class 12). A change only updates the index's primary
+//! maps and marks its namespace dirty (microseconds, under a mutex admission never takes). A builder thread takes
+//! the dirty namespaces in turn, first in first out (a namespace that keeps changing is rebuilt once per round:
+//! one namespace's flood cannot delay another's, class 13), builds each snapshot without holding any lock, and
+//! publishes it with one atomic pointer swap. Admission clones one namespace's `Arc` from a map whose lock is held
+//! for a lookup by readers and, by the builder, only to insert a namespace seen for the first time.
+//!
+//! How far behind the published snapshots are is measured ([`LiveCredentials::lag`]): exported as
+//! `pullsecret_injector_cache_lag_seconds`, and `/readyz` turns 503 when it exceeds `--max-cache-lag`.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
-use crate::credentials::{CredentialIndex, CredentialSource, NamespaceCredentials};
-use crate::metrics::{KindLabels, Metrics};
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::credentials::{
+    CredentialIndex, CredentialSource, IndexLimits, Limit, NamespaceCredentials, OverLimit, UNSEEN_NAMESPACE,
+    ViewInputs,
+};
+use crate::metrics::{KindLabels, LimitLabels, Metrics};
+
+/// `--max-cache-lag` default.
+pub const DEFAULT_MAX_CACHE_LAG: Duration = Duration::from_secs(60);
+
+/// What the live index is allowed to cost, and how late it may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexOptions {
+    pub limits: IndexLimits,
+    /// `/readyz` answers 503 while the cache lags more than this; zero turns the check off.
+    pub max_lag: Duration,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self { limits: IndexLimits::default(), max_lag: DEFAULT_MAX_CACHE_LAG }
+    }
+}
+
+/// The readiness part of the serving certificate; every other part is a credential source.
+pub const CERTIFICATE: &str = "certificate";
 
 /// What `/readyz` waits for: every source's first sync and a loaded certificate; and what it refuses after SIGTERM.
 #[derive(Debug, Default)]
 pub struct Readiness {
     pending: Mutex<BTreeSet<&'static str>>,
     shutting_down: AtomicBool,
+    lag_limit: Mutex<Option<LagLimit>>,
+}
+
+/// How far behind the credential cache may be before `/readyz` turns 503.
+struct LagLimit {
+    max: Duration,
+    probe: Box<dyn Fn() -> Duration + Send + Sync>,
+}
+
+impl fmt::Debug for LagLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LagLimit").field("max", &self.max).finish_non_exhaustive()
+    }
 }
 
 impl Readiness {
     /// Readiness that waits for each of `parts` to be marked done.
     pub fn waiting_for(parts: &[&'static str]) -> Self {
-        Self { pending: Mutex::new(parts.iter().copied().collect()), shutting_down: AtomicBool::new(false) }
+        Self {
+            pending: Mutex::new(parts.iter().copied().collect()),
+            shutting_down: AtomicBool::new(false),
+            lag_limit: Mutex::new(None),
+        }
+    }
+
+    /// From now on, not ready while `probe` (the credential cache's lag) exceeds `max`.
+    pub fn limit_lag(&self, max: Duration, probe: impl Fn() -> Duration + Send + Sync + 'static) {
+        *self.lag_limit.lock().expect("readiness lock") = Some(LagLimit { max, probe: Box::new(probe) });
+    }
+
+    /// Whether `part` has not completed yet.
+    pub fn is_pending(&self, part: &str) -> bool {
+        self.pending.lock().expect("readiness lock").contains(part)
     }
 
     pub fn mark_done(&self, part: &'static str) {
@@ -36,62 +99,347 @@ impl Readiness {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
+    /// Every credential source has completed its first sync: whatever is still pending is at most the
+    /// [`CERTIFICATE`]. Unlike [`Readiness::check`], shutdown does not matter: a draining replica still decides
+    /// with the credentials it has.
+    pub fn credentials_loaded(&self) -> bool {
+        self.pending.lock().expect("readiness lock").iter().all(|part| *part == CERTIFICATE)
+    }
+
     /// `Ok` when ready, else what is still missing (for the `/readyz` body).
     pub fn check(&self) -> Result<(), String> {
         if self.is_shutting_down() {
             return Err("shutting down".into());
         }
         let pending = self.pending.lock().expect("readiness lock");
-        if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("waiting for: {}", pending.iter().copied().collect::<Vec<_>>().join(", ")))
+        if !pending.is_empty() {
+            return Err(format!("waiting for: {}", pending.iter().copied().collect::<Vec<_>>().join(", ")));
+        }
+        drop(pending);
+        if let Some(limit) = &*self.lag_limit.lock().expect("readiness lock") {
+            let lag = (limit.probe)();
+            if lag > limit.max {
+                return Err(format!(
+                    "the credential cache lags {:.1}s behind the API server (more than --max-cache-lag {:?})",
+                    lag.as_secs_f64(),
+                    limit.max
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The index admission reads: the primary state, the published snapshots, and the thread that builds them.
+pub struct LiveCredentials {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the builder: something is dirty, or the cache is closing.
+    wake: Condvar,
+    /// One slot per known namespace; a slot is swapped, never locked, when its namespace is rebuilt.
+    published: RwLock<HashMap<String, Arc<ArcSwap<NamespaceCredentials>>>>,
+    /// The snapshot of a namespace the index does not know.
+    unseen: ArcSwap<NamespaceCredentials>,
+    /// Every change up to this number is visible to admission.
+    progress: watch::Sender<u64>,
+    /// [`CredentialIndex::distribution_epoch`], for the watches that follow the distributions' target names.
+    distributions: watch::Sender<u64>,
+    lag: LagClock,
+    metrics: Arc<Metrics>,
+    options: IndexOptions,
+}
+
+struct State {
+    index: CredentialIndex,
+    /// Bumped by [`LiveCredentials::replace`]: a snapshot built from an older index is not published.
+    generation: u64,
+    closed: bool,
+    /// Per namespace, the Secrets a bound leaves without keys (a warning is logged when this changes).
+    over_limit: HashMap<String, Vec<(String, OverLimit)>>,
+    over_counts: [i64; 3],
+}
+
+/// Since when the oldest change not yet visible to admission is waiting (0: none), in microseconds since `base`
+/// plus one: admission-free, lock-free reads for the metric and `/readyz`.
+struct LagClock {
+    base: Instant,
+    oldest: AtomicU64,
+}
+
+impl LagClock {
+    fn encode(&self, since: Instant) -> u64 {
+        since.saturating_duration_since(self.base).as_micros() as u64 + 1
+    }
+
+    fn set(&self, since: Option<Instant>) {
+        self.oldest.store(since.map_or(0, |t| self.encode(t)), Ordering::SeqCst);
+    }
+
+    /// Starts the clock unless it runs already (it then counts from an older change).
+    fn start(&self, since: Instant) {
+        let _ = self.oldest.compare_exchange(0, self.encode(since), Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    fn lag(&self) -> Duration {
+        match self.oldest.load(Ordering::SeqCst) {
+            0 => Duration::ZERO,
+            t => (Instant::now().saturating_duration_since(self.base)).saturating_sub(Duration::from_micros(t - 1)),
         }
     }
 }
 
-/// The index admission reads, with the metrics its size is reported to.
-pub struct LiveCredentials {
-    index: RwLock<CredentialIndex>,
-    metrics: Arc<Metrics>,
-}
-
 impl LiveCredentials {
+    /// A cache with the default bounds and lag limit.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { index: RwLock::new(CredentialIndex::new()), metrics }
+        Self::with_options(metrics, IndexOptions::default())
     }
 
-    /// Applies a change under the write lock, then reports the cache size.
+    pub fn with_options(metrics: Arc<Metrics>, options: IndexOptions) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                index: CredentialIndex::with_limits(options.limits),
+                generation: 0,
+                closed: false,
+                over_limit: HashMap::new(),
+                over_counts: [0; 3],
+            }),
+            wake: Condvar::new(),
+            published: RwLock::new(HashMap::new()),
+            unseen: ArcSwap::from_pointee(NamespaceCredentials::default()),
+            progress: watch::Sender::new(0),
+            distributions: watch::Sender::new(0),
+            lag: LagClock { base: Instant::now(), oldest: AtomicU64::new(0) },
+            metrics,
+            options,
+        });
+        let builder = shared.clone();
+        std::thread::Builder::new()
+            .name("credential-index".into())
+            .spawn(move || build_dirty_namespaces(builder))
+            .expect("spawn the credential index builder");
+        Self { shared }
+    }
+
+    pub fn options(&self) -> &IndexOptions {
+        &self.shared.options
+    }
+
+    /// Applies a change to the index: the namespaces it touches are rebuilt and published shortly after, by the
+    /// builder thread. Returns at once.
     pub fn update<R>(&self, change: impl FnOnce(&mut CredentialIndex) -> R) -> R {
-        let mut index = self.index.write().expect("credential index lock");
-        let result = change(&mut index);
-        self.report(&index);
+        let mut st = self.shared.lock();
+        st.index.start_change();
+        let epoch = st.index.distribution_epoch();
+        let result = change(&mut st.index);
+        if let Some((since, _)) = st.index.oldest_dirty() {
+            self.shared.lag.start(since);
+        }
+        self.shared.report(&st);
+        let new_epoch = st.index.distribution_epoch();
+        drop(st);
+        if new_epoch != epoch {
+            self.shared.distributions.send_replace(new_epoch);
+        }
+        self.shared.wake.notify_all();
         result
     }
 
-    /// Replaces the whole index (the secrets directory reloads this way).
-    pub fn replace(&self, new: CredentialIndex) {
-        self.update(|index| *index = new);
+    /// Replaces the whole index (the secrets directory reloads this way) and publishes every snapshot of the new
+    /// one at once, before returning.
+    pub fn replace(&self, mut new: CredentialIndex) {
+        let mut st = self.shared.lock();
+        let change = st.index.start_change();
+        new.continue_changes_from(change);
+        new.clear_dirty();
+        let mut published = HashMap::new();
+        let mut unseen = Arc::new(NamespaceCredentials::default());
+        let mut over_limit = HashMap::new();
+        for ns in new.known_namespaces() {
+            let built = new.view_inputs(&ns).build();
+            if !built.over_limit.is_empty() {
+                over_limit.insert(ns.clone(), built.over_limit);
+            }
+            if ns == UNSEEN_NAMESPACE {
+                unseen = Arc::new(built.view);
+            } else {
+                published.insert(ns, Arc::new(ArcSwap::from_pointee(built.view)));
+            }
+        }
+        st.index = new;
+        st.generation += 1;
+        *self.shared.published.write().expect("published snapshots lock") = published;
+        self.shared.unseen.store(unseen);
+        let old = std::mem::take(&mut st.over_limit);
+        for ns in old.keys().chain(over_limit.keys()).cloned().collect::<BTreeSet<_>>() {
+            let now = over_limit.remove(&ns).unwrap_or_default();
+            self.shared.record_over_limit(&mut st, &ns, now);
+        }
+        self.shared.lag.set(None);
+        self.shared.report(&st);
+        let epoch = st.index.distribution_epoch();
+        drop(st);
+        self.shared.progress.send_replace(change);
+        self.shared.distributions.send_replace(epoch);
     }
 
     /// Runs `read` over the index (for the controller and tests).
     pub fn read<R>(&self, read: impl FnOnce(&CredentialIndex) -> R) -> R {
-        read(&self.index.read().expect("credential index lock"))
+        read(&self.shared.lock().index)
     }
 
-    fn report(&self, index: &CredentialIndex) {
-        let gauge = |kind: &'static str, n: usize| {
-            self.metrics.cache_objects.get_or_create(&KindLabels { kind }).set(n as i64);
-        };
-        gauge("secrets", index.secret_count());
-        gauge("namespaces", index.namespace_count());
-        gauge("clusterpullsecrets", index.distribution_count());
+    /// Returns once every change applied so far is visible to admission.
+    pub async fn flush(&self) {
+        let target = self.shared.lock().index.change_number();
+        let mut progress = self.shared.progress.subscribe();
+        let _ = progress.wait_for(|done| *done >= target).await;
+    }
+
+    /// How long the oldest change not yet visible to admission has been waiting (zero when none is).
+    pub fn lag(&self) -> Duration {
+        self.shared.lag.lag()
+    }
+
+    /// Changes whenever the distributions' target names, or whether they are all known, may have changed.
+    pub fn distribution_changes(&self) -> watch::Receiver<u64> {
+        self.shared.distributions.subscribe()
+    }
+}
+
+impl Drop for LiveCredentials {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_all();
     }
 }
 
 impl CredentialSource for LiveCredentials {
     fn namespace(&self, namespace: &str) -> Arc<NamespaceCredentials> {
-        self.index.read().expect("credential index lock").view(namespace)
+        let slot = self.shared.published.read().expect("published snapshots lock").get(namespace).cloned();
+        match slot {
+            Some(slot) => slot.load_full(),
+            None => self.shared.unseen.load_full(),
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, namespace: &str, view: Option<NamespaceCredentials>) {
+        if namespace == UNSEEN_NAMESPACE {
+            self.unseen.store(Arc::new(view.unwrap_or_default()));
+            return;
+        }
+        let Some(view) = view else {
+            self.published.write().expect("published snapshots lock").remove(namespace);
+            return;
+        };
+        let view = Arc::new(view);
+        let slot = self.published.read().expect("published snapshots lock").get(namespace).cloned();
+        match slot {
+            Some(slot) => slot.store(view),
+            None => {
+                let mut published = self.published.write().expect("published snapshots lock");
+                published.insert(namespace.to_string(), Arc::new(ArcSwap::new(view)));
+            }
+        }
+    }
+
+    /// Remembers the Secrets a bound leaves without keys in `namespace`; logs the new ones and updates the gauge.
+    fn record_over_limit(&self, st: &mut State, namespace: &str, now: Vec<(String, OverLimit)>) {
+        let before = st.over_limit.remove(namespace).unwrap_or_default();
+        if before == now {
+            if !now.is_empty() {
+                st.over_limit.insert(namespace.to_string(), now);
+            }
+            return;
+        }
+        for limit in Limit::ALL {
+            let count = |list: &[(String, OverLimit)]| list.iter().filter(|(_, o)| o.limit == limit).count() as i64;
+            let i = limit as usize;
+            st.over_counts[i] += count(&now) - count(&before);
+            let gauge = self.metrics.index_limited_secrets.get_or_create(&LimitLabels { limit: limit.label() });
+            gauge.set(st.over_counts[i]);
+            let new: Vec<&(String, OverLimit)> = now
+                .iter()
+                .filter(|(name, o)| o.limit == limit && !before.iter().any(|(n, b)| n == name && b.limit == limit))
+                .collect();
+            if let Some((first, over)) = new.first() {
+                let what = match limit {
+                    Limit::SecretBytes => "bytes",
+                    Limit::KeysPerSecret | Limit::KeysPerNamespace => "keys",
+                };
+                let names: Vec<&str> = new.iter().take(5).map(|(n, _)| n.as_str()).collect();
+                warn!(
+                    namespace,
+                    secret = %first,
+                    secrets = new.len(),
+                    first_secrets = ?names,
+                    size = over.size,
+                    max = over.max,
+                    unit = what,
+                    flag = limit.flag(),
+                    "pull Secret(s) over a bound of the credential index: kept without keys, never injected"
+                );
+            }
+        }
+        if !now.is_empty() {
+            st.over_limit.insert(namespace.to_string(), now);
+        }
+    }
+
+    fn report(&self, st: &State) {
+        let gauge = |kind: &'static str, n: usize| {
+            self.metrics.cache_objects.get_or_create(&KindLabels { kind }).set(n as i64);
+        };
+        gauge("secrets", st.index.secret_count());
+        gauge("namespaces", st.index.namespace_count());
+        gauge("clusterpullsecrets", st.index.distribution_count());
+    }
+}
+
+/// The builder thread: takes the dirty namespaces in queue order, builds each snapshot without holding the state
+/// lock, publishes it unless the index was replaced meanwhile, and advances `progress`.
+fn build_dirty_namespaces(shared: Arc<Shared>) {
+    let mut st = shared.lock();
+    loop {
+        if st.closed {
+            return;
+        }
+        let Some(dirty) = st.index.next_dirty() else {
+            shared.lag.set(None);
+            shared.progress.send_replace(st.index.change_number());
+            st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+            continue;
+        };
+        shared.lag.set(Some(dirty.since));
+        let generation = st.generation;
+        let inputs: Option<ViewInputs> =
+            st.index.knows(&dirty.namespace).then(|| st.index.view_inputs(&dirty.namespace));
+        drop(st);
+        let started = Instant::now();
+        let built = inputs.map(ViewInputs::build);
+        let took = started.elapsed();
+        st = shared.lock();
+        if st.generation == generation {
+            let (view, over) = match built {
+                Some(built) => (Some(built.view), built.over_limit),
+                None => (None, Vec::new()),
+            };
+            shared.publish(&dirty.namespace, view);
+            shared.record_over_limit(&mut st, &dirty.namespace, over);
+            shared.metrics.index_rebuilds.inc();
+        }
+        if took > Duration::from_millis(100) {
+            debug!(namespace = %dirty.namespace, took_ms = took.as_millis() as u64, "slow namespace snapshot build");
+        }
+        let progress = st.index.oldest_dirty().map_or(st.index.change_number(), |(_, change)| change.saturating_sub(1));
+        shared.progress.send_replace(progress);
     }
 }
 
@@ -109,5 +457,131 @@ mod tests {
         assert_eq!(r.check(), Ok(()));
         r.start_shutdown();
         assert_eq!(r.check(), Err("shutting down".into()));
+    }
+
+    #[test]
+    fn credentials_are_loaded_once_every_part_but_the_certificate_is_done() {
+        let r = Readiness::waiting_for(&[CERTIFICATE, "secrets", "namespaces"]);
+        assert!(!r.credentials_loaded());
+        r.mark_done("secrets");
+        assert!(!r.credentials_loaded(), "namespaces still pending");
+        r.mark_done("namespaces");
+        assert!(r.credentials_loaded(), "the certificate is not a credential source");
+        r.start_shutdown();
+        assert!(r.credentials_loaded(), "shutdown does not unload credentials");
+        assert!(Readiness::waiting_for(&[]).credentials_loaded());
+    }
+
+    use crate::credentials::{CredentialSource, IndexLimits};
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pull_secret(ns: &str, name: &str, keys: impl IntoIterator<Item = String>) -> Secret {
+        let auths: serde_json::Map<String, serde_json::Value> =
+            keys.into_iter().map(|k| (k, serde_json::json!({}))).collect();
+        let json = serde_json::json!({ "auths": auths }).to_string();
+        Secret {
+            metadata: ObjectMeta { namespace: Some(ns.into()), name: Some(name.into()), ..Default::default() },
+            type_: Some("kubernetes.io/dockerconfigjson".into()),
+            data: Some([(".dockerconfigjson".to_string(), ByteString(json.into_bytes()))].into()),
+            ..Default::default()
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    /// Issue 11, class 12: while the builder works on a namespace of 60,000 keys, admission reads of every
+    /// namespace answer at once (from the last published snapshots), and the lag is reported.
+    #[test]
+    fn admission_never_waits_for_a_rebuild() {
+        let limits = IndexLimits {
+            max_secret_bytes: usize::MAX,
+            max_keys_per_secret: usize::MAX,
+            max_keys_per_namespace: usize::MAX,
+        };
+        let live =
+            LiveCredentials::with_options(Arc::new(Metrics::new()), IndexOptions { limits, ..Default::default() });
+        live.update(|i| i.apply_secret(&pull_secret("quiet", "mine", ["quiet.example.com".to_string()])));
+        runtime().block_on(live.flush());
+        assert_eq!(live.namespace("quiet").secrets.len(), 1);
+
+        let huge = pull_secret("flood", "huge", (0..60_000).map(|i| format!("r{i}.example.com")));
+        let started = Instant::now();
+        live.update(|i| i.apply_secret(&huge));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the update itself does not build: {:?}",
+            started.elapsed()
+        );
+        let mut slowest = Duration::ZERO;
+        let mut reads = 0;
+        let mut lagged = false;
+        while live.namespace("flood").secrets.is_empty() {
+            let t = Instant::now();
+            assert_eq!(live.namespace("quiet").secrets.len(), 1);
+            slowest = slowest.max(t.elapsed());
+            reads += 1;
+            lagged |= live.lag() > Duration::ZERO;
+            assert!(started.elapsed() < Duration::from_secs(60), "the build never finished");
+        }
+        let built_in = started.elapsed();
+        eprintln!("a 60,000-key namespace built in {built_in:?}; {reads} reads meanwhile, the slowest {slowest:?}");
+        assert!(lagged && reads > 10, "the build took {built_in:?}: {reads} reads while it ran");
+        // A read never waits for the build: its slowest is scheduling noise, far below the build's duration.
+        assert!(slowest * 20 < built_in, "a read waited {slowest:?} during a {built_in:?} build");
+        runtime().block_on(live.flush());
+        assert_eq!(live.lag(), Duration::ZERO);
+        assert_eq!(live.namespace("flood").keys().keyring.keyring().len(), 60_000);
+    }
+
+    #[test]
+    fn replace_publishes_before_returning_and_updates_follow() {
+        let live = LiveCredentials::new(Arc::new(Metrics::new()));
+        let mut index = CredentialIndex::new();
+        index.apply_secret(&pull_secret("a", "s", ["a.example.com".to_string()]));
+        live.replace(index);
+        assert_eq!(live.namespace("a").secrets.len(), 1, "visible when replace returns");
+        live.update(|i| i.delete_secret("a", "s"));
+        runtime().block_on(live.flush());
+        assert!(live.namespace("a").secrets.is_empty());
+        assert!(live.namespace("never-seen").secrets.is_empty());
+    }
+
+    /// Issue 11, class 12: a Secret over a bound is reported by the gauge (and a log line), and the gauge follows
+    /// it when it goes.
+    #[test]
+    fn secrets_over_a_bound_are_counted() {
+        let metrics = Arc::new(Metrics::new());
+        let limits = IndexLimits { max_keys_per_secret: 3, ..IndexLimits::default() };
+        let live = LiveCredentials::with_options(metrics.clone(), IndexOptions { limits, ..Default::default() });
+        let gauge = || {
+            let text = metrics.encode();
+            let line = "pullsecret_injector_index_limited_secrets{limit=\"keys_per_secret\"} ";
+            text.lines().find_map(|l| l.strip_prefix(line)).map(|n| n.to_string())
+        };
+        live.update(|i| i.apply_secret(&pull_secret("t", "wide", (0..4).map(|i| format!("r{i}.example.com")))));
+        runtime().block_on(live.flush());
+        assert_eq!(gauge().as_deref(), Some("1"));
+        assert_eq!(live.namespace("t").get("wide").map(|s| s.keys.clone()), Some(Ok(vec![])));
+        live.update(|i| i.delete_secret("t", "wide"));
+        runtime().block_on(live.flush());
+        assert_eq!(gauge().as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn readiness_fails_while_the_cache_lags_too_much() {
+        let r = Readiness::waiting_for(&[]);
+        let lag = Arc::new(Mutex::new(Duration::ZERO));
+        let probe = lag.clone();
+        r.limit_lag(Duration::from_secs(60), move || *probe.lock().unwrap());
+        assert_eq!(r.check(), Ok(()));
+        *lag.lock().unwrap() = Duration::from_secs(61);
+        let why = r.check().unwrap_err();
+        assert!(why.contains("lags 61.0s") && why.contains("--max-cache-lag"), "{why}");
+        *lag.lock().unwrap() = Duration::from_secs(1);
+        assert_eq!(r.check(), Ok(()));
     }
 }

@@ -3,7 +3,10 @@
 //! publish a Warning Event on a Secret whose credential stops working.
 //!
 //! Credential data is read for the check and dropped when the pass ends; metrics and Events carry names, the registry
-//! key (with any `user:password@` redacted by `verify`) and the status, never a credential.
+//! key and the status, never a credential. Every value is display-safe ([`crate::safe_text`]): the key redacted (any
+//! spelling of `user:password@`), escaped and at most 256 characters, names escaped and bounded (namespace 63,
+//! Secret 253 characters, as Kubernetes bounds them), so that a tenant's Secret cannot put control characters, a
+//! password or a 100 KB string into a label.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +23,7 @@ use crate::dockerconfig::SecretKind;
 use crate::inputs::Manifests;
 use crate::local::DEFAULT_NAMESPACE;
 use crate::metrics::{CheckLabels, Metrics};
+use crate::safe_text;
 use crate::verify::{self, CheckResult, Status, VerifyOptions};
 
 /// Where the Secrets to check come from.
@@ -89,14 +93,19 @@ fn stopped_working(previous: Option<Status>, now: Status) -> bool {
     failing(now) && !previous.is_some_and(failing)
 }
 
+/// Bounds of the label values of `pullsecret_injector_credential_check`.
+const MAX_NAMESPACE_LABEL: usize = 63;
+const MAX_SECRET_LABEL: usize = 253;
+
 /// One gauge per entry, value 1, with the current status as a label; entries gone since the last pass disappear.
 fn publish_metrics(metrics: &Metrics, results: &[CheckResult]) {
     metrics.credential_checks.clear();
     for r in results {
+        // `verify` made these display-safe already; labels are bounded and escaped here as well, whatever the caller.
         let labels = CheckLabels {
-            namespace: r.namespace.clone(),
-            secret: r.secret.clone(),
-            registry: r.registry.clone(),
+            namespace: safe_text::label(&r.namespace, MAX_NAMESPACE_LABEL),
+            secret: safe_text::label(&r.secret, MAX_SECRET_LABEL),
+            registry: safe_text::key(&r.registry),
             status: r.status.as_str(),
         };
         metrics.credential_checks.get_or_create(&labels).set(1);
@@ -179,5 +188,24 @@ mod tests {
         );
         assert!(!text.contains(r#"secret="b""#), "{text}");
         assert!(!text.contains(r#"status="ok""#), "{text}");
+    }
+
+    /// Issue 11, class 11: label values are bounded, escaped and redacted whatever the result holds.
+    #[test]
+    fn labels_are_bounded_escaped_and_redacted() {
+        let metrics = Metrics::new();
+        let hostile = CheckResult {
+            namespace: format!("ns\n\u{1b}[2J{}", "n".repeat(1000)),
+            secret: format!("s\u{202e}\0{}", "s".repeat(100_000)),
+            registry: format!("HTTPS://user:Label-Secret-1@{}", "r".repeat(100_000)),
+            status: Status::Unauthorized,
+            detail: String::new(),
+        };
+        publish_metrics(&metrics, &[hostile]);
+        let text = metrics.encode();
+        let line = text.lines().find(|l| l.starts_with("pullsecret_injector_credential_check{")).expect(&text);
+        assert!(!line.contains("Label-Secret-1"), "{line}");
+        assert!(safe_text::is_safe(line), "{line:?}");
+        assert!(line.len() < 63 * 4 + 253 * 4 + 256 * 4 + 200, "{} bytes", line.len());
     }
 }

@@ -130,12 +130,16 @@ pub struct ServeCmd {
     /// How often the certificate files and `--secrets-dir` are checked for changes.
     #[arg(long, default_value = "2s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_RELOAD_INTERVAL")]
     pub reload_interval: Duration,
-    /// Time a client has for the TLS handshake and for sending request headers.
+    /// Time a client has for the TLS handshake, then for the headers of its first request (HTTP/1.1 or HTTP/2),
+    /// and with HTTP/1.1 keep-alive for each next request's headers after an answer. Both ports.
     #[arg(long, default_value = "10s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_HEADER_READ_TIMEOUT")]
     pub header_read_timeout: Duration,
-    /// Time a client has for sending a whole request.
+    /// Time a client has for sending a whole request (408 otherwise). Both ports.
     #[arg(long, default_value = "30s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_REQUEST_TIMEOUT")]
     pub request_timeout: Duration,
+    /// A connection with no request in progress is closed after this (HTTP/2 with a GOAWAY). Both ports.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_IDLE_TIMEOUT")]
+    pub idle_timeout: Duration,
     /// Check every credential against its registry this often (`verify`'s handshake), exporting
     /// `pullsecret_injector_credential_check` and, in a cluster, a Warning Event on a Secret whose credential stops
     /// working. `0s` (default) turns checks off.
@@ -144,11 +148,91 @@ pub struct ServeCmd {
     /// Extra CA certificate(s) (PEM) trusted by the periodic checks.
     #[arg(long, value_name = "FILE", env = "PULLSECRET_INJECTOR_VERIFY_CA_FILE")]
     pub verify_ca_file: Option<PathBuf>,
-    /// Open webhook connections at most (the API server keeps a few alive; more wait in the backlog).
+    /// Let the periodic checks connect to loopback, link-local (cloud metadata) and unspecified addresses. Off by
+    /// default: the keys come from tenants' Secrets, and a check must not become a way to reach this Pod's own
+    /// ports or the node's metadata service. Private ranges (10.0.0.0/8, ...) are always allowed.
+    #[arg(long, env = "PULLSECRET_INJECTOR_VERIFY_ALLOW_LOCAL_ADDRESSES")]
+    pub verify_allow_local_addresses: bool,
+    /// Open webhook connections at most (the API server keeps a few alive). At the limit, the connection that has
+    /// waited longest on its client (no request completed first) is closed to make room; while all are busy, new
+    /// clients wait in the backlog.
     #[arg(long, default_value_t = 1024, env = "PULLSECRET_INJECTOR_MAX_CONNECTIONS")]
     pub max_connections: usize,
+    /// Open admin connections at most (probes and metrics scrapers need a few), with the same behaviour at the
+    /// limit: the admin port can never use up the file descriptors the webhook needs.
+    #[arg(long, default_value_t = 16, env = "PULLSECRET_INJECTOR_ADMIN_MAX_CONNECTIONS")]
+    pub admin_max_connections: usize,
+    /// Mutual TLS: accept on the webhook port only clients presenting a certificate signed by a CA in this PEM
+    /// file (the API server's admission client certificate; see docs/security.md). Re-read when it changes, like
+    /// --tls-cert; an unusable new file keeps the previous CA.
+    #[arg(long, value_name = "FILE", env = "PULLSECRET_INJECTOR_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub index: IndexArgs,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// Bounds of the credential index: what one tenant's Secrets may cost every other tenant (docs/multi-tenancy.md).
+#[derive(Debug, clap::Args)]
+pub struct IndexArgs {
+    /// A pull Secret whose payload is larger than this is not indexed: never injected (the webhook cannot tell
+    /// which images it covers), logged, and counted in `pullsecret_injector_index_limited_secrets`; its name still
+    /// hides a distributed credential of that name.
+    #[arg(
+        long,
+        default_value_t = crate::credentials::DEFAULT_MAX_SECRET_BYTES,
+        value_name = "BYTES",
+        value_parser = positive,
+        env = "PULLSECRET_INJECTOR_MAX_SECRET_BYTES"
+    )]
+    pub max_secret_bytes: usize,
+    /// A pull Secret with more registry keys than this is not indexed either, with the same consequences.
+    #[arg(
+        long,
+        default_value_t = crate::credentials::DEFAULT_MAX_KEYS_PER_SECRET,
+        value_name = "N",
+        value_parser = positive,
+        env = "PULLSECRET_INJECTOR_MAX_KEYS_PER_SECRET"
+    )]
+    pub max_keys_per_secret: usize,
+    /// Registry keys indexed per namespace at most (a Secret counts at least one): distributed credentials first,
+    /// then the namespace's own Secrets in name order; a Secret that does not fit in what is left is not indexed,
+    /// with the same consequences.
+    #[arg(
+        long,
+        default_value_t = crate::credentials::DEFAULT_MAX_KEYS_PER_NAMESPACE,
+        value_name = "N",
+        value_parser = positive,
+        env = "PULLSECRET_INJECTOR_MAX_KEYS_PER_NAMESPACE"
+    )]
+    pub max_keys_per_namespace: usize,
+    /// `/readyz` answers 503 while a change of the cluster's credentials has waited longer than this to become
+    /// visible to admission (`pullsecret_injector_cache_lag_seconds`). `0s` turns the check off.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_MAX_CACHE_LAG")]
+    pub max_cache_lag: Duration,
+}
+
+impl IndexArgs {
+    pub fn options(&self) -> crate::cache::IndexOptions {
+        crate::cache::IndexOptions {
+            limits: crate::credentials::IndexLimits {
+                max_secret_bytes: self.max_secret_bytes,
+                max_keys_per_secret: self.max_keys_per_secret,
+                max_keys_per_namespace: self.max_keys_per_namespace,
+            },
+            max_lag: self.max_cache_lag,
+        }
+    }
+}
+
+/// A whole number of at least 1.
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?} is not a whole number: {e}")),
+    }
 }
 
 /// Logging flags.

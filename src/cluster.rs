@@ -6,45 +6,65 @@
 //! decodability, or labels); even a relist buffers only the reduced form. That is why this feeds our own index and
 //! not a reflector `Store`, which would hold whole objects.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tokio::task::{AbortHandle, JoinSet};
 use tracing::{info, warn};
 
 use crate::cache::{LiveCredentials, Readiness};
 use crate::crd::ClusterPullSecret;
-use crate::credentials::CandidateSecret;
+use crate::credentials::{IndexLimits, Reduced};
 use crate::dockerconfig::SecretKind;
 use crate::metrics::{KindLabels, Metrics};
 
-/// Readiness parts, one per watch.
-pub const SYNC_PARTS: [&str; 4] =
-    ["secrets/kubernetes.io/dockerconfigjson", "secrets/kubernetes.io/dockercfg", "namespaces", "clusterpullsecrets"];
+/// Readiness parts, one per watch, and `secret-names`: for every distribution's `targetName`, the Secrets of other
+/// types that hold that name are known (a distributed credential is not offered where one does, class 8).
+pub const SYNC_PARTS: [&str; 5] = [
+    "secrets/kubernetes.io/dockerconfigjson",
+    "secrets/kubernetes.io/dockercfg",
+    "namespaces",
+    "clusterpullsecrets",
+    "secret-names",
+];
+
+/// How often `pullsecret_injector_cache_lag_seconds` is refreshed.
+const LAG_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs every watch until the returned future is dropped. Each watch retries with kube-rs' default backoff; each
-/// marks its readiness part on its first complete list.
+/// marks its readiness part once its first complete list is visible to admission.
 pub async fn run(client: Client, live: Arc<LiveCredentials>, readiness: Arc<Readiness>, metrics: Arc<Metrics>) {
+    live.update(|index| index.learn_other_secrets_by_name());
+    let max_lag = live.options().max_lag;
+    if !max_lag.is_zero() {
+        let weak: Weak<LiveCredentials> = Arc::downgrade(&live);
+        readiness.limit_lag(max_lag, move || weak.upgrade().map_or(Duration::ZERO, |live| live.lag()));
+    }
+    let limits = live.options().limits;
     let secrets = |kind: SecretKind, part: &'static str| {
         let api: Api<Secret> = Api::all(client.clone());
         let config = watcher::Config::default().fields(&format!("type={}", kind.secret_type()));
         watch(
             watcher(api, config),
-            part,
+            Some(part),
             "secrets",
             live.clone(),
             readiness.clone(),
             metrics.clone(),
-            SecretFeed { kind, buffer: Vec::new() },
+            SecretFeed { kind, limits, buffer: Vec::new() },
         )
     };
     let namespaces = watch(
         watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()),
-        SYNC_PARTS[2],
+        Some(SYNC_PARTS[2]),
         "namespaces",
         live.clone(),
         readiness.clone(),
@@ -53,18 +73,27 @@ pub async fn run(client: Client, live: Arc<LiveCredentials>, readiness: Arc<Read
     );
     let cluster_pull_secrets = watch(
         watcher(Api::<ClusterPullSecret>::all(client.clone()), watcher::Config::default()),
-        SYNC_PARTS[3],
+        Some(SYNC_PARTS[3]),
         "clusterpullsecrets",
         live.clone(),
         readiness.clone(),
         metrics.clone(),
         ClusterPullSecretFeed { buffer: Vec::new() },
     );
+    let lag = async {
+        let mut ticker = tokio::time::interval(LAG_REPORT_INTERVAL);
+        loop {
+            ticker.tick().await;
+            metrics.cache_lag.set(live.lag().as_secs_f64());
+        }
+    };
     futures::join!(
         secrets(SecretKind::DockerConfigJson, SYNC_PARTS[0]),
         secrets(SecretKind::DockerCfg, SYNC_PARTS[1]),
         namespaces,
-        cluster_pull_secrets
+        cluster_pull_secrets,
+        other_secrets_by_name(client.clone(), live.clone(), readiness.clone(), metrics.clone()),
+        lag,
     );
 }
 
@@ -73,6 +102,71 @@ where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     watcher::watcher(api, config).default_backoff()
+}
+
+/// The field selector of the watch of the Secrets of other types named `name`: the pull-Secret watches see the
+/// others. A tenant's Secret of another type that takes a distribution's `targetName` is what the kubelet reads
+/// in its namespace, so the webhook must know it (issue 11, class 8); metadata only, one name: a tenant's other
+/// Secrets cost nothing.
+pub fn other_secrets_selector(name: &str) -> String {
+    format!(
+        "metadata.name={name},type!={},type!={}",
+        SecretKind::DockerConfigJson.secret_type(),
+        SecretKind::DockerCfg.secret_type()
+    )
+}
+
+/// Keeps one metadata watch per distribution `targetName` (started and stopped as the distributions change), and
+/// marks `secret-names` ready once the distributions and every one of those names are known and visible.
+async fn other_secrets_by_name(
+    client: Client,
+    live: Arc<LiveCredentials>,
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+) {
+    let mut changes = live.distribution_changes();
+    // Dropping the set (when `run` is dropped) aborts every watch.
+    let mut tasks = JoinSet::new();
+    let mut running: HashMap<String, AbortHandle> = HashMap::new();
+    loop {
+        changes.borrow_and_update();
+        let (names, ready) = live.read(|index| (index.target_names(), index.distributions_ready()));
+        running.retain(|name, task| {
+            let keep = names.contains(name);
+            if !keep {
+                task.abort();
+                live.update(|index| index.forget_other_secrets_named(name));
+            }
+            keep
+        });
+        for name in names {
+            if running.contains_key(&name) {
+                continue;
+            }
+            let api: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
+            let config = watcher::Config::default().fields(&other_secrets_selector(&name));
+            let stream = watcher(api, config);
+            let task = watch(
+                stream,
+                None,
+                "secret-names",
+                live.clone(),
+                readiness.clone(),
+                metrics.clone(),
+                OtherSecretFeed { name: name.clone(), buffer: Vec::new() },
+            );
+            running.insert(name, tasks.spawn(task));
+        }
+        while tasks.try_join_next().is_some() {}
+        if ready && readiness.is_pending(SYNC_PARTS[4]) {
+            live.flush().await;
+            readiness.mark_done(SYNC_PARTS[4]);
+            info!(watch = SYNC_PARTS[4], "Secrets holding distributed names known");
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// How one kind of object reaches the index.
@@ -87,9 +181,12 @@ trait Feed<K>: Send {
     fn delete(&self, object: &K, live: &LiveCredentials);
 }
 
+/// Pull Secrets of one type. Each is reduced (decoded, within the bounds) before the index is touched, so the
+/// index's lock is held for map updates only.
 struct SecretFeed {
     kind: SecretKind,
-    buffer: Vec<(String, CandidateSecret)>,
+    limits: IndexLimits,
+    buffer: Vec<(String, Reduced)>,
 }
 
 impl Feed<Secret> for SecretFeed {
@@ -97,22 +194,60 @@ impl Feed<Secret> for SecretFeed {
         self.buffer.clear();
     }
     fn buffer(&mut self, secret: Secret) {
-        if let (Some(ns), Some(candidate)) = (secret.metadata.namespace.clone(), CandidateSecret::from_secret(&secret))
-        {
-            self.buffer.push((ns, candidate));
+        if let (Some(ns), Some(reduced)) = (secret.metadata.namespace.clone(), Reduced::of(&secret, &self.limits)) {
+            self.buffer.push((ns, reduced));
         }
     }
     fn replace(&mut self, live: &LiveCredentials) {
         let kind = self.kind;
         let buffer = std::mem::take(&mut self.buffer);
-        live.update(|index| index.replace_candidates(kind, buffer));
+        live.update(|index| index.replace_reduced(kind, buffer));
     }
     fn apply(&self, secret: &Secret, live: &LiveCredentials) {
-        live.update(|index| index.apply_secret(secret));
+        let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(secret, &self.limits))
+        else {
+            return;
+        };
+        if reduced.kind() == Some(self.kind) {
+            live.update(|index| index.apply_reduced(ns, reduced));
+        }
     }
     fn delete(&self, secret: &Secret, live: &LiveCredentials) {
         let ns = secret.namespace().unwrap_or_default();
-        live.update(|index| index.delete_secret(&ns, &secret.name_any()));
+        live.update(|index| index.delete_secret_of_kind(self.kind, &ns, &secret.name_any()));
+    }
+}
+
+/// Secrets of other types named like one distribution's `targetName` (metadata only).
+struct OtherSecretFeed {
+    name: String,
+    buffer: Vec<String>,
+}
+
+impl Feed<PartialObjectMeta<Secret>> for OtherSecretFeed {
+    fn restart(&mut self) {
+        self.buffer.clear();
+    }
+    fn buffer(&mut self, secret: PartialObjectMeta<Secret>) {
+        if secret.metadata.name.as_deref() == Some(self.name.as_str())
+            && let Some(ns) = secret.metadata.namespace
+        {
+            self.buffer.push(ns);
+        }
+    }
+    fn replace(&mut self, live: &LiveCredentials) {
+        let buffer = std::mem::take(&mut self.buffer);
+        live.update(|index| index.replace_other_secrets_named(&self.name, buffer));
+    }
+    fn apply(&self, secret: &PartialObjectMeta<Secret>, live: &LiveCredentials) {
+        if let (Some(ns), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name) {
+            live.update(|index| index.apply_other_secret(ns, name));
+        }
+    }
+    fn delete(&self, secret: &PartialObjectMeta<Secret>, live: &LiveCredentials) {
+        if let (Some(ns), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name) {
+            live.update(|index| index.delete_other_secret(ns, name));
+        }
     }
 }
 
@@ -170,7 +305,7 @@ impl Feed<ClusterPullSecret> for ClusterPullSecretFeed {
 /// Drives one watch stream into the index.
 async fn watch<K, F>(
     stream: impl Stream<Item = Result<Event<K>, watcher::Error>>,
-    part: &'static str,
+    part: Option<&'static str>,
     kind_label: &'static str,
     live: Arc<LiveCredentials>,
     readiness: Arc<Readiness>,
@@ -187,24 +322,35 @@ async fn watch<K, F>(
             Ok(Event::InitApply(object)) => feed.buffer(object),
             Ok(Event::InitDone) => {
                 feed.replace(&live);
-                if !synced_once {
+                if synced_once {
+                    metrics.watch_relists.get_or_create(&KindLabels { kind: kind_label }).inc();
+                    info!(watch = kind_label, "relisted");
+                } else {
                     synced_once = true;
-                    readiness.mark_done(part);
-                    info!(watch = part, "initial list synced");
+                    if let Some(part) = part {
+                        // Ready means admission sees the list, not only that the index holds it.
+                        live.flush().await;
+                        readiness.mark_done(part);
+                        info!(watch = part, "initial list synced");
+                    }
                 }
             }
             Ok(Event::Apply(object)) => feed.apply(&object, &live),
             Ok(Event::Delete(object)) => feed.delete(&object, &live),
             Err(error) => {
                 metrics.watch_errors.get_or_create(&KindLabels { kind: kind_label }).inc();
-                if !synced_once && part == SYNC_PARTS[3] && is_not_found(&error) {
+                if !synced_once && part == Some(SYNC_PARTS[3]) && is_not_found(&error) {
                     // The CRD is not installed: injection works without distribution; keep retrying in case it
                     // is installed later, but do not hold readiness hostage to an optional feature.
                     synced_once = true;
-                    readiness.mark_done(part);
-                    warn!(watch = part, "ClusterPullSecret CRD not installed: distribution is off until it is");
+                    live.update(|index| index.no_distributions());
+                    readiness.mark_done(SYNC_PARTS[3]);
+                    warn!(
+                        watch = SYNC_PARTS[3],
+                        "ClusterPullSecret CRD not installed: distribution is off until it is"
+                    );
                 } else {
-                    warn!(watch = part, %error, "watch failed; retrying with backoff");
+                    warn!(watch = kind_label, %error, "watch failed; retrying with backoff");
                 }
             }
         }

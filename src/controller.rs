@@ -5,10 +5,16 @@
 //! What it guarantees (CONTRACT.md, `ClusterPullSecret`):
 //! - A copy exists only in a selected namespace: one whose labels match `namespaceSelector`, that is not opted out
 //!   (`pullsecret-injector.io/inject: disabled`, the same rule as admission) and that is not terminating.
-//! - A Secret it does not manage is never written or deleted. "Managed" means both labels
-//!   `app.kubernetes.io/managed-by: pullsecret-injector` and `pullsecret-injector.io/cluster-pull-secret: <name>`;
-//!   anything else of the target name is a conflict, reported by a condition and a Warning Event on the resource
-//!   (in the `default` namespace, never in the tenant's). Copies are created with `POST` (atomic "only if absent";
+//! - A Secret it does not manage is never written or deleted. "Managed" means a controller `ownerReference` to
+//!   this `ClusterPullSecret`'s `uid` (what the garbage collector deletes with it), not labels a tenant can put on
+//!   any Secret: the labels `app.kubernetes.io/managed-by: pullsecret-injector` and
+//!   `pullsecret-injector.io/cluster-pull-secret: <name>` only narrow the copy watch. Anything else of the target
+//!   name is a conflict, reported by a condition and a Warning Event on the resource (in the `default` namespace,
+//!   never in the tenant's).
+//! - A copy edited by someone else (a tenant with `patch secrets` in its namespace, issue 11 class 14) is restored:
+//!   the copy watch hashes each copy's payload on arrival (then drops it) and compares it with the
+//!   `source-hash` the controller wrote; a difference is drift, restored by the same uid-guarded apply as an
+//!   update, counted in `pullsecret_injector_copies_restored_total` and reported by a Warning Event. Copies are created with `POST` (atomic "only if absent";
 //!   a server-side apply would take over a Secret created between our look and our write) and updated with a
 //!   forced server-side apply that names the copy's `uid` (the API server refuses it if the copy was replaced by
 //!   another object since we looked); deletes carry a `uid` precondition for the same reason.
@@ -20,9 +26,9 @@
 //!   (cluster-scoped) `ClusterPullSecret`, with `blockOwnerDeletion: false`. That needs no finalizer, works when
 //!   the controller is down, and needs no permission on `clusterpullsecrets/finalizers`.
 //!
-//! Nothing it keeps holds a credential: namespaces and copies are watched metadata-only (the copy's
-//! `source-hash` annotation says whether it is current) and the source is read with a `GET` on each pass and
-//! dropped. Secret data never reaches a log line, an Event or a condition.
+//! Nothing it keeps holds a credential: namespaces are watched metadata-only, copies are reduced to their metadata
+//! and the hash of their payload as they arrive ([`observe_copy`]), and the source is read with a `GET` on each
+//! pass and dropped. Secret data never reaches a log line, an Event or a condition.
 //!
 //! Every replica runs the controller, without leader election: for the same inputs every replica wants the same
 //! objects, and every write is idempotent (a forced server-side apply with one field manager; a create that finds
@@ -30,10 +36,14 @@
 //! written only when it changes. So replicas converge instead of fighting; the worst case is an Event reported
 //! once per replica.
 //!
-//! Triggers: the resource itself; any change of a Namespace or of a managed copy reconciles every
-//! `ClusterPullSecret` (a Namespace's new labels can deselect it, which no mapping from the new labels can tell;
-//! resources are few, each pass reads only local caches plus one `GET`); a change of a pull Secret that is the
-//! source of a resource reconciles that resource; and a resync every [`RESYNC`].
+//! Triggers: the resource itself; any change of a Namespace, and a change of a copy that needs action (deleted, or
+//! its payload no longer what the controller wrote, [`copy_needs_a_pass`]) reconciles every `ClusterPullSecret`
+//! (a Namespace's new labels can deselect it, which no mapping from the new labels can tell; resources are few,
+//! each pass reads only local caches plus one `GET`); a change of a pull Secret that is the source of a resource
+//! reconciles that resource; and a resync every [`RESYNC`]. No debounce: kube-runtime's trailing-edge debounce
+//! keeps postponing a pass while events keep coming, which a tenant's flood would turn into starvation (issue 11,
+//! class 13); a resource has at most one pass running and one pending, so a flood costs at most back-to-back
+//! passes, and a rotation waits at most for the pass in progress.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -60,6 +70,7 @@ use tracing::{debug, info, warn};
 
 use crate::crd::{ClusterPullSecret, ClusterPullSecretStatus, SourceSecretRef};
 use crate::dockerconfig::{self, SecretKind};
+use crate::metrics::Metrics;
 use crate::pod;
 
 /// Field manager of every write, and the reporting controller of Events.
@@ -73,6 +84,10 @@ pub const OWNER_LABEL: &str = "pullsecret-injector.io/cluster-pull-secret";
 pub const SOURCE_ANNOTATION: &str = "pullsecret-injector.io/source";
 /// Annotation: [`source_hash`] of the content the copy was written with.
 pub const HASH_ANNOTATION: &str = "pullsecret-injector.io/source-hash";
+/// Annotation set in memory only, by [`observe_copy`], on the copies the copy watch caches: [`source_hash`] of
+/// the payload the copy really holds. Never written to the API server; a value sent by the API server is
+/// overwritten.
+pub const OBSERVED_HASH_ANNOTATION: &str = "pullsecret-injector.io/observed-payload-hash";
 
 /// Condition types on `ClusterPullSecret.status`.
 pub const READY: &str = "Ready";
@@ -90,9 +105,37 @@ const REQUEST_CONCURRENCY: usize = 8;
 /// Conflicting namespaces named in a condition or Event message.
 const MAX_NAMED_NAMESPACES: usize = 5;
 
-/// Label selector of every copy this tool manages (the copy watch).
+/// Label selector of every copy this tool manages (the copy watch): a first filter only, a tenant can set it.
 pub fn managed_selector() -> String {
     format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")
+}
+
+/// Field selector of the copy watch of one pull-Secret type: a copy always has its source's type, so Secrets of
+/// other types that carry the labels (issue 11, class 13) never reach the controller.
+pub fn copy_type_selector(kind: SecretKind) -> String {
+    format!("type={}", kind.secret_type())
+}
+
+/// Reduces a copy as the copy watch delivers it to what the controller keeps: its metadata and the
+/// [`source_hash`] of the payload it holds ([`OBSERVED_HASH_ANNOTATION`]); the data is dropped.
+pub fn observe_copy(secret: &mut Secret) {
+    let kind = match secret.type_.as_deref() {
+        Some(t) if t == SecretKind::DockerConfigJson.secret_type() => Some(SecretKind::DockerConfigJson),
+        Some(t) if t == SecretKind::DockerCfg.secret_type() => Some(SecretKind::DockerCfg),
+        _ => None,
+    };
+    let observed = kind.map(|kind| {
+        let payload = secret.data.as_ref().and_then(|d| d.get(kind.data_key())).map(|b| b.0.as_slice());
+        source_hash(kind, payload.unwrap_or_default())
+    });
+    secret.data = None;
+    secret.string_data = None;
+    secret.metadata.managed_fields = None;
+    let annotations = secret.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    annotations.remove(OBSERVED_HASH_ANNOTATION);
+    if let Some(observed) = observed {
+        annotations.insert(OBSERVED_HASH_ANNOTATION.to_string(), observed);
+    }
 }
 
 // --- The source -------------------------------------------------------------------------------------------
@@ -208,40 +251,73 @@ pub fn copy_secret(cps: &ClusterPullSecret, namespace: &str, source: &SourcePayl
 
 // --- Planning (pure) --------------------------------------------------------------------------------------
 
-/// A Secret named like a copy, as seen through its metadata.
+/// A Secret named like a copy, or a copy, as the controller sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingSecret {
     pub namespace: String,
     pub name: String,
-    /// The `ClusterPullSecret` that manages it: both labels present. `None`: not managed by any (a Secret with
-    /// only one of the labels is not ours either).
-    pub managed_by: Option<String>,
-    /// Its [`HASH_ANNOTATION`].
+    /// The `uid` of the `ClusterPullSecret` its controller `ownerReference` names (kind `ClusterPullSecret`,
+    /// `controller: true`): a copy is a `ClusterPullSecret`'s when this is its uid. Labels do not count.
+    pub owner_uid: Option<String>,
+    /// Its [`HASH_ANNOTATION`]: what the controller wrote.
     pub source_hash: Option<String>,
+    /// The [`source_hash`] of the payload it holds, when known (a copy from the copy watch, see
+    /// [`observe_copy`]; not a Secret read as metadata only).
+    pub payload_hash: Option<String>,
     pub uid: Option<String>,
 }
 
 impl ExistingSecret {
+    /// From metadata only (a probe): the payload is unknown.
     pub fn from_meta(meta: &ObjectMeta) -> Option<Self> {
-        let label = |k: &str| meta.labels.as_ref().and_then(|l| l.get(k));
-        let managed_by = (label(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE))
-            .then(|| label(OWNER_LABEL).cloned())
+        let owner_uid = meta
+            .owner_references
+            .iter()
             .flatten()
-            .filter(|owner| !owner.is_empty());
+            .find(|o| {
+                o.controller == Some(true)
+                    && o.kind == ClusterPullSecret::kind(&())
+                    && o.api_version == ClusterPullSecret::api_version(&())
+            })
+            .map(|o| o.uid.clone());
         Some(Self {
             namespace: meta.namespace.clone()?,
             name: meta.name.clone()?,
-            managed_by,
+            owner_uid,
             source_hash: meta.annotations.as_ref().and_then(|a| a.get(HASH_ANNOTATION)).cloned(),
+            payload_hash: None,
             uid: meta.uid.clone(),
         })
     }
+
+    /// From a copy the copy watch cached (reduced by [`observe_copy`]).
+    pub fn from_copy(copy: &Secret) -> Option<Self> {
+        let mut existing = Self::from_meta(&copy.metadata)?;
+        existing.payload_hash =
+            copy.metadata.annotations.as_ref().and_then(|a| a.get(OBSERVED_HASH_ANNOTATION)).cloned();
+        Some(existing)
+    }
+
+    /// Its payload is no longer what the controller wrote (or its record of that was edited): drift.
+    pub fn drifted(&self) -> bool {
+        self.payload_hash.is_some() && self.payload_hash != self.source_hash
+    }
+}
+
+/// Whether a change of a cached copy calls for a pass: it is some `ClusterPullSecret`'s (`owner_uids`) and it was
+/// deleted (or lost its labels) or drifted. The controller's own writes, and Secrets that only carry the labels,
+/// call for nothing.
+pub fn copy_needs_a_pass(copy: &Secret, deleted: bool, owner_uids: &BTreeSet<String>) -> bool {
+    ExistingSecret::from_copy(copy)
+        .is_some_and(|e| e.owner_uid.as_ref().is_some_and(|uid| owner_uids.contains(uid)) && (deleted || e.drifted()))
 }
 
 /// What one pass wants for one `ClusterPullSecret`.
 #[derive(Debug, Clone, Copy)]
 pub struct Desired<'a> {
     pub cluster_pull_secret: &'a str,
+    /// The resource's `uid`: a Secret whose controller `ownerReference` names it is its copy.
+    pub uid: Option<&'a str>,
     pub target_name: &'a str,
     /// Namespaces that must hold a copy; `None` when the selector is invalid: then no copy is created, updated or
     /// removed for selection reasons (an edit error must not wipe every copy).
@@ -257,6 +333,9 @@ pub enum CopyAction {
     Create { namespace: String },
     /// Selected, our copy is stale: rewrite it (guarded by its `uid`).
     Update { namespace: String, uid: Option<String> },
+    /// Selected, our copy was changed by someone else since we wrote it: rewrite it as [`CopyAction::Update`]
+    /// does, and report it.
+    Restore { namespace: String, uid: Option<String> },
     /// Selected, our copy is current.
     Skip { namespace: String },
     /// Selected, but the source is unusable: an existing copy is kept as it is, a missing one is not created.
@@ -272,6 +351,7 @@ impl CopyAction {
         match self {
             Self::Create { namespace }
             | Self::Update { namespace, .. }
+            | Self::Restore { namespace, .. }
             | Self::Skip { namespace }
             | Self::Hold { namespace }
             | Self::Conflict { namespace }
@@ -309,23 +389,26 @@ pub fn namespaces_to_probe(desired: &Desired<'_>, existing: &[ExistingSecret]) -
 /// The steps of one pass: one per selected namespace (sorted), then the deletions (sorted). `existing` holds
 /// every managed copy (of any resource) plus the probed Secrets of the target name.
 pub fn plan(desired: &Desired<'_>, existing: &[ExistingSecret]) -> Vec<CopyAction> {
-    let me = desired.cluster_pull_secret;
+    let ours = |e: &ExistingSecret| desired.uid.is_some() && e.owner_uid.as_deref() == desired.uid;
     let by_key: HashMap<(&str, &str), &ExistingSecret> =
         existing.iter().map(|e| ((e.namespace.as_str(), e.name.as_str()), e)).collect();
     let mut actions = Vec::new();
     for ns in desired.selected.into_iter().flatten() {
         let namespace = ns.clone();
         actions.push(match (by_key.get(&(ns.as_str(), desired.target_name)), desired.source_hash) {
-            (Some(e), _) if e.managed_by.as_deref() != Some(me) => CopyAction::Conflict { namespace },
+            (Some(e), _) if !ours(e) => CopyAction::Conflict { namespace },
             (_, None) => CopyAction::Hold { namespace },
             (None, Some(_)) => CopyAction::Create { namespace },
-            (Some(e), Some(hash)) if e.source_hash.as_deref() == Some(hash) => CopyAction::Skip { namespace },
+            (Some(e), Some(_)) if e.drifted() => CopyAction::Restore { namespace, uid: e.uid.clone() },
+            (Some(e), Some(hash)) if e.source_hash.as_deref() == Some(hash) && e.payload_hash.is_some() => {
+                CopyAction::Skip { namespace }
+            }
             (Some(e), Some(_)) => CopyAction::Update { namespace, uid: e.uid.clone() },
         });
     }
     let mut deletions: Vec<&ExistingSecret> = existing
         .iter()
-        .filter(|e| e.managed_by.as_deref() == Some(me))
+        .filter(|e| ours(e))
         .filter(|e| {
             e.name != desired.target_name || desired.selected.is_some_and(|selected| !selected.contains(&e.namespace))
         })
@@ -358,6 +441,8 @@ pub struct Outcome {
     pub created: u32,
     pub updated: u32,
     pub deleted: u32,
+    /// Namespaces (sorted) whose copy had been changed by someone else and was restored.
+    pub restored: Vec<String>,
 }
 
 /// A condition as this controller sets it.
@@ -491,6 +576,19 @@ pub fn events_for(
             events.push(EventSpec { warning: true, reason: reason.to_string(), note: spec.message.clone() });
         }
     }
+    if !outcome.restored.is_empty() {
+        let shown = outcome.restored.iter().take(MAX_NAMED_NAMESPACES).cloned().collect::<Vec<_>>().join(", ");
+        let more = outcome.restored.len().saturating_sub(MAX_NAMED_NAMESPACES);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        events.push(EventSpec {
+            warning: true,
+            reason: "CopyModified".into(),
+            note: format!(
+                "the copy in {} namespace(s) had been changed since it was written and was restored: {shown}{more}",
+                outcome.restored.len()
+            ),
+        });
+    }
     if outcome.created + outcome.updated + outcome.deleted > 0 {
         events.push(EventSpec {
             warning: false,
@@ -531,31 +629,44 @@ pub enum Error {
     Status(#[source] kube::Error),
 }
 
-/// Shared state of the reconciler: the client, the metadata caches and the Event recorder.
+/// Shared state of the reconciler: the client, the caches, the Event recorder and the metrics.
 pub struct Context {
     client: Client,
     namespaces: Store<PartialObjectMeta<Namespace>>,
-    copies: Store<PartialObjectMeta<Secret>>,
+    /// One store per pull-Secret type.
+    copies: Vec<Store<Secret>>,
     recorder: Recorder,
+    metrics: Arc<Metrics>,
     /// Consecutive failures per resource, for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    /// `namespaces` holds every Namespace's metadata; `copies` every Secret labelled [`managed_selector`].
+    /// `namespaces` holds every Namespace's metadata; `copies` every Secret of a pull-Secret type labelled
+    /// [`managed_selector`], reduced by [`observe_copy`].
     pub fn new(
         client: Client,
         namespaces: Store<PartialObjectMeta<Namespace>>,
-        copies: Store<PartialObjectMeta<Secret>>,
+        copies: Vec<Store<Secret>>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let recorder = Recorder::new(client.clone(), Reporter::from(FIELD_MANAGER));
-        Self { client, namespaces, copies, recorder, failures: Mutex::default() }
+        Self { client, namespaces, copies, recorder, metrics, failures: Mutex::default() }
     }
 
     async fn caches_synced(&self) -> Result<(), Error> {
-        // Deciding on an empty cache would delete every copy: wait for the first complete list of both.
-        let both =
-            async { self.namespaces.wait_until_ready().await.is_ok() && self.copies.wait_until_ready().await.is_ok() };
+        // Deciding on an empty cache would delete every copy: wait for the first complete list of each.
+        let both = async {
+            if self.namespaces.wait_until_ready().await.is_err() {
+                return false;
+            }
+            for copies in &self.copies {
+                if copies.wait_until_ready().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
         match tokio::time::timeout(CACHE_SYNC_TIMEOUT, both).await {
             Ok(true) => Ok(()),
             _ => Err(Error::CachesNotSynced(CACHE_SYNC_TIMEOUT)),
@@ -613,10 +724,18 @@ pub async fn reconcile(cps: Arc<ClusterPullSecret>, ctx: Arc<Context>) -> Result
     })?;
     let source = SourceState::from_secret(source.as_ref());
 
-    let mut existing: Vec<ExistingSecret> =
-        ctx.copies.state().iter().filter_map(|copy| ExistingSecret::from_meta(&copy.metadata)).collect();
+    // Only what concerns this resource: its own copies (by owner uid) and whatever holds the target name.
+    let uid = cps.metadata.uid.as_deref();
+    let mut existing: Vec<ExistingSecret> = ctx
+        .copies
+        .iter()
+        .flat_map(|store| store.state())
+        .filter_map(|copy| ExistingSecret::from_copy(&copy))
+        .filter(|e| e.name == target || (uid.is_some() && e.owner_uid.as_deref() == uid))
+        .collect();
     let desired = Desired {
         cluster_pull_secret: &name,
+        uid,
         target_name: &target,
         selected: selected.as_ref(),
         source_hash: source.hash(),
@@ -676,12 +795,20 @@ pub async fn reconcile(cps: Arc<ClusterPullSecret>, ctx: Arc<Context>) -> Result
                 outcome.updated += u32::from(written == Written::Changed);
                 outcome.synced += 1;
             }
+            (CopyAction::Restore { namespace, .. }, Ok(written)) => {
+                if written == Written::Changed {
+                    outcome.restored.push(namespace.clone());
+                    ctx.metrics.copies_restored.inc();
+                }
+                outcome.synced += 1;
+            }
             (CopyAction::Delete { .. }, Ok(written)) => outcome.deleted += u32::from(written == Written::Changed),
             (CopyAction::Hold { .. }, _) => {}
         }
     }
     outcome.conflicts.sort();
     outcome.failures.sort();
+    outcome.restored.sort();
 
     let specs = conditions_for(&outcome, &target, source_ref);
     let previous = cps.status.as_ref();
@@ -733,7 +860,8 @@ async fn execute(
                 Err(kube::Error::Api(status)) if status.is_already_exists() => {
                     let now = api.get_metadata_opt(target).await.map_err(|e| fail("create", namespace, target, e))?;
                     let same = now.as_ref().and_then(|m| ExistingSecret::from_meta(&m.metadata)).is_some_and(|e| {
-                        e.managed_by.as_deref() == Some(cps_name.as_str())
+                        e.owner_uid.is_some()
+                            && e.owner_uid == cps.metadata.uid
                             && e.source_hash.as_deref() == Some(payload.hash.as_str())
                     });
                     return if same {
@@ -745,7 +873,10 @@ async fn execute(
                 Err(e) => return Err(fail("create", namespace, target, e)),
             }
         }
-        (CopyAction::Update { namespace, uid }, SourceState::Usable(payload)) => {
+        (
+            CopyAction::Update { namespace, uid } | CopyAction::Restore { namespace, uid },
+            SourceState::Usable(payload),
+        ) => {
             let copy = copy_secret(cps, namespace, payload, uid.as_deref());
             let params = PatchParams::apply(FIELD_MANAGER).force();
             match api.patch(target, &params, &Patch::Apply(&copy)).await {
@@ -767,7 +898,11 @@ async fn execute(
                 }
                 Err(e) => return Err(fail("update", namespace, target, e)),
             }
-            info!(cluster_pull_secret = %cps_name, namespace, secret = target, "copy updated");
+            if matches!(action, CopyAction::Restore { .. }) {
+                warn!(cluster_pull_secret = %cps_name, namespace, secret = target, "copy had been modified: restored");
+            } else {
+                info!(cluster_pull_secret = %cps_name, namespace, secret = target, "copy updated");
+            }
         }
         (CopyAction::Delete { namespace, name, uid }, _) => {
             match delete(&api, name, uid.as_deref()).await.map_err(|e| fail("delete", namespace, name, e))? {
@@ -833,7 +968,7 @@ pub fn error_policy(cps: Arc<ClusterPullSecret>, error: &Error, ctx: Arc<Context
 }
 
 /// Runs the controller until `shutdown` resolves (then lets passes in flight finish).
-pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn run(client: Client, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()> + Send + 'static) {
     let (namespaces, namespace_writer) = reflector::store();
     let namespace_changes =
         watcher::watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), watcher::Config::default())
@@ -843,20 +978,25 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + 'st
                 ns.metadata.annotations = None;
             })
             .reflect(namespace_writer);
-    let (copies, copy_writer) = reflector::store();
-    let copy_changes = watcher::watcher(
-        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-        watcher::Config::default().labels(&managed_selector()),
-    )
-    .default_backoff()
-    .modify(|copy| copy.metadata.managed_fields = None)
-    .reflect(copy_writer);
-    let cache_changes =
-        futures::stream::select(changes(namespace_changes, "namespaces"), changes(copy_changes, "managed copies"));
 
     let controller =
         Controller::new(Api::<ClusterPullSecret>::all(client.clone()), watcher::Config::default().any_semantic());
     let resources = controller.store();
+    let mut copies = Vec::new();
+    let mut copy_changes = Vec::new();
+    for kind in [SecretKind::DockerConfigJson, SecretKind::DockerCfg] {
+        let (store, writer) = reflector::store();
+        let config = watcher::Config::default().labels(&managed_selector()).fields(&copy_type_selector(kind));
+        let events = watcher::watcher(Api::<Secret>::all(client.clone()), config)
+            .default_backoff()
+            .modify(observe_copy)
+            .reflect(writer);
+        copies.push(store);
+        copy_changes.push(changes_of_copies(events, resources.clone()).boxed());
+    }
+    let cache_changes =
+        futures::stream::select(changes(namespace_changes, "namespaces"), futures::stream::select_all(copy_changes));
+
     let controller = [SecretKind::DockerConfigJson, SecretKind::DockerCfg].into_iter().fold(controller, |c, kind| {
         let resources = resources.clone();
         c.watches(
@@ -865,10 +1005,9 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + 'st
             move |secret| sources_of(&resources, &secret.metadata),
         )
     });
-    let ctx = Arc::new(Context::new(client, namespaces, copies));
+    let ctx = Arc::new(Context::new(client, namespaces, copies, metrics));
     info!("ClusterPullSecret controller started");
     controller
-        .with_config(controller::Config::default().debounce(Duration::from_millis(500)))
         .reconcile_all_on(cache_changes)
         .graceful_shutdown_on(shutdown.shared())
         .run(
@@ -895,6 +1034,27 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + 'st
         })
         .await;
     info!("ClusterPullSecret controller stopped");
+}
+
+/// A tick per change of a copy that needs a pass ([`copy_needs_a_pass`]), and once per completed list.
+fn changes_of_copies(
+    events: impl Stream<Item = Result<Event<Secret>, watcher::Error>> + Send + 'static,
+    resources: Store<ClusterPullSecret>,
+) -> impl Stream<Item = ()> + Send + 'static {
+    events.filter_map(move |event| {
+        let owners =
+            || -> BTreeSet<String> { resources.state().iter().filter_map(|cps| cps.metadata.uid.clone()).collect() };
+        std::future::ready(match event {
+            Ok(Event::InitDone) => Some(()),
+            Ok(Event::Apply(copy)) => copy_needs_a_pass(&copy, false, &owners()).then_some(()),
+            Ok(Event::Delete(copy)) => copy_needs_a_pass(&copy, true, &owners()).then_some(()),
+            Ok(Event::Init | Event::InitApply(_)) => None,
+            Err(error) => {
+                warn!(watch = "copies", %error, "watch failed; retrying with backoff");
+                None
+            }
+        })
+    })
 }
 
 /// The resources whose source is this Secret.
@@ -991,14 +1151,24 @@ mod tests {
         }
     }
 
+    /// A Secret of `ns`/`name` whose controller ownerReference names the resource `owner` (its uid is
+    /// `<owner>-uid`, `cps-uid` for `corp`), written for source `version`, holding that payload as observed.
     fn copy(owner: Option<&str>, ns: &str, name: &str, version: Option<&str>) -> ExistingSecret {
         ExistingSecret {
             namespace: ns.into(),
             name: name.into(),
-            managed_by: owner.map(str::to_string),
+            owner_uid: owner.map(|o| if o == "corp" { "cps-uid".to_string() } else { format!("{o}-uid") }),
             source_hash: version.map(hash_of),
+            payload_hash: version.map(hash_of),
             uid: Some(format!("uid-{ns}-{name}")),
         }
+    }
+    /// Our copy written for `written` whose payload is now `holds`.
+    fn drifted(ns: &str, written: &str, holds: &str) -> ExistingSecret {
+        ExistingSecret { payload_hash: Some(hash_of(holds)), ..ours(ns, "corp", written) }
+    }
+    fn restore(ns: &str) -> CopyAction {
+        CopyAction::Restore { namespace: ns.into(), uid: uid(ns, "corp") }
     }
     fn ours(ns: &str, name: &str, version: &str) -> ExistingSecret {
         copy(Some("corp"), ns, name, Some(version))
@@ -1236,13 +1406,73 @@ mod tests {
             ),
             (
                 "P18",
-                "managed-by label without the owner label is not ours",
+                "no controller ownerReference to our uid: not ours, whatever its labels and annotations say",
                 vec![Ns("a", INTERNAL, false)],
                 selector(INTERNAL),
                 "corp",
                 Some(good_source("v1")),
                 vec![copy(None, "a", "corp", Some("v1"))],
                 vec![conflict("a")],
+            ),
+            (
+                "P19",
+                "class 14: a tenant rewrote our copy's payload: restored",
+                vec![Ns("a", INTERNAL, false)],
+                selector(INTERNAL),
+                "corp",
+                Some(good_source("v1")),
+                vec![drifted("a", "v1", "tenant")],
+                vec![restore("a")],
+            ),
+            (
+                "P20",
+                "class 14: drift while the source rotated: restored (counted as drift)",
+                vec![Ns("a", INTERNAL, false)],
+                selector(INTERNAL),
+                "corp",
+                Some(good_source("v2")),
+                vec![drifted("a", "v1", "tenant")],
+                vec![restore("a")],
+            ),
+            (
+                "P21",
+                "class 14: the payload is intact but our record of it was edited: restored",
+                vec![Ns("a", INTERNAL, false)],
+                selector(INTERNAL),
+                "corp",
+                Some(good_source("v1")),
+                vec![ExistingSecret { source_hash: Some(hash_of("forged")), ..ours("a", "corp", "v1") }],
+                vec![restore("a")],
+            ),
+            (
+                "P22",
+                "our copy found by a probe (labels removed, payload unknown): rewritten",
+                vec![Ns("a", INTERNAL, false)],
+                selector(INTERNAL),
+                "corp",
+                Some(good_source("v1")),
+                vec![ExistingSecret { payload_hash: None, ..ours("a", "corp", "v1") }],
+                vec![update("a")],
+            ),
+            (
+                "P23",
+                "class 13: labels copied onto a tenant's Secrets, no ownerReference: never deleted, never rewritten",
+                vec![Ns("a", NONE, false), Ns("b", INTERNAL, false)],
+                selector(INTERNAL),
+                "corp",
+                Some(good_source("v1")),
+                vec![copy(None, "a", "corp", Some("v1")), copy(None, "b", "other-name", Some("v1"))],
+                vec![create("b")],
+            ),
+            (
+                "P24",
+                "another resource's copy (another uid) of a former name: not ours to delete",
+                vec![Ns("a", INTERNAL, false)],
+                selector(INTERNAL),
+                "corp",
+                Some(good_source("v1")),
+                vec![ours("a", "corp", "v1"), copy(Some("other"), "a", "old-name", Some("v1"))],
+                vec![skip("a")],
             ),
         ];
         for (id, what, namespaces, label_selector, target, source, existing, expected) in rows {
@@ -1252,6 +1482,7 @@ mod tests {
             let source = SourceState::from_secret(source.as_ref());
             let desired = Desired {
                 cluster_pull_secret: "corp",
+                uid: Some("cps-uid"),
                 target_name: target,
                 selected: selected.as_ref(),
                 source_hash: source.hash(),
@@ -1264,32 +1495,72 @@ mod tests {
     fn probes_only_selected_namespaces_without_a_known_secret_of_the_target_name() {
         let selected: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
         let existing = vec![ours("a", "corp", "v1"), copy(Some("other"), "b", "corp", None), ours("c", "old", "v1")];
-        let desired =
-            Desired { cluster_pull_secret: "corp", target_name: "corp", selected: Some(&selected), source_hash: None };
+        let desired = Desired {
+            cluster_pull_secret: "corp",
+            uid: Some("cps-uid"),
+            target_name: "corp",
+            selected: Some(&selected),
+            source_hash: None,
+        };
         assert_eq!(namespaces_to_probe(&desired, &existing), vec!["c".to_string()]);
         assert!(namespaces_to_probe(&Desired { selected: None, ..desired }, &existing).is_empty());
     }
 
     #[test]
-    fn ownership_needs_both_labels() {
-        let with = |pairs: &[(&str, &str)]| {
+    fn ownership_is_the_controller_owner_reference_not_labels() {
+        let with = |labels_: &[(&str, &str)], owners: Vec<OwnerReference>| {
             let m = ObjectMeta {
                 namespace: Some("a".into()),
                 name: Some("corp".into()),
-                labels: Some(labels(pairs)),
-                annotations: Some(labels(&[(HASH_ANNOTATION, "abc")])),
+                labels: Some(labels(labels_)),
+                annotations: Some(labels(&[(HASH_ANNOTATION, "abc"), (OBSERVED_HASH_ANNOTATION, "forged")])),
+                owner_references: Some(owners),
                 uid: Some("u1".into()),
                 ..Default::default()
             };
             ExistingSecret::from_meta(&m).unwrap()
         };
-        let both = with(&[(MANAGED_BY_LABEL, MANAGED_BY_VALUE), (OWNER_LABEL, "corp")]);
-        assert_eq!(both.managed_by.as_deref(), Some("corp"));
-        assert_eq!((both.source_hash.as_deref(), both.uid.as_deref()), (Some("abc"), Some("u1")));
-        assert_eq!(with(&[(MANAGED_BY_LABEL, MANAGED_BY_VALUE)]).managed_by, None);
-        assert_eq!(with(&[(OWNER_LABEL, "corp")]).managed_by, None, "a tenant-set owner label alone is not ours");
-        assert_eq!(with(&[(MANAGED_BY_LABEL, "helm"), (OWNER_LABEL, "corp")]).managed_by, None);
-        assert_eq!(with(&[(MANAGED_BY_LABEL, MANAGED_BY_VALUE), (OWNER_LABEL, "")]).managed_by, None);
+        let owner = |kind: &str, controller: Option<bool>| OwnerReference {
+            api_version: "pullsecret-injector.io/v1alpha1".into(),
+            kind: kind.into(),
+            name: "corp".into(),
+            uid: "cps-uid".into(),
+            controller,
+            block_owner_deletion: Some(false),
+        };
+        let both = [(MANAGED_BY_LABEL, MANAGED_BY_VALUE), (OWNER_LABEL, "corp")];
+        let copy = with(&[], vec![owner("ClusterPullSecret", Some(true))]);
+        assert_eq!(copy.owner_uid.as_deref(), Some("cps-uid"), "labels are not needed");
+        assert_eq!((copy.source_hash.as_deref(), copy.uid.as_deref()), (Some("abc"), Some("u1")));
+        assert_eq!(copy.payload_hash, None, "metadata never tells the payload, whatever an annotation claims");
+        assert_eq!(with(&both, vec![]).owner_uid, None, "labels alone are not ours");
+        assert_eq!(with(&both, vec![owner("ClusterPullSecret", None)]).owner_uid, None, "not the controller");
+        assert_eq!(with(&both, vec![owner("Deployment", Some(true))]).owner_uid, None);
+    }
+
+    /// The copy watch keeps no payload, and the hash it keeps is computed, never taken from the object.
+    #[test]
+    fn observed_copies_keep_the_payload_hash_only() {
+        let SourceState::Usable(p) = SourceState::from_secret(Some(&good_source("v1"))) else { panic!() };
+        let mut copy = copy_secret(&cps(None), "team-a", &p, Some("copy-uid"));
+        copy.data.as_mut().unwrap().insert("extra".into(), ByteString(b"ignored".to_vec()));
+        copy.metadata.annotations.as_mut().unwrap().insert(OBSERVED_HASH_ANNOTATION.into(), "forged".into());
+        observe_copy(&mut copy);
+        assert_eq!((copy.data.as_ref(), copy.string_data.as_ref()), (None, None));
+        let existing = ExistingSecret::from_copy(&copy).unwrap();
+        assert_eq!(existing.payload_hash.as_deref(), Some(p.hash.as_str()));
+        assert!(!existing.drifted());
+        let owners: BTreeSet<String> = ["cps-uid".to_string()].into();
+        assert!(!copy_needs_a_pass(&copy, false, &owners), "our own write calls for nothing");
+        assert!(copy_needs_a_pass(&copy, true, &owners), "a deleted copy does");
+        assert!(!copy_needs_a_pass(&copy, true, &BTreeSet::new()), "not a known resource's");
+
+        let SourceState::Usable(tenant) = SourceState::from_secret(Some(&good_source("tenant"))) else { panic!() };
+        let mut edited = copy_secret(&cps(None), "team-a", &p, Some("copy-uid"));
+        edited.data = copy_secret(&cps(None), "team-a", &tenant, None).data;
+        observe_copy(&mut edited);
+        assert!(ExistingSecret::from_copy(&edited).unwrap().drifted());
+        assert!(copy_needs_a_pass(&edited, false, &owners), "a drifted copy does");
     }
 
     #[test]
@@ -1428,6 +1699,22 @@ mod tests {
             status_for(None, None, &specs, &outcome(), subsecond).conditions[0].last_transition_time,
             Time(t0),
             "the API server keeps seconds: so do we, or every pass would differ"
+        );
+    }
+
+    #[test]
+    fn a_restored_copy_is_a_warning_naming_its_namespaces() {
+        let restored = Outcome { restored: (1..=6).map(|i| format!("t{i}")).collect(), ..outcome() };
+        let events = events_for(None, &conditions_for(&restored, "corp", &source_ref()), &restored);
+        assert_eq!(
+            events,
+            vec![EventSpec {
+                warning: true,
+                reason: "CopyModified".into(),
+                note: "the copy in 6 namespace(s) had been changed since it was written and was restored: t1, t2, \
+                       t3, t4, t5 and 1 more"
+                    .into(),
+            }]
         );
     }
 

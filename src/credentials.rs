@@ -1,12 +1,25 @@
 //! What the decision may inject in a namespace: its pull Secrets (registry keys only, never credentials) plus the
 //! credentials `ClusterPullSecret`s distribute to it, and the namespace's labels.
 //!
-//! [`CredentialIndex`] keeps, per namespace, an immutable snapshot that admission reads with one `Arc` clone. It is
-//! fed by the cluster watchers in `serve`, by the secrets directory, and by the manifests given to `mutate`/`explain`,
-//! so the three reach the same decision from the same objects.
+//! [`CredentialIndex`] holds the primary state: every Secret reduced to what matching needs, the namespaces'
+//! labels and the distributions. It does not keep snapshots itself: a change only marks its namespace dirty, in a
+//! first-in first-out queue that coalesces repeated changes of one namespace ([`CredentialIndex::next_dirty`]).
+//! Whoever serves admission (`cache::LiveCredentials`) takes the namespaces from that queue one at a time, builds
+//! each one's [`NamespaceCredentials`] off the request path from [`ViewInputs`] (one sort, no quadratic step) and
+//! publishes it as an immutable snapshot. The same index serves `mutate`/`explain` and the secrets directory, which
+//! build a namespace's view on demand with [`CredentialIndex::view`], so the three reach the same decision from
+//! the same objects.
+//!
+//! What one tenant can make the index spend is bounded ([`IndexLimits`]): a Secret whose payload is larger than
+//! `max_secret_bytes` or that holds more than `max_keys_per_secret` registry keys is not indexed, and a namespace
+//! indexes at most `max_keys_per_namespace` keys. A Secret left out by a bound stays a candidate *with no keys*:
+//! it is never injected (the webhook cannot tell which images it covers, and injecting it for none is exact for a
+//! Pod that does not list it), and its name still shadows a distributed credential of that name (the kubelet reads
+//! that Secret, not the distribution).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::{Selector, SelectorExt};
@@ -16,6 +29,73 @@ use crate::dockerconfig::{self, SecretKind};
 use crate::keyring::{IndexedKeyring, Keyring};
 use crate::pod;
 
+/// `--max-secret-bytes` default: the payload size a pull Secret may have to be indexed.
+pub const DEFAULT_MAX_SECRET_BYTES: usize = 256 * 1024;
+/// `--max-keys-per-secret` default.
+pub const DEFAULT_MAX_KEYS_PER_SECRET: usize = 1_000;
+/// `--max-keys-per-namespace` default.
+pub const DEFAULT_MAX_KEYS_PER_NAMESPACE: usize = 10_000;
+
+/// What one Secret and one namespace may cost the index (issue 11, class 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexLimits {
+    /// A pull Secret whose payload (the type's data key) is larger is not decoded.
+    pub max_secret_bytes: usize,
+    /// A pull Secret with more registry keys is not indexed.
+    pub max_keys_per_secret: usize,
+    /// Keys a namespace's snapshot holds at most; a Secret counts at least one. Distributed credentials are taken
+    /// first, then the namespace's own Secrets in name order; one that does not fit in what is left is not indexed.
+    pub max_keys_per_namespace: usize,
+}
+
+impl Default for IndexLimits {
+    fn default() -> Self {
+        Self {
+            max_secret_bytes: DEFAULT_MAX_SECRET_BYTES,
+            max_keys_per_secret: DEFAULT_MAX_KEYS_PER_SECRET,
+            max_keys_per_namespace: DEFAULT_MAX_KEYS_PER_NAMESPACE,
+        }
+    }
+}
+
+/// A bound of [`IndexLimits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Limit {
+    SecretBytes,
+    KeysPerSecret,
+    KeysPerNamespace,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 3] = [Limit::SecretBytes, Limit::KeysPerSecret, Limit::KeysPerNamespace];
+
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::SecretBytes => "secret_bytes",
+            Self::KeysPerSecret => "keys_per_secret",
+            Self::KeysPerNamespace => "keys_per_namespace",
+        }
+    }
+
+    /// The flag that sets it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::SecretBytes => "--max-secret-bytes",
+            Self::KeysPerSecret => "--max-keys-per-secret",
+            Self::KeysPerNamespace => "--max-keys-per-namespace",
+        }
+    }
+}
+
+/// A Secret left out of the index by a bound: which one, the Secret's size in its unit, and the bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverLimit {
+    pub limit: Limit,
+    pub size: usize,
+    pub max: usize,
+}
+
 /// A Secret the kubelet would read as a pull Secret (R1), reduced to what matching needs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CandidateSecret {
@@ -23,7 +103,8 @@ pub struct CandidateSecret {
     pub name: String,
     /// Which payload the kubelet reads (R1).
     pub kind: SecretKind,
-    /// The registry keys as written in the Secret, or why the kubelet would fail to decode it (R4).
+    /// The registry keys as written in the Secret, or why the kubelet would fail to decode it (R4). Empty for a
+    /// Secret left out of the index by a bound ([`IndexLimits`]).
     pub keys: Result<Vec<String>, String>,
     pub origin: Origin,
 }
@@ -55,21 +136,9 @@ pub enum Origin {
 impl CandidateSecret {
     /// Reduces a Secret to a candidate, or `None` when the kubelet ignores it as a pull Secret (R2): another type,
     /// or the type's data key missing or empty. `stringData` (as written in a manifest) is honoured like the
-    /// API server does: it wins over `data`.
+    /// API server does: it wins over `data`. No bound applies: see [`Reduced::of`].
     pub fn from_secret(secret: &Secret) -> Option<Self> {
-        let kind = match secret.type_.as_deref()? {
-            t if t == SecretKind::DockerConfigJson.secret_type() => SecretKind::DockerConfigJson,
-            t if t == SecretKind::DockerCfg.secret_type() => SecretKind::DockerCfg,
-            _ => return None,
-        };
-        let key = kind.data_key();
-        let payload: &[u8] = match secret.string_data.as_ref().and_then(|d| d.get(key)) {
-            Some(text) => text.as_bytes(),
-            None => &secret.data.as_ref()?.get(key)?.0,
-        };
-        if payload.is_empty() {
-            return None;
-        }
+        let (kind, payload) = pull_payload(secret)?;
         Some(Self {
             name: secret.metadata.name.clone()?,
             kind,
@@ -80,6 +149,89 @@ impl CandidateSecret {
 
     pub fn is_decodable(&self) -> bool {
         self.keys.is_ok()
+    }
+
+    /// The same candidate without keys: what a Secret left out by a bound is.
+    fn without_keys(&self) -> Self {
+        Self { name: self.name.clone(), kind: self.kind, keys: Ok(Vec::new()), origin: self.origin.clone() }
+    }
+
+    /// What it costs a namespace's bound: its keys, at least one.
+    fn cost(&self) -> usize {
+        self.keys.as_ref().map_or(1, |keys| keys.len().max(1))
+    }
+}
+
+/// The pull-Secret kind of a Secret, and its payload when the kubelet reads it (non-empty, R1-R2).
+fn pull_payload(secret: &Secret) -> Option<(SecretKind, &[u8])> {
+    let kind = pull_kind(secret)?;
+    let key = kind.data_key();
+    let payload: &[u8] = match secret.string_data.as_ref().and_then(|d| d.get(key)) {
+        Some(text) => text.as_bytes(),
+        None => &secret.data.as_ref()?.get(key)?.0,
+    };
+    (!payload.is_empty()).then_some((kind, payload))
+}
+
+fn pull_kind(secret: &Secret) -> Option<SecretKind> {
+    match secret.type_.as_deref()? {
+        t if t == SecretKind::DockerConfigJson.secret_type() => Some(SecretKind::DockerConfigJson),
+        t if t == SecretKind::DockerCfg.secret_type() => Some(SecretKind::DockerCfg),
+        _ => None,
+    }
+}
+
+/// What the index keeps of one Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reduced {
+    /// A pull Secret the kubelet reads; `over` when a bound left its keys out (the candidate then has none).
+    Candidate { candidate: CandidateSecret, over: Option<OverLimit> },
+    /// A Secret of a pull type whose payload is missing or empty: the kubelet finds no credential in it (R2), but
+    /// its name is taken.
+    Ignored { name: String, kind: SecretKind },
+    /// A Secret of any other type (`Opaque`, ...): no credential for the kubelet, but its name is taken.
+    Other { name: String },
+}
+
+impl Reduced {
+    /// Reduces a Secret within `limits`: a payload over `max_secret_bytes` is not even decoded. `None` for a
+    /// Secret without a name.
+    pub fn of(secret: &Secret, limits: &IndexLimits) -> Option<Self> {
+        let name = secret.metadata.name.clone()?;
+        let Some(kind) = pull_kind(secret) else { return Some(Self::Other { name }) };
+        let Some((_, payload)) = pull_payload(secret) else { return Some(Self::Ignored { name, kind }) };
+        let empty = |over: OverLimit, name: String| Self::Candidate {
+            candidate: CandidateSecret { name, kind, keys: Ok(Vec::new()), origin: Origin::Namespace },
+            over: Some(over),
+        };
+        if payload.len() > limits.max_secret_bytes {
+            let over = OverLimit { limit: Limit::SecretBytes, size: payload.len(), max: limits.max_secret_bytes };
+            return Some(empty(over, name));
+        }
+        let keys = dockerconfig::decode_keys(kind, payload).map_err(|e| e.to_string());
+        if let Ok(keys) = &keys
+            && keys.len() > limits.max_keys_per_secret
+        {
+            let over = OverLimit { limit: Limit::KeysPerSecret, size: keys.len(), max: limits.max_keys_per_secret };
+            return Some(empty(over, name));
+        }
+        Some(Self::Candidate { candidate: CandidateSecret { name, kind, keys, origin: Origin::Namespace }, over: None })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Candidate { candidate, .. } => &candidate.name,
+            Self::Ignored { name, .. } | Self::Other { name } => name,
+        }
+    }
+
+    /// The pull-Secret type, `None` for another type.
+    pub fn kind(&self) -> Option<SecretKind> {
+        match self {
+            Self::Candidate { candidate, .. } => Some(candidate.kind),
+            Self::Ignored { kind, .. } => Some(*kind),
+            Self::Other { .. } => None,
+        }
     }
 }
 
@@ -109,22 +261,18 @@ pub struct NamespaceKeys {
 }
 
 impl NamespaceCredentials {
-    /// `secrets` must be sorted by name with unique names.
+    /// `secrets` must be sorted by name with unique names. O(k log k) in the number of keys: one sort, each
+    /// distinct key parsed once.
     pub fn new(labels: BTreeMap<String, String>, secrets: Vec<Arc<CandidateSecret>>) -> Self {
         debug_assert!(secrets.windows(2).all(|w| w[0].name < w[1].name), "sorted, unique names");
-        let mut keyring = Keyring::new();
-        let mut undecodable = Vec::new();
-        for (i, secret) in secrets.iter().enumerate() {
-            let i = u32::try_from(i).expect("fewer than 2^32 Secrets in a namespace");
-            match &secret.keys {
-                Ok(keys) => {
-                    for key in keys {
-                        keyring.add(key, i);
-                    }
-                }
-                Err(_) => undecodable.push(i),
-            }
-        }
+        let index = |i: usize| u32::try_from(i).expect("fewer than 2^32 Secrets in a namespace");
+        let entries = secrets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.keys.as_ref().ok().map(|keys| (i, keys)))
+            .flat_map(|(i, keys)| keys.iter().map(move |key| (key.as_str(), index(i))));
+        let keyring = Keyring::from_entries(entries);
+        let undecodable = secrets.iter().enumerate().filter(|(_, s)| s.keys.is_err()).map(|(i, _)| index(i)).collect();
         let keys = NamespaceKeys { keyring: IndexedKeyring::new(keyring), undecodable };
         Self { labels, secrets, keys }
     }
@@ -179,6 +327,9 @@ struct Distribution {
     target_name: String,
     /// `None` when the selector cannot be parsed: it then selects nothing.
     selector: Option<Selector>,
+    /// The candidate it offers (the source's keys under the target name), shared by every namespace; `None` while
+    /// the source is not a pull Secret the index holds.
+    offered: Option<(Arc<CandidateSecret>, Option<OverLimit>)>,
 }
 
 impl Distribution {
@@ -187,18 +338,70 @@ impl Distribution {
             source: (cps.spec.secret_ref.namespace.clone(), cps.spec.secret_ref.name.clone()),
             target_name: cps.target_name().to_string(),
             selector: Selector::try_from(cps.spec.namespace_selector.clone()).ok(),
+            offered: None,
         }
     }
 }
 
-/// All candidates and namespace labels, with a ready snapshot per namespace.
+/// What the index holds of one Secret name in a namespace (from the pull-Secret watches).
+#[derive(Debug, Clone)]
+enum Entry {
+    Candidate {
+        secret: Arc<CandidateSecret>,
+        over: Option<OverLimit>,
+    },
+    /// A pull-type Secret without a payload: no candidate, the name taken.
+    Ignored(SecretKind),
+}
+
+impl Entry {
+    fn kind(&self) -> SecretKind {
+        match self {
+            Self::Candidate { secret, .. } => secret.kind,
+            Self::Ignored(kind) => *kind,
+        }
+    }
+}
+
+/// The key of the view of a namespace the index does not know (no labels, no Secrets): no namespace has an
+/// empty name.
+pub const UNSEEN_NAMESPACE: &str = "";
+
+/// Namespaces whose snapshot is out of date, in the order they became so; each at most once.
+#[derive(Debug, Default)]
+struct DirtyQueue {
+    queue: VecDeque<Dirty>,
+    queued: HashSet<String>,
+}
+
+/// A namespace whose snapshot is out of date since `since`, by changes from number `change` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dirty {
+    pub namespace: String,
+    pub since: Instant,
+    pub change: u64,
+}
+
+/// All candidates and namespace labels, and which namespaces' snapshots are out of date.
 #[derive(Debug, Default)]
 pub struct CredentialIndex {
-    secrets: HashMap<String, BTreeMap<String, Arc<CandidateSecret>>>,
+    limits: IndexLimits,
+    secrets: HashMap<String, BTreeMap<String, Entry>>,
+    /// Names taken by Secrets of other types, by name, with their namespaces.
+    others: HashMap<String, BTreeSet<String>>,
+    /// Cluster mode: `others` only knows the names it was told about, each once its list completed (`others_listed`);
+    /// until then a distribution of that name is not offered. Off: `others` holds every Secret of another type.
+    others_by_name: bool,
+    others_listed: HashSet<String>,
     namespaces: HashMap<String, BTreeMap<String, String>>,
     distributions: BTreeMap<String, Distribution>,
-    views: HashMap<String, Arc<NamespaceCredentials>>,
-    empty: Arc<NamespaceCredentials>,
+    distributions_listed: bool,
+    candidate_count: usize,
+    dirty: DirtyQueue,
+    /// The number of the change in progress (see [`CredentialIndex::start_change`]).
+    change: u64,
+    /// Bumped whenever the set of target names or of their lists changes.
+    distribution_epoch: u64,
 }
 
 impl CredentialIndex {
@@ -206,33 +409,186 @@ impl CredentialIndex {
         Self::default()
     }
 
-    /// Adds or replaces a Secret (any type: one that is no pull Secret removes a previous candidate of that name).
-    pub fn apply_secret(&mut self, secret: &Secret) {
-        let (Some(ns), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name) else {
-            return;
-        };
-        match CandidateSecret::from_secret(secret) {
-            Some(candidate) => {
-                self.secrets.entry(ns.clone()).or_default().insert(name.clone(), Arc::new(candidate));
-            }
-            None => {
-                if let Some(map) = self.secrets.get_mut(ns) {
-                    map.remove(name);
-                }
-            }
-        }
-        self.refresh_after_secret_change(ns, name);
+    pub fn with_limits(limits: IndexLimits) -> Self {
+        Self { limits, ..Self::default() }
     }
 
-    pub fn delete_secret(&mut self, namespace: &str, name: &str) {
-        if let Some(map) = self.secrets.get_mut(namespace) {
-            map.remove(name);
-            if map.is_empty() {
-                self.secrets.remove(namespace);
+    pub fn limits(&self) -> &IndexLimits {
+        &self.limits
+    }
+
+    /// The number of the last change started.
+    pub fn change_number(&self) -> u64 {
+        self.change
+    }
+
+    /// Goes on numbering changes from `change` (an index that replaces another).
+    pub fn continue_changes_from(&mut self, change: u64) {
+        self.change = self.change.max(change);
+    }
+
+    /// Numbers the changes that follow (the dirty namespaces remember the first change that made them so).
+    pub fn start_change(&mut self) -> u64 {
+        self.change += 1;
+        self.change
+    }
+
+    /// Secrets of types other than pull Secrets are learnt per name (cluster mode: one watch per `targetName`,
+    /// [`CredentialIndex::replace_other_secrets_named`]), not from every Secret.
+    pub fn learn_other_secrets_by_name(&mut self) {
+        if !self.others_by_name {
+            self.others_by_name = true;
+            self.distribution_epoch += 1;
+            self.touch_all();
+        }
+    }
+
+    // --- Secrets ----------------------------------------------------------------------------------------------
+
+    /// Adds or replaces a Secret, of any type: a pull Secret becomes a candidate; a Secret the kubelet finds no
+    /// credential in (another type, or an empty payload) only takes its name.
+    pub fn apply_secret(&mut self, secret: &Secret) {
+        let (Some(ns), Some(reduced)) = (&secret.metadata.namespace, Reduced::of(secret, &self.limits)) else {
+            return;
+        };
+        self.apply_reduced(ns, reduced);
+    }
+
+    /// [`CredentialIndex::apply_secret`] for a Secret already reduced.
+    pub fn apply_reduced(&mut self, namespace: &str, reduced: Reduced) {
+        match reduced {
+            Reduced::Other { name } => {
+                self.remove_entry(namespace, &name, None);
+                self.apply_other_secret(namespace, &name);
+            }
+            pull => {
+                let name = pull.name().to_string();
+                self.remove_other(namespace, &name);
+                let entry = match pull {
+                    Reduced::Candidate { candidate, over } => Entry::Candidate { secret: Arc::new(candidate), over },
+                    Reduced::Ignored { kind, .. } => Entry::Ignored(kind),
+                    Reduced::Other { .. } => unreachable!("handled above"),
+                };
+                self.set_entry(namespace, &name, Some(entry));
             }
         }
-        self.refresh_after_secret_change(namespace, name);
     }
+
+    /// Removes a Secret whatever its type.
+    pub fn delete_secret(&mut self, namespace: &str, name: &str) {
+        self.remove_entry(namespace, name, None);
+        self.remove_other(namespace, name);
+    }
+
+    /// Removes a pull Secret of `kind` (a watch of that type saw it go): a Secret of that name with another type,
+    /// seen since by another watch, stays.
+    pub fn delete_secret_of_kind(&mut self, kind: SecretKind, namespace: &str, name: &str) {
+        self.remove_entry(namespace, name, Some(kind));
+    }
+
+    /// A Secret of another type takes `name` in `namespace`.
+    pub fn apply_other_secret(&mut self, namespace: &str, name: &str) {
+        if self.others.entry(name.to_string()).or_default().insert(namespace.to_string()) {
+            self.touch_if_target(namespace, name);
+        }
+    }
+
+    /// A Secret of another type named `name` left `namespace`.
+    pub fn delete_other_secret(&mut self, namespace: &str, name: &str) {
+        self.remove_other(namespace, name);
+    }
+
+    /// Every Secret of another type named `name` (one list of the watch of that name); the name counts as known
+    /// from now on.
+    pub fn replace_other_secrets_named(&mut self, name: &str, namespaces: impl IntoIterator<Item = String>) {
+        let new: BTreeSet<String> = namespaces.into_iter().collect();
+        let old = self.others.remove(name).unwrap_or_default();
+        for ns in old.symmetric_difference(&new) {
+            self.touch_if_target(ns, name);
+        }
+        if !new.is_empty() {
+            self.others.insert(name.to_string(), new);
+        }
+        if self.others_listed.insert(name.to_string()) {
+            self.distribution_epoch += 1;
+            self.touch_all_for_target(name);
+        }
+    }
+
+    /// Forgets what is known of Secrets of other types named `name` (no distribution uses that name any more).
+    pub fn forget_other_secrets_named(&mut self, name: &str) {
+        for ns in self.others.remove(name).unwrap_or_default() {
+            self.touch(&ns);
+        }
+        if self.others_listed.remove(name) {
+            self.distribution_epoch += 1;
+        }
+    }
+
+    /// Replaces every Secret of other types at once (local mode: the objects of a directory or of the command
+    /// line).
+    pub fn replace_other_secrets<'a>(&mut self, secrets: impl IntoIterator<Item = &'a Secret>) {
+        for (name, namespaces) in std::mem::take(&mut self.others) {
+            for ns in namespaces {
+                self.touch_if_target(&ns, &name);
+            }
+        }
+        for secret in secrets {
+            if pull_kind(secret).is_none()
+                && let (Some(ns), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name)
+            {
+                self.apply_other_secret(ns, name);
+            }
+        }
+    }
+
+    /// Replaces every Secret of one kind at once (a relist of that kind's watch). Each kind has its own watch (a
+    /// field selector takes one `type`), so a relist of one leaves the other alone.
+    pub fn replace_secrets<'a>(&mut self, kind: SecretKind, secrets: impl IntoIterator<Item = &'a Secret>) {
+        let limits = self.limits;
+        let reduced = secrets
+            .into_iter()
+            .filter(|s| s.type_.as_deref() == Some(kind.secret_type()))
+            .filter_map(|s| Some((s.metadata.namespace.clone()?, Reduced::of(s, &limits)?)))
+            .collect::<Vec<_>>();
+        self.replace_reduced(kind, reduced);
+    }
+
+    /// [`CredentialIndex::replace_secrets`] for Secrets already reduced (a watch buffers these, not whole Secrets,
+    /// while it relists). Entries of another kind are ignored.
+    pub fn replace_reduced(&mut self, kind: SecretKind, secrets: impl IntoIterator<Item = (String, Reduced)>) {
+        let mut new: HashMap<String, BTreeMap<String, Entry>> = HashMap::new();
+        for (ns, reduced) in secrets {
+            let (name, entry) = match reduced {
+                Reduced::Candidate { candidate, over } if candidate.kind == kind => {
+                    (candidate.name.clone(), Entry::Candidate { secret: Arc::new(candidate), over })
+                }
+                Reduced::Ignored { name, kind: k } if k == kind => (name, Entry::Ignored(kind)),
+                _ => continue,
+            };
+            new.entry(ns).or_default().insert(name, entry);
+        }
+        // Old entries of this kind that are gone or changed, then the new ones.
+        let namespaces: Vec<String> = self.secrets.keys().cloned().collect();
+        for ns in namespaces {
+            let keep = new.get(&ns);
+            let stale: Vec<String> = self.secrets[&ns]
+                .iter()
+                .filter(|(name, e)| e.kind() == kind && keep.is_none_or(|k| !k.contains_key(*name)))
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in stale {
+                self.set_entry(&ns, &name, None);
+            }
+        }
+        for (ns, entries) in new {
+            for (name, entry) in entries {
+                self.set_entry(&ns, &name, Some(entry));
+            }
+        }
+    }
+
+    // --- Namespaces and distributions ---------------------------------------------------------------------------
 
     /// Adds or replaces a Namespace (its labels decide opt-out and distribution).
     pub fn apply_namespace(&mut self, namespace: &Namespace) {
@@ -240,78 +596,65 @@ impl CredentialIndex {
         let labels = namespace.metadata.labels.clone().unwrap_or_default();
         if self.namespaces.get(name) != Some(&labels) {
             self.namespaces.insert(name.clone(), labels);
-            self.rebuild(name);
+            self.touch(name);
         }
     }
 
     pub fn delete_namespace(&mut self, name: &str) {
-        self.namespaces.remove(name);
-        self.rebuild(name);
+        if self.namespaces.remove(name).is_some() {
+            self.touch(name);
+        }
     }
 
     pub fn apply_cluster_pull_secret(&mut self, cps: &ClusterPullSecret) {
         let Some(name) = cps.metadata.name.clone() else { return };
         self.distributions.insert(name, Distribution::of(cps));
-        self.rebuild_all();
+        self.distributions_changed();
     }
 
     pub fn delete_cluster_pull_secret(&mut self, name: &str) {
         if self.distributions.remove(name).is_some() {
-            self.rebuild_all();
+            self.distributions_changed();
         }
-    }
-
-    /// Replaces every Secret of one kind at once (a relist of that kind's watch), then rebuilds every snapshot once.
-    /// Each kind has its own watch (a field selector takes one `type`), so a relist of one leaves the other alone.
-    pub fn replace_secrets<'a>(&mut self, kind: SecretKind, secrets: impl IntoIterator<Item = &'a Secret>) {
-        let candidates = secrets
-            .into_iter()
-            .filter(|s| s.type_.as_deref() == Some(kind.secret_type()))
-            .filter_map(|s| Some((s.metadata.namespace.clone()?, CandidateSecret::from_secret(s)?)));
-        self.replace_candidates(kind, candidates);
-    }
-
-    /// [`CredentialIndex::replace_secrets`] for Secrets already reduced to candidates (a watch buffers these, not
-    /// whole Secrets, while it relists).
-    pub fn replace_candidates(
-        &mut self,
-        kind: SecretKind,
-        candidates: impl IntoIterator<Item = (String, CandidateSecret)>,
-    ) {
-        for map in self.secrets.values_mut() {
-            map.retain(|_, s| s.kind != kind);
-        }
-        self.secrets.retain(|_, map| !map.is_empty());
-        for (namespace, candidate) in candidates {
-            if candidate.kind == kind {
-                self.secrets.entry(namespace).or_default().insert(candidate.name.clone(), Arc::new(candidate));
-            }
-        }
-        self.rebuild_all();
     }
 
     /// Replaces every Namespace at once (a relist).
     pub fn replace_namespaces<'a>(&mut self, namespaces: impl IntoIterator<Item = &'a Namespace>) {
-        self.namespaces = namespaces
+        let new: HashMap<String, BTreeMap<String, String>> = namespaces
             .into_iter()
             .filter_map(|n| Some((n.metadata.name.clone()?, n.metadata.labels.clone().unwrap_or_default())))
             .collect();
-        self.rebuild_all();
+        let changed: Vec<String> = self
+            .namespaces
+            .iter()
+            .filter(|(name, labels)| new.get(*name) != Some(labels))
+            .map(|(name, _)| name.clone())
+            .chain(
+                new.iter().filter(|(name, labels)| self.namespaces.get(*name) != Some(labels)).map(|(n, _)| n.clone()),
+            )
+            .collect();
+        self.namespaces = new;
+        for ns in changed {
+            self.touch(&ns);
+        }
     }
 
-    /// Replaces every ClusterPullSecret at once (a relist).
+    /// Replaces every ClusterPullSecret at once (a relist); the distributions count as known from now on.
     pub fn replace_cluster_pull_secrets<'a>(&mut self, all: impl IntoIterator<Item = &'a ClusterPullSecret>) {
         self.distributions.clear();
         for cps in all {
             let Some(name) = cps.metadata.name.clone() else { continue };
             self.distributions.insert(name, Distribution::of(cps));
         }
-        self.rebuild_all();
+        self.distributions_listed = true;
+        self.distributions_changed();
     }
+
+    // --- Reading ------------------------------------------------------------------------------------------------
 
     /// Number of candidate Secrets held (for metrics).
     pub fn secret_count(&self) -> usize {
-        self.secrets.values().map(BTreeMap::len).sum()
+        self.candidate_count
     }
 
     pub fn namespace_count(&self) -> usize {
@@ -322,9 +665,49 @@ impl CredentialIndex {
         self.distributions.len()
     }
 
-    /// The snapshot of one namespace.
+    /// The snapshot of one namespace, built now (`mutate`, `explain`, tests); `serve` publishes snapshots instead.
     pub fn view(&self, namespace: &str) -> Arc<NamespaceCredentials> {
-        self.views.get(namespace).cloned().unwrap_or_else(|| self.empty.clone())
+        Arc::new(self.view_inputs(namespace).build().view)
+    }
+
+    /// Whether the index knows anything of `namespace` (Secrets or labels); an unknown one is seen as
+    /// [`UNSEEN_NAMESPACE`].
+    pub fn knows(&self, namespace: &str) -> bool {
+        namespace == UNSEEN_NAMESPACE
+            || self.secrets.contains_key(namespace)
+            || self.namespaces.contains_key(namespace)
+            || self.others.values().any(|namespaces| namespaces.contains(namespace))
+    }
+
+    /// What building one namespace's snapshot needs, taken out of the index (shared `Arc`s, no key copied), so
+    /// that the build runs without holding whatever guards the index.
+    pub fn view_inputs(&self, namespace: &str) -> ViewInputs {
+        let labels = self.namespaces.get(namespace).cloned().unwrap_or_default();
+        let mut own = Vec::new();
+        let mut taken = BTreeSet::new();
+        for (name, entry) in self.secrets.get(namespace).into_iter().flatten() {
+            match entry {
+                Entry::Candidate { secret, over } => own.push((secret.clone(), *over)),
+                Entry::Ignored(_) => {
+                    taken.insert(name.as_str());
+                }
+            }
+        }
+        let mut distributed: Vec<(Arc<CandidateSecret>, Option<OverLimit>)> = Vec::new();
+        for d in self.distributions.values() {
+            let Some((offered, over)) = &d.offered else { continue };
+            let target = d.target_name.as_str();
+            let shadowed = own.binary_search_by(|(s, _)| s.name.as_str().cmp(target)).is_ok()
+                || taken.contains(target)
+                || self.others.get(target).is_some_and(|namespaces| namespaces.contains(namespace))
+                // Until the webhook knows whether a Secret of another type holds the name, it does not offer it.
+                || (self.others_by_name && !self.others_listed.contains(target))
+                || distributed.iter().any(|(s, _)| s.name == target);
+            if !shadowed && selects(d, &labels) {
+                distributed.push((offered.clone(), *over));
+            }
+        }
+        ViewInputs { labels, own, distributed, limits: self.limits }
     }
 
     /// Namespaces a ClusterPullSecret selects (for the controller and `explain`): known namespaces whose labels
@@ -337,64 +720,229 @@ impl CredentialIndex {
         out
     }
 
-    fn refresh_after_secret_change(&mut self, namespace: &str, name: &str) {
-        let is_source = self.distributions.values().any(|d| d.source.0 == namespace && d.source.1 == name);
-        if is_source {
-            self.rebuild_all();
-        } else {
-            self.rebuild(namespace);
+    /// The `targetName`s of the distributions (each needs a watch of the Secrets of other types of that name).
+    pub fn target_names(&self) -> BTreeSet<String> {
+        self.distributions.values().map(|d| d.target_name.clone()).filter(|n| !n.is_empty()).collect()
+    }
+
+    /// Every distribution is known and, in cluster mode, so is every Secret of another type holding one of their
+    /// names: only then can a distributed credential be offered wherever it is due.
+    pub fn distributions_ready(&self) -> bool {
+        self.distributions_listed
+            && (!self.others_by_name || self.target_names().iter().all(|n| self.others_listed.contains(n)))
+    }
+
+    /// Marks the distributions as known without any (the ClusterPullSecret CRD is not installed).
+    pub fn no_distributions(&mut self) {
+        self.replace_cluster_pull_secrets(std::iter::empty());
+    }
+
+    /// Changes whenever [`CredentialIndex::target_names`] or [`CredentialIndex::distributions_ready`] may have.
+    pub fn distribution_epoch(&self) -> u64 {
+        self.distribution_epoch
+    }
+
+    // --- The dirty queue ----------------------------------------------------------------------------------------
+
+    /// The namespace whose snapshot has been out of date longest, taken off the queue. A namespace changed again
+    /// meanwhile comes back once, at the end of the queue: a namespace that changes all the time is rebuilt once
+    /// per round, and every other one waits at most one round.
+    pub fn next_dirty(&mut self) -> Option<Dirty> {
+        let dirty = self.dirty.queue.pop_front()?;
+        self.dirty.queued.remove(&dirty.namespace);
+        Some(dirty)
+    }
+
+    /// The oldest out-of-date snapshot: since when, and from which change on.
+    pub fn oldest_dirty(&self) -> Option<(Instant, u64)> {
+        self.dirty.queue.front().map(|d| (d.since, d.change))
+    }
+
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.queue.len()
+    }
+
+    /// Takes every namespace off the queue (their snapshots were all rebuilt at once).
+    pub fn clear_dirty(&mut self) {
+        self.dirty = DirtyQueue::default();
+    }
+
+    /// Every namespace the index knows, plus [`UNSEEN_NAMESPACE`].
+    pub fn known_namespaces(&self) -> BTreeSet<String> {
+        self.secrets
+            .keys()
+            .chain(self.namespaces.keys())
+            .chain(self.others.values().flatten())
+            .cloned()
+            .chain(std::iter::once(UNSEEN_NAMESPACE.to_string()))
+            .collect()
+    }
+
+    fn touch(&mut self, namespace: &str) {
+        if self.dirty.queued.insert(namespace.to_string()) {
+            self.dirty.queue.push_back(Dirty {
+                namespace: namespace.to_string(),
+                since: Instant::now(),
+                change: self.change,
+            });
         }
     }
 
-    fn rebuild_all(&mut self) {
-        let names: BTreeSet<String> = self.secrets.keys().chain(self.namespaces.keys()).cloned().collect();
-        self.views.clear();
-        for ns in names {
-            self.rebuild(&ns);
+    fn touch_all(&mut self) {
+        for ns in self.known_namespaces() {
+            self.touch(&ns);
         }
-        // A namespace the index has not seen (yet) is taken as one with no labels and no Secrets.
-        self.empty = Arc::new(self.build_view(""));
     }
 
-    /// Recomputes one namespace's snapshot from the primary maps.
-    fn rebuild(&mut self, namespace: &str) {
-        if !self.secrets.contains_key(namespace) && !self.namespaces.contains_key(namespace) {
-            self.views.remove(namespace);
-            return;
+    /// A change of what holds `name` in `namespace` matters to that namespace only if a distribution uses the name.
+    fn touch_if_target(&mut self, namespace: &str, name: &str) {
+        if !self.others_by_name || self.distributions.values().any(|d| d.target_name == name) {
+            self.touch(namespace);
         }
-        let view = self.build_view(namespace);
-        self.views.insert(namespace.to_string(), Arc::new(view));
     }
 
-    fn build_view(&self, namespace: &str) -> NamespaceCredentials {
-        let labels = self.namespaces.get(namespace).cloned().unwrap_or_default();
-        let mut by_name: BTreeMap<&str, Arc<CandidateSecret>> = BTreeMap::new();
-        if let Some(own) = self.secrets.get(namespace) {
-            by_name.extend(own.iter().map(|(n, s)| (n.as_str(), s.clone())));
+    fn touch_all_for_target(&mut self, name: &str) {
+        if self.distributions.values().any(|d| d.target_name == name) {
+            self.touch_all();
         }
-        for (cps_name, d) in &self.distributions {
-            if d.target_name.is_empty() || by_name.contains_key(d.target_name.as_str()) || !selects(d, &labels) {
-                continue;
-            }
-            let Some(source) = self.secrets.get(&d.source.0).and_then(|m| m.get(&d.source.1)) else {
-                continue;
-            };
-            by_name.insert(
-                d.target_name.as_str(),
+    }
+
+    fn distributions_changed(&mut self) {
+        let ids: Vec<String> = self.distributions.keys().cloned().collect();
+        for id in ids {
+            self.refresh_offer(&id);
+        }
+        self.distribution_epoch += 1;
+        self.touch_all();
+    }
+
+    /// Recomputes what a distribution offers from its source.
+    fn refresh_offer(&mut self, id: &str) {
+        let Some(d) = self.distributions.get(id) else { return };
+        let offered = match self.secrets.get(&d.source.0).and_then(|m| m.get(&d.source.1)) {
+            Some(Entry::Candidate { secret, over }) if !d.target_name.is_empty() => Some((
                 Arc::new(CandidateSecret {
                     name: d.target_name.clone(),
-                    kind: source.kind,
-                    keys: source.keys.clone(),
-                    origin: Origin::Distributed { cluster_pull_secret: cps_name.clone() },
+                    kind: secret.kind,
+                    keys: secret.keys.clone(),
+                    origin: Origin::Distributed { cluster_pull_secret: id.to_string() },
                 }),
-            );
+                *over,
+            )),
+            _ => None,
+        };
+        if let Some(d) = self.distributions.get_mut(id) {
+            d.offered = offered;
         }
-        NamespaceCredentials::new(labels, by_name.into_values().collect())
+    }
+
+    fn set_entry(&mut self, namespace: &str, name: &str, entry: Option<Entry>) {
+        let is_candidate = |e: Option<&Entry>| matches!(e, Some(Entry::Candidate { .. }));
+        let new_is_candidate = is_candidate(entry.as_ref());
+        let old = match entry {
+            Some(entry) => self.secrets.entry(namespace.to_string()).or_default().insert(name.to_string(), entry),
+            None => {
+                let map = self.secrets.get_mut(namespace);
+                let old = map.and_then(|m| m.remove(name));
+                if self.secrets.get(namespace).is_some_and(BTreeMap::is_empty) {
+                    self.secrets.remove(namespace);
+                }
+                old
+            }
+        };
+        self.candidate_count =
+            self.candidate_count + usize::from(new_is_candidate) - usize::from(is_candidate(old.as_ref()));
+        self.touch(namespace);
+        // The source of a distribution changed: every namespace it reaches is out of date.
+        let sourced: Vec<String> = self
+            .distributions
+            .iter()
+            .filter(|(_, d)| d.source.0 == namespace && d.source.1 == name)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !sourced.is_empty() {
+            for id in sourced {
+                self.refresh_offer(&id);
+            }
+            self.touch_all();
+        }
+    }
+
+    /// Removes the entry of `name` (only if of `kind`, when given).
+    fn remove_entry(&mut self, namespace: &str, name: &str, kind: Option<SecretKind>) {
+        let present =
+            self.secrets.get(namespace).and_then(|m| m.get(name)).is_some_and(|e| kind.is_none_or(|k| e.kind() == k));
+        if present {
+            self.set_entry(namespace, name, None);
+        }
+    }
+
+    fn remove_other(&mut self, namespace: &str, name: &str) {
+        let Some(namespaces) = self.others.get_mut(name) else { return };
+        if namespaces.remove(namespace) {
+            if namespaces.is_empty() {
+                self.others.remove(name);
+            }
+            self.touch_if_target(namespace, name);
+        }
     }
 }
 
 fn selects(d: &Distribution, labels: &BTreeMap<String, String>) -> bool {
     !pod::opted_out(labels) && d.selector.as_ref().is_some_and(|s| s.matches(labels))
+}
+
+/// What one namespace's snapshot is built from ([`CredentialIndex::view_inputs`]).
+#[derive(Debug, Clone)]
+pub struct ViewInputs {
+    labels: BTreeMap<String, String>,
+    /// The namespace's own candidates, sorted by name, with the bound each one exceeded.
+    own: Vec<(Arc<CandidateSecret>, Option<OverLimit>)>,
+    /// The distributed credentials it gets (none of them shadowed), in ClusterPullSecret order.
+    distributed: Vec<(Arc<CandidateSecret>, Option<OverLimit>)>,
+    limits: IndexLimits,
+}
+
+/// A built snapshot, and the candidates a bound left without keys.
+#[derive(Debug)]
+pub struct BuiltView {
+    pub view: NamespaceCredentials,
+    /// (candidate name, bound), sorted by name.
+    pub over_limit: Vec<(String, OverLimit)>,
+}
+
+impl ViewInputs {
+    /// The namespace's snapshot: O(k log k) in its keys, at most `max_keys_per_namespace` of them.
+    pub fn build(self) -> BuiltView {
+        let mut budget = self.limits.max_keys_per_namespace;
+        let mut over_limit = Vec::new();
+        let mut secrets: Vec<Arc<CandidateSecret>> = Vec::with_capacity(self.own.len() + self.distributed.len());
+        // Distributed credentials first (the platform's), then the namespace's own in name order.
+        for (secret, over) in self.distributed.into_iter().chain(self.own) {
+            if let Some(over) = over {
+                over_limit.push((secret.name.clone(), over));
+                budget = budget.saturating_sub(1);
+                secrets.push(secret);
+                continue;
+            }
+            let cost = secret.cost();
+            if cost > budget {
+                let size = cost;
+                over_limit.push((
+                    secret.name.clone(),
+                    OverLimit { limit: Limit::KeysPerNamespace, size, max: self.limits.max_keys_per_namespace },
+                ));
+                budget = budget.saturating_sub(1);
+                secrets.push(Arc::new(secret.without_keys()));
+                continue;
+            }
+            budget -= cost;
+            secrets.push(secret);
+        }
+        secrets.sort_by(|a, b| a.name.cmp(&b.name));
+        over_limit.sort_by(|a, b| a.0.cmp(&b.0));
+        BuiltView { view: NamespaceCredentials::new(self.labels, secrets), over_limit }
+    }
 }
 
 #[cfg(test)]
@@ -537,5 +1085,257 @@ mod tests {
         );
         index.apply_cluster_pull_secret(&cps("c", &[("tier", "internal")], Some("pull-corp")));
         assert!(index.view("not-seen-yet").get("pull-corp").is_none());
+    }
+
+    fn secret_of_type(ns: &str, name: &str, type_: &str, data: &[(&str, &[u8])]) -> Secret {
+        Secret {
+            metadata: ObjectMeta { namespace: Some(ns.into()), name: Some(name.into()), ..Default::default() },
+            type_: Some(type_.into()),
+            data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.to_vec()))).collect()),
+            ..Default::default()
+        }
+    }
+
+    fn names(view: &NamespaceCredentials) -> Vec<(&str, bool)> {
+        view.secrets.iter().map(|s| (s.name.as_str(), matches!(s.origin, Origin::Distributed { .. }))).collect()
+    }
+
+    /// Issue 11, class 8: a name counts only when the Secret behind it is a decodable pull Secret. Whatever a
+    /// tenant puts under a distribution's `targetName` in its namespace is what the kubelet reads there, so the
+    /// distributed credential is offered only where no Secret of that name exists yet (the race rule).
+    #[test]
+    fn a_distributed_name_is_offered_only_where_no_secret_of_that_name_exists() {
+        let json = b"{\"auths\":{\"tenant.example.com\":{}}}";
+        type Row<'a> = (&'a str, Option<Secret>, Vec<(&'a str, bool)>);
+        let rows: Vec<Row> = vec![
+            ("no Secret of that name yet: the race rule offers it", None, vec![("corp-registry", true)]),
+            (
+                "an Opaque Secret of that name",
+                Some(secret_of_type("t1", "corp-registry", "Opaque", &[(".dockerconfigjson", json)])),
+                vec![],
+            ),
+            (
+                "a TLS Secret of that name",
+                Some(secret_of_type(
+                    "t1",
+                    "corp-registry",
+                    "kubernetes.io/tls",
+                    &[("tls.crt", b"x"), ("tls.key", b"y")],
+                )),
+                vec![],
+            ),
+            (
+                "a dockerconfigjson Secret of that name without its payload",
+                Some(secret_of_type("t1", "corp-registry", "kubernetes.io/dockerconfigjson", &[])),
+                vec![],
+            ),
+            (
+                "a dockerconfigjson Secret of that name with an empty payload",
+                Some(secret_of_type(
+                    "t1",
+                    "corp-registry",
+                    "kubernetes.io/dockerconfigjson",
+                    &[(".dockerconfigjson", b"")],
+                )),
+                vec![],
+            ),
+            (
+                "a dockercfg Secret of that name with the other type's key",
+                Some(secret_of_type("t1", "corp-registry", "kubernetes.io/dockercfg", &[(".dockerconfigjson", json)])),
+                vec![],
+            ),
+            (
+                "the tenant's own pull Secret of that name: it, not the distribution",
+                Some(secret_of_type(
+                    "t1",
+                    "corp-registry",
+                    "kubernetes.io/dockerconfigjson",
+                    &[(".dockerconfigjson", json)],
+                )),
+                vec![("corp-registry", false)],
+            ),
+            (
+                "an Opaque Secret of another name",
+                Some(secret_of_type("t1", "unrelated", "Opaque", &[("k", b"v")])),
+                vec![("corp-registry", true)],
+            ),
+            (
+                "an Opaque Secret of that name in another namespace",
+                Some(secret_of_type("t2", "corp-registry", "Opaque", &[("k", b"v")])),
+                vec![("corp-registry", true)],
+            ),
+        ];
+        for (what, tenant, expected) in rows {
+            // Local mode (every Secret seen) and cluster mode (Secrets of other types learnt per target name).
+            for by_name in [false, true] {
+                let mut index = CredentialIndex::new();
+                if by_name {
+                    index.learn_other_secrets_by_name();
+                }
+                index.apply_secret(&docker_secret("platform", "corp", "corp.example.com"));
+                index.apply_namespace(&namespace("t1", &[("tier", "internal")]));
+                index.apply_namespace(&namespace("t2", &[("tier", "internal")]));
+                index.replace_cluster_pull_secrets([&cps("corp", &[("tier", "internal")], Some("corp-registry"))]);
+                if by_name {
+                    assert!(
+                        index.view("t1").get("corp-registry").is_none(),
+                        "{what}: offered before its name is known"
+                    );
+                    assert!(!index.distributions_ready());
+                    index.replace_other_secrets_named("corp-registry", []);
+                    assert!(index.distributions_ready());
+                }
+                if let Some(secret) = &tenant {
+                    match (by_name, secret.type_.as_deref()) {
+                        // The name watch sees only other types, with their namespace.
+                        (true, Some(t)) if !t.starts_with("kubernetes.io/docker") => {
+                            if secret.metadata.name.as_deref() == Some("corp-registry") {
+                                index
+                                    .apply_other_secret(secret.metadata.namespace.as_deref().unwrap(), "corp-registry");
+                            }
+                        }
+                        _ => index.apply_secret(secret),
+                    }
+                }
+                assert_eq!(names(&index.view("t1")), expected, "{what} (by name: {by_name})");
+                if let Some(secret) = &tenant {
+                    // The tenant deletes it: the distribution is offered again.
+                    let (ns, name) =
+                        (secret.metadata.namespace.as_deref().unwrap(), secret.metadata.name.as_deref().unwrap());
+                    index.delete_secret(ns, name);
+                    assert_eq!(names(&index.view("t1")), [("corp-registry", true)], "{what}: deleted");
+                }
+            }
+        }
+    }
+
+    /// Events of two watches about one name arrive in any order: the pull-Secret watch's delete of an old
+    /// dockerconfigjson Secret does not remove the Opaque one that replaced it, and the other way round.
+    #[test]
+    fn deletes_from_one_watch_keep_what_another_watch_saw() {
+        let mut index = CredentialIndex::new();
+        index.learn_other_secrets_by_name();
+        index.apply_secret(&docker_secret("platform", "corp", "corp.example.com"));
+        index.apply_namespace(&namespace("t1", &[]));
+        index.replace_cluster_pull_secrets([&cps("corp", &[], Some("corp-registry"))]);
+        index.replace_other_secrets_named("corp-registry", []);
+        // A pull Secret replaced by an Opaque one; the name watch reports first.
+        index.apply_secret(&docker_secret("t1", "corp-registry", "tenant.example.com"));
+        index.apply_other_secret("t1", "corp-registry");
+        index.delete_secret_of_kind(SecretKind::DockerConfigJson, "t1", "corp-registry");
+        assert!(index.view("t1").get("corp-registry").is_none(), "the Opaque Secret holds the name");
+        // And back: the type watch reports the new pull Secret before the name watch reports the Opaque one gone.
+        index.apply_secret(&docker_secret("t1", "corp-registry", "tenant.example.com"));
+        index.delete_other_secret("t1", "corp-registry");
+        let view = index.view("t1");
+        let c = view.get("corp-registry").expect("the tenant's pull Secret");
+        assert_eq!((c.origin.clone(), c.keys.clone()), (Origin::Namespace, Ok(vec!["tenant.example.com".into()])));
+        // A name no distribution uses any more is forgotten.
+        index.apply_other_secret("t1", "corp-registry");
+        index.delete_cluster_pull_secret("corp");
+        index.forget_other_secrets_named("corp-registry");
+        assert!(index.target_names().is_empty() && index.distributions_ready());
+    }
+
+    fn docker_secret_with_keys(ns: &str, name: &str, keys: impl IntoIterator<Item = String>) -> Secret {
+        let auths: serde_json::Map<String, serde_json::Value> =
+            keys.into_iter().map(|k| (k, serde_json::json!({}))).collect();
+        let json = serde_json::json!({ "auths": auths }).to_string();
+        secret_of_type(ns, name, "kubernetes.io/dockerconfigjson", &[(".dockerconfigjson", json.as_bytes())])
+    }
+
+    /// Issue 11, class 12: a Secret over a bound is not indexed: a candidate without keys (never injected, the
+    /// name still taken), reported with the bound, and nothing of it parsed.
+    #[test]
+    fn secrets_over_a_bound_are_kept_without_keys() {
+        let limits = IndexLimits { max_secret_bytes: 4096, max_keys_per_secret: 10, max_keys_per_namespace: 25 };
+        fn keys(prefix: &str, n: usize) -> Vec<String> {
+            (0..n).map(|i| format!("{prefix}{i}.example.com")).collect()
+        }
+        let big = docker_secret_with_keys("t", "big", keys("b", 400));
+        let many = docker_secret_with_keys("t", "many", keys("m", 11));
+        let Some(Reduced::Candidate { candidate, over }) = Reduced::of(&big, &limits) else { panic!("a candidate") };
+        assert_eq!((candidate.keys, over.map(|o| o.limit)), (Ok(vec![]), Some(Limit::SecretBytes)));
+        let Some(Reduced::Candidate { candidate, over }) = Reduced::of(&many, &limits) else { panic!("a candidate") };
+        assert_eq!(candidate.keys, Ok(vec![]));
+        assert_eq!(over, Some(OverLimit { limit: Limit::KeysPerSecret, size: 11, max: 10 }));
+
+        let mut index = CredentialIndex::with_limits(limits);
+        index.apply_secret(&big);
+        index.apply_secret(&many);
+        // In name order: a (9) and b (9) fit, big counts one (6 left), c (9) and d (7) do not fit and count one
+        // each (4 left), e (3) fits, many counts one.
+        for (name, n) in [("a", 9), ("b", 9), ("c", 9), ("d", 7), ("e", 3)] {
+            index.apply_secret(&docker_secret_with_keys("t", name, keys(name, n)));
+        }
+        let built = index.view_inputs("t").build();
+        let over: Vec<(&str, Limit)> = built.over_limit.iter().map(|(n, o)| (n.as_str(), o.limit)).collect();
+        assert_eq!(
+            over,
+            [
+                ("big", Limit::SecretBytes),
+                ("c", Limit::KeysPerNamespace),
+                ("d", Limit::KeysPerNamespace),
+                ("many", Limit::KeysPerSecret)
+            ]
+        );
+        let view = built.view;
+        assert_eq!(view.secrets.len(), 7, "every Secret keeps its name");
+        assert_eq!(view.keys().keyring.keyring().len(), 9 + 9 + 3);
+        for name in ["big", "many", "c", "d"] {
+            assert_eq!(view.get(name).unwrap().keys, Ok(vec![]), "{name}");
+        }
+        // A tenant's over-bound Secret still holds the name of a distribution: the kubelet reads it, not the copy.
+        index.apply_secret(&docker_secret("platform", "corp", "corp.example.com"));
+        index.apply_cluster_pull_secret(&cps("corp", &[], Some("big")));
+        assert_eq!(index.view("t").get("big").unwrap().origin, Origin::Namespace);
+    }
+
+    /// Issue 11, class 12: 60,000 keys in one Secret (the size of the attack), allowed by the bounds, build in one
+    /// sort: the time the old one-by-one insertion took for 5,000.
+    #[test]
+    fn a_namespace_snapshot_builds_in_n_log_n() {
+        let limits = IndexLimits {
+            max_secret_bytes: usize::MAX,
+            max_keys_per_secret: usize::MAX,
+            max_keys_per_namespace: usize::MAX,
+        };
+        let mut index = CredentialIndex::with_limits(limits);
+        index.apply_secret(&docker_secret_with_keys(
+            "t",
+            "huge",
+            (0..60_000).map(|i| format!("r{i}.example.com:5000")),
+        ));
+        let started = Instant::now();
+        let view = index.view("t");
+        let took = started.elapsed();
+        assert_eq!(view.keys().keyring.keyring().len(), 60_000);
+        assert!(took < std::time::Duration::from_secs(30), "60,000 keys took {took:?}");
+    }
+
+    /// Issue 11, class 13: the dirty queue is first in, first out and coalesces: a namespace changed 10,000 times
+    /// is rebuilt once per round, and another namespace's change waits one round at most.
+    #[test]
+    fn a_flood_in_one_namespace_does_not_delay_another() {
+        let mut index = CredentialIndex::new();
+        index.start_change();
+        for i in 0..5_000 {
+            index.apply_secret(&docker_secret("flood", &format!("s{i}"), "flood.example.com"));
+        }
+        let b_change = index.start_change();
+        index.apply_secret(&docker_secret("quiet", "new", "quiet.example.com"));
+        for i in 5_000..10_000 {
+            index.start_change();
+            index.apply_secret(&docker_secret("flood", &format!("s{i}"), "flood.example.com"));
+        }
+        assert_eq!(index.dirty_count(), 2, "one entry per namespace");
+        assert_eq!(index.next_dirty().map(|d| (d.namespace, d.change)), Some(("flood".into(), 1)));
+        // The flood goes on while `flood` is rebuilt: it comes back after `quiet`.
+        index.start_change();
+        index.apply_secret(&docker_secret("flood", "s-late", "flood.example.com"));
+        assert_eq!(index.next_dirty().map(|d| (d.namespace, d.change)), Some(("quiet".into(), b_change)));
+        assert_eq!(index.next_dirty().map(|d| d.namespace), Some("flood".into()));
+        assert_eq!(index.next_dirty(), None);
+        assert_eq!(index.secret_count(), 10_002);
     }
 }

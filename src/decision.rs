@@ -481,21 +481,10 @@ fn finish_warnings(mut warnings: Vec<String>) -> Vec<String> {
     out
 }
 
-/// One printable line of at most `max` characters: control characters escaped, the tail cut with `…`.
+/// One printable line of at most `max` characters ([`crate::safe_text::line`]): URL userinfo redacted, control and
+/// bidi characters escaped, the tail cut with `…`. Every warning and denial goes through it.
 pub(crate) fn short(text: &str, max: usize) -> String {
-    let escaped: String = text
-        .chars()
-        .flat_map(|c| {
-            let (plain, escaped) = if c.is_control() { (None, Some(c.escape_default())) } else { (Some(c), None) };
-            plain.into_iter().chain(escaped.into_iter().flatten())
-        })
-        .collect();
-    if escaped.chars().count() <= max {
-        return escaped;
-    }
-    let mut out: String = escaped.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    crate::safe_text::line(text, max)
 }
 
 #[cfg(test)]
@@ -787,6 +776,44 @@ mod tests {
             assert!(!w.chars().any(char::is_control), "{w:?}");
         }
         assert!(d.warnings.last().unwrap().contains("31 more"));
+    }
+
+    /// Issue 11, classes 1 and 9: a warning about an undecodable Secret quotes its key (redacted, whatever the
+    /// spelling of the userinfo) and never carries a control or bidi character from the key or the Secret's name.
+    #[test]
+    fn warnings_never_carry_userinfo_or_terminal_controls_from_a_secret() {
+        const CANARY: &str = "Canary-9f1c";
+        let spellings = [
+            format!("HTTPS://user:{CANARY}@r.io"),
+            format!("Http://user:{CANARY}@r.io"),
+            format!("oci://user:{CANARY}@r.io"),
+            format!("//user:{CANARY}@r.io"),
+            format!("user:{CANARY}@r.io"),
+            format!("https://user:{CANARY}%40r.io"),
+            format!("user:{CANARY}@HTTPS://r.io\n\u{1b}[2J\u{202e}"),
+        ];
+        for key in &spellings {
+            let payload = json!({"auths": {key: {"auth": "not base64!"}}}).to_string();
+            let reason = crate::dockerconfig::decode_keys(SecretKind::DockerConfigJson, payload.as_bytes())
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            let secret = Arc::new(CandidateSecret {
+                name: "bro\u{202e}ken\n".into(),
+                kind: SecretKind::DockerConfigJson,
+                keys: Err(reason),
+                origin: Origin::Namespace,
+            });
+            let ns = namespace(vec![secret]);
+            for listed in [None, Some(&["bro\u{202e}ken\n"][..])] {
+                let (_, d) = final_list(&pod_json(&["r.io/app"], listed), &ns, &Policy::default());
+                assert!(!d.warnings.is_empty(), "{key:?}");
+                for w in &d.warnings {
+                    assert!(!w.contains(CANARY), "{key:?}: {w}");
+                    assert!(crate::safe_text::is_safe(w), "{key:?}: {w:?}");
+                }
+            }
+        }
     }
 
     fn policy(patterns: &[&str], audit_only: bool) -> Policy {

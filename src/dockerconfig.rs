@@ -801,20 +801,13 @@ fn quote(text: &str) -> String {
     if shown.len() < text.len() {
         shown.push('…');
     }
-    format!("{shown:?}")
+    crate::safe_text::escape(&format!("{shown:?}")).into_owned()
 }
 
-/// Replaces the userinfo of a key (`https://user:pass@host/…`) the way Go's URL parser would find
-/// it: the authority ends at the first '/', '?' or '#', and the userinfo at its last '@'.
+/// A key with its userinfo (`user:password@`, in any spelling) replaced by `<redacted>`: see
+/// [`crate::safe_text::redact_userinfo`], the one implementation every output uses.
 pub fn redact_userinfo(key: &str) -> Cow<'_, str> {
-    let scheme_len =
-        ["https://", "http://"].iter().find(|scheme| key.starts_with(**scheme)).map_or(0, |scheme| scheme.len());
-    let rest = &key[scheme_len..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    match authority.rfind('@') {
-        Some(at) => Cow::Owned(format!("{}<redacted>{}", &key[..scheme_len], &rest[at..])),
-        None => Cow::Borrowed(key),
-    }
+    crate::safe_text::redact_userinfo(key)
 }
 
 #[cfg(test)]

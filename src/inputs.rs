@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::crd::ClusterPullSecret;
-use crate::credentials::CredentialIndex;
+use crate::credentials::{CredentialIndex, IndexLimits};
 use crate::dockerconfig::SecretKind;
 
 /// Why manifests could not be read. The message names the file (and document) and the problem, on one line.
@@ -90,14 +90,21 @@ impl Manifests {
         Ok(())
     }
 
-    /// A credential index over these objects, exactly as `serve` would build it from the cluster.
+    /// A credential index over these objects, exactly as `serve` would build it from the cluster (default bounds).
     pub fn index(&self) -> CredentialIndex {
-        let mut index = CredentialIndex::new();
+        self.index_with(IndexLimits::default())
+    }
+
+    /// [`Manifests::index`] with these bounds.
+    pub fn index_with(&self, limits: IndexLimits) -> CredentialIndex {
+        let mut index = CredentialIndex::with_limits(limits);
         index.replace_namespaces(&self.namespaces);
         index.replace_cluster_pull_secrets(&self.cluster_pull_secrets);
         for kind in [SecretKind::DockerConfigJson, SecretKind::DockerCfg] {
             index.replace_secrets(kind, &self.secrets);
         }
+        // Secrets of other types take their names (a distributed credential is not offered under such a name).
+        index.replace_other_secrets(&self.secrets);
         index
     }
 }

@@ -23,7 +23,7 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 pub fn load(dir: &Path, live: &LiveCredentials) -> Result<u64, InputError> {
     let fingerprint = fingerprint(dir)?;
     let manifests = Manifests::load(&[dir.to_path_buf()], DEFAULT_NAMESPACE)?;
-    let index = manifests.index();
+    let index = manifests.index_with(live.options().limits);
     // The manifests (with credential data) are dropped here; only the reduced index is kept.
     drop(manifests);
     live.replace(index);

@@ -45,7 +45,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {
-            eprintln!("error: {message}");
+            // One display-safe line, whatever input the message quotes.
+            eprintln!("error: {}", pullsecret_injector::safe_text::text(&message));
             ExitCode::from(code)
         }
     }
@@ -55,13 +56,17 @@ fn init_logging(args: &LogArgs) -> Result<(), (u8, String)> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .map_err(|e| (2, format!("--log-level {:?}: {e}", args.log_level)))?;
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal());
+    // Every field value of every line is display-safe (safe_text): no forged lines, no terminal controls.
+    use pullsecret_injector::safe_text::{SafeJsonLines, log_fields};
     match args.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .with_writer(|| SafeJsonLines(std::io::stderr()))
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => builder.with_writer(std::io::stderr).fmt_fields(log_fields()).init(),
     }
     Ok(())
 }
@@ -79,8 +84,13 @@ fn run_serve(cmd: &ServeCmd) -> Result<(), (u8, String)> {
             max_body_bytes: cmd.max_body_bytes,
             header_read_timeout: cmd.header_read_timeout,
             request_timeout: cmd.request_timeout,
+            idle_timeout: cmd.idle_timeout,
             max_connections: cmd.max_connections,
+            ..Limits::default()
         },
+        admin_max_connections: cmd.admin_max_connections,
+        client_ca: cmd.client_ca.clone(),
+        index: cmd.index.options(),
         shutdown_timeout: cmd.shutdown_timeout,
         shutdown_delay: cmd.shutdown_delay,
         reload_interval: cmd.reload_interval,
@@ -89,6 +99,11 @@ fn run_serve(cmd: &ServeCmd) -> Result<(), (u8, String)> {
                 cmd.verify_interval,
                 pullsecret_injector::verify::VerifyOptions {
                     ca_file: cmd.verify_ca_file.clone(),
+                    addresses: if cmd.verify_allow_local_addresses {
+                        pullsecret_injector::verify::AddressPolicy::ANY
+                    } else {
+                        pullsecret_injector::verify::AddressPolicy::REMOTE
+                    },
                     ..Default::default()
                 },
             )
@@ -127,6 +142,8 @@ fn run_verify(cmd: &pullsecret_injector::cli::VerifyCmd) -> Result<(), (u8, Stri
         insecure_skip_tls_verify: cmd.insecure_skip_tls_verify,
         timeout: cmd.timeout,
         concurrency: cmd.concurrency.max(1),
+        // Run by an operator on files they chose: local registries are fine here.
+        addresses: verify::AddressPolicy::ANY,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,5 +1,8 @@
-//! OpenMetrics for `/metrics`. Labels carry outcomes, kinds and resource names only: never a Secret's content,
-//! never a registry key (a key can embed a user name), never a Pod or namespace name (unbounded cardinality).
+//! OpenMetrics for `/metrics`. Labels carry outcomes, kinds and resource names only: never a Secret's content, never
+//! a Pod name. The one exception is opt-in: `pullsecret_injector_credential_check` (`--verify-interval`) names the
+//! namespace, Secret and registry key of each credential entry, so that operators know which credential fails;
+//! its values are display-safe (key userinfo redacted in any spelling, control characters escaped) and bounded
+//! (63, 253 and 256 characters: see `checks::publish_metrics`).
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -24,6 +27,8 @@ pub enum OutcomeLabel {
     skipped,
     invalid,
     internal_error,
+    /// Answered before the credentials' first sync: allowed unchanged with a warning, never denied.
+    credentials_not_loaded,
 }
 
 impl From<Outcome> for OutcomeLabel {
@@ -43,17 +48,24 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+/// A bound of the credential index (`credentials::Limit::label`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub limit: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
 
-/// One credential entry of `--verify-interval` checks. Opt-in, and bounded by the number of pull Secrets.
+/// One credential entry of `--verify-interval` checks. Opt-in; one series per credential entry. Values are made
+/// display-safe and bounded by `checks::publish_metrics` (`safe_text::label`, `safe_text::key`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabels {
     pub namespace: String,
     pub secret: String,
-    /// The key as written, any `user:password@` redacted.
+    /// The key as written, userinfo redacted in any spelling, escaped, at most 256 characters.
     pub registry: String,
     pub status: &'static str,
 }
@@ -66,10 +78,19 @@ pub struct Metrics {
     pub latency: Histogram,
     pub cache_objects: Family<KindLabels, Gauge>,
     pub watch_errors: Family<KindLabels, Counter>,
+    pub watch_relists: Family<KindLabels, Counter>,
     pub source_reloads: Family<ResultLabels, Counter>,
     pub tls_reloads: Family<ResultLabels, Counter>,
     pub tls_not_after: Gauge,
     pub credential_checks: Family<CheckLabels, Gauge>,
+    /// Secrets the credential index leaves without keys because of a bound (`--max-secret-bytes`, ...).
+    pub index_limited_secrets: Family<LimitLabels, Gauge>,
+    /// Age of the oldest change the credential index has received but admission does not see yet.
+    pub cache_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Namespace snapshots built off the request path.
+    pub index_rebuilds: Counter,
+    /// Distributed copies found modified (their data no longer what the controller wrote) and restored.
+    pub copies_restored: Counter,
     registry: Registry,
 }
 
@@ -104,6 +125,12 @@ impl Metrics {
             "Errors of the Kubernetes watches (retried with backoff)",
             watch_errors.clone(),
         );
+        let watch_relists = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "watch_relists",
+            "Full relists after the first sync (a watch that could not resume, e.g. 410 Gone after compaction)",
+            watch_relists.clone(),
+        );
         let source_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "secrets_dir_reloads",
@@ -128,7 +155,32 @@ impl Metrics {
             "Result of the last --verify-interval check of each credential entry (1 for the current status)",
             credential_checks.clone(),
         );
+        let index_limited_secrets = Family::<LimitLabels, Gauge>::default();
+        registry.register(
+            "index_limited_secrets",
+            "Secrets the credential index keeps without keys because they exceed a bound (never injected), by bound",
+            index_limited_secrets.clone(),
+        );
+        let cache_lag = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register_with_unit(
+            "cache_lag",
+            "Age of the oldest change the credential cache has received but admission does not see yet (0: current)",
+            prometheus_client::registry::Unit::Seconds,
+            cache_lag.clone(),
+        );
+        let index_rebuilds = Counter::default();
+        registry.register("index_rebuilds", "Namespace snapshots built off the request path", index_rebuilds.clone());
+        let copies_restored = Counter::default();
+        registry.register(
+            "copies_restored",
+            "Distributed copies found modified since the controller wrote them, and restored",
+            copies_restored.clone(),
+        );
         Self {
+            index_limited_secrets,
+            cache_lag,
+            index_rebuilds,
+            copies_restored,
             credential_checks,
             requests,
             injected_secrets,
@@ -136,6 +188,7 @@ impl Metrics {
             latency,
             cache_objects,
             watch_errors,
+            watch_relists,
             source_reloads,
             tls_reloads,
             tls_not_after,

@@ -9,11 +9,11 @@ use serde_json::Value;
 use crate::admission::{self, Outcome};
 use crate::credentials::{CredentialIndex, CredentialSource, NamespaceCredentials};
 use crate::decision::{self, PodKeyring, Policy};
-use crate::dockerconfig::redact_userinfo;
 use crate::inputs::{self, InputError, Manifests};
 use crate::keyring;
 use crate::pod::{ContainerImage, ContainerKind, PodView};
 use crate::reference;
+use crate::safe_text;
 
 impl CredentialSource for CredentialIndex {
     fn namespace(&self, namespace: &str) -> Arc<NamespaceCredentials> {
@@ -21,11 +21,14 @@ impl CredentialSource for CredentialIndex {
     }
 }
 
-/// A command-line failure: exit code 2 (unusable input), or 1 (ran, found a problem).
+/// A command-line failure: exit code 2 (unusable input), or 1 (ran, found a problem: the policy denies the Pod).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
     Usage(String),
+    /// `--deny-unmatched` refuses the Pod (exit 1, for every `-o`): the reason the API server would show.
+    #[error("denied by pullsecret-injector: {0}")]
+    Denied(String),
     #[error(transparent)]
     Input(#[from] InputError),
     #[error("{0}")]
@@ -34,7 +37,10 @@ pub enum CliError {
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
-        2
+        match self {
+            Self::Denied(_) => 1,
+            Self::Usage(_) | Self::Input(_) | Self::Io(_) => 2,
+        }
     }
 }
 
@@ -60,7 +66,9 @@ pub struct MutateArgs<'a> {
     pub policy: &'a Policy,
 }
 
-/// Runs `mutate`: writes the result to `out`, warnings and denials to `err`.
+/// Runs `mutate`: writes the result to `out`, warnings to `err`. A Pod the policy denies is
+/// [`CliError::Denied`] (exit 1) whatever the output: `-o review` still prints the answer (`allowed: false`) first,
+/// the other outputs print nothing, so that a CI step that runs `mutate` fails on a denial.
 pub fn mutate(args: &MutateArgs<'_>, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
     let (label, text) = read_input(args.file)?;
     let mut docs = inputs::parse_documents(Path::new(&label), &text)?;
@@ -96,23 +104,26 @@ pub fn mutate(args: &MutateArgs<'_>, out: &mut dyn Write, err: &mut dyn Write) -
         )));
     }
     let output = args.output.unwrap_or(if is_review { MutateOutput::Review } else { MutateOutput::Yaml });
+    let denied = reviewed.decision.as_ref().and_then(|d| d.denied.clone());
     if output == MutateOutput::Review {
         let value: Value = serde_json::from_slice(&reviewed.body).expect("our own response is JSON");
         writeln!(out, "{}", serde_json::to_string_pretty(&value).expect("JSON serializes"))?;
-        return Ok(());
+        return match denied {
+            Some(message) => Err(CliError::Denied(safe_text::text(&message).into_owned())),
+            None => Ok(()),
+        };
     }
 
-    // Human outputs: warnings and denials go to stderr, as kubectl shows them.
+    // Human outputs: warnings and denials go to stderr, as kubectl shows them, one safe line each.
     if let Some(reason) = &reviewed.reason {
-        writeln!(err, "Warning: {}{reason}", admission::WARNING_PREFIX)?;
+        writeln!(err, "Warning: {}{}", admission::WARNING_PREFIX, safe_text::text(reason))?;
     }
     let decision = reviewed.decision.unwrap_or_default();
     for warning in &decision.warnings {
-        writeln!(err, "Warning: {}{warning}", admission::WARNING_PREFIX)?;
+        writeln!(err, "Warning: {}{}", admission::WARNING_PREFIX, safe_text::text(warning))?;
     }
-    if let Some(message) = &decision.denied {
-        writeln!(err, "Error: denied by pullsecret-injector: {message}")?;
-        return Ok(());
+    if let Some(message) = denied {
+        return Err(CliError::Denied(safe_text::text(&message).into_owned()));
     }
     let patch = match PodView::from_value(&object) {
         Ok(pod) => decision::patch(&pod, &decision.add),
@@ -147,7 +158,19 @@ fn read_input(file: &Path) -> Result<(String, String), CliError> {
     Ok((file.display().to_string(), text))
 }
 
-/// Runs `explain`: why IMAGE gets (or does not get) each credential in NAMESPACE.
+/// Writes one line of `explain`. Whatever it quotes (the image, keys, Secret names, reasons), it stays one line of
+/// display-safe text ([`safe_text::text`]): no control or bidi character, no URL userinfo.
+fn say(out: &mut dyn Write, line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    writeln!(out, "{}", safe_text::text(&line.to_string()))
+}
+
+/// A Secret name as `explain` shows it: escaped, and bounded like a Kubernetes name (local files can hold anything).
+fn shown_name(name: &str) -> String {
+    safe_text::line(name, 253)
+}
+
+/// Runs `explain`: why IMAGE gets (or does not get) each credential in NAMESPACE. Keys are shown with
+/// [`safe_text::key`] (userinfo redacted in any spelling, escaped, bounded); every line goes through [`say`].
 pub fn explain(
     image: &str,
     secrets: &[PathBuf],
@@ -157,19 +180,23 @@ pub fn explain(
 ) -> Result<(), CliError> {
     let index = Manifests::load(secrets, namespace)?.index();
     let view = index.view(namespace);
-    writeln!(out, "Image:      {image}")?;
+    let shown_image = safe_text::line(image, 1024);
+    say(out, format_args!("Image:      {shown_image}"))?;
     let target = match reference::parse_normalized_named(image) {
         Ok(r) => r.name(),
         Err(e) => {
-            writeln!(out, "Lookup:     none: the kubelet refuses this reference ({e}): InvalidImageName")?;
+            say(out, format_args!("Lookup:     none: the kubelet refuses this reference ({e}): InvalidImageName"))?;
             return Ok(());
         }
     };
-    writeln!(out, "Lookup:     {target}   (the name the kubelet matches keys against)")?;
-    writeln!(
+    say(out, format_args!("Lookup:     {target}   (the name the kubelet matches keys against)"))?;
+    say(
         out,
-        "Namespace:  {namespace}{}",
-        if view.opted_out() { "   (opted out: nothing is injected)" } else { "" }
+        format_args!(
+            "Namespace:  {}{}",
+            shown_name(namespace),
+            if view.opted_out() { "   (opted out: nothing is injected)" } else { "" }
+        ),
     )?;
     let pod = PodView {
         namespace: Some(namespace.to_string()),
@@ -186,48 +213,59 @@ pub fn explain(
     let verdicts = keyring.explain(&target);
     writeln!(out)?;
     if verdicts.is_empty() {
-        writeln!(out, "No pull Secret key in namespace {namespace}.")?;
+        say(out, format_args!("No pull Secret key in namespace {}.", shown_name(namespace)))?;
     } else {
-        writeln!(out, "Keys, in the kubelet's order (descending byte order of the normalized key):")?;
+        say(out, format_args!("Keys, in the kubelet's order (descending byte order of the normalized key):"))?;
     }
     for v in &verdicts {
         let mark = if v.matched { "MATCH   " } else { "no match" };
-        writeln!(out, "  {mark}  {:<40}  from {}  ({})", v.key, v.secrets.join(", "), v.reason)?;
+        // The normalized key keeps the userinfo of a key with an unrecognized scheme (`HTTPS://u:p@h`).
+        let secrets: Vec<String> = v.secrets.iter().map(|s| shown_name(s)).collect();
+        say(
+            out,
+            format_args!("  {mark}  {:<40}  from {}  ({})", safe_text::key(&v.key), secrets.join(", "), v.reason),
+        )?;
     }
     for secret in &view.secrets {
         if let Ok(keys) = &secret.keys {
             for key in keys {
                 // A key can carry `user:password@` (the kubelet ignores it): never print that part.
-                let shown = redact_userinfo(key);
+                let shown = safe_text::key(key);
                 if keyring::normalize_key(key).is_none() {
-                    writeln!(
+                    say(
                         out,
-                        "  dropped   {shown:<40}  from {}  (not a valid URL: the kubelet drops this key)",
-                        secret.name
+                        format_args!(
+                            "  dropped   {shown:<40}  from {}  (not a valid URL: the kubelet drops this key)",
+                            shown_name(&secret.name)
+                        ),
                     )?;
                 }
                 for lint in keyring::lint_key(key) {
-                    writeln!(out, "  note      {shown}: {lint}")?;
+                    say(out, format_args!("  note      {shown}: {}", safe_text::line(&lint, 1024)))?;
                 }
             }
         }
     }
     for w in &warnings {
-        writeln!(out, "  skipped   {w}")?;
+        say(out, format_args!("  skipped   {}", safe_text::line(w, 1024)))?;
     }
     let decision = decision::decide(&pod, &view, &Policy::default());
     let credentials = decision.images.first().map(|i| i.credentials.clone()).unwrap_or_default();
     writeln!(out)?;
     if credentials.is_empty() {
-        writeln!(out, "Credentials: none: the kubelet pulls {image} anonymously.")?;
+        say(out, format_args!("Credentials: none: the kubelet pulls {shown_image} anonymously."))?;
     } else {
-        writeln!(out, "Credentials, in the order the kubelet tries them (first success wins, no anonymous retry):")?;
+        say(
+            out,
+            format_args!("Credentials, in the order the kubelet tries them (first success wins, no anonymous retry):"),
+        )?;
         for (i, name) in credentials.iter().enumerate() {
-            writeln!(out, "  {}. {name}", i + 1)?;
+            say(out, format_args!("  {}. {}", i + 1, shown_name(name)))?;
         }
     }
     if !decision.add.is_empty() {
-        writeln!(out, "Injected:   {}", decision.add.join(", "))?;
+        let added: Vec<String> = decision.add.iter().map(|n| shown_name(n)).collect();
+        say(out, format_args!("Injected:   {}", added.join(", ")))?;
     }
     Ok(())
 }

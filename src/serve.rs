@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
-use crate::cache::{LiveCredentials, Readiness};
+use crate::cache::{self, IndexOptions, LiveCredentials, Readiness};
 use crate::checks::{self, CheckSource};
 use crate::decision::Policy;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::server::{self, AppState, Limits, Shutdown};
-use crate::tls::CertStore;
+use crate::tls::{CertStore, ClientCa, TlsError};
 use crate::verify::VerifyOptions;
 use crate::{cluster, controller, local};
 
@@ -31,6 +31,12 @@ pub struct ServeOptions {
     pub secrets_dir: Option<PathBuf>,
     pub policy: Policy,
     pub limits: Limits,
+    /// The admin port's connection limit (its other limits are the webhook's).
+    pub admin_max_connections: usize,
+    /// `--client-ca`: mutual TLS on the webhook port.
+    pub client_ca: Option<PathBuf>,
+    /// Bounds of the credential index and its lag limit.
+    pub index: IndexOptions,
     pub shutdown_timeout: Duration,
     pub shutdown_delay: Duration,
     pub reload_interval: Duration,
@@ -48,11 +54,12 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
     let started = Instant::now();
     let metrics = Arc::new(Metrics::new());
     let parts: Vec<&'static str> = match options.secrets_dir {
-        Some(_) => vec!["certificate", "secrets-dir"],
-        None => [&["certificate"][..], &cluster::SYNC_PARTS[..]].concat(),
+        Some(_) => vec![cache::CERTIFICATE, "secrets-dir"],
+        None => [&[cache::CERTIFICATE][..], &cluster::SYNC_PARTS[..]].concat(),
     };
+    raise_fd_limit(options.limits.max_connections + options.admin_max_connections);
     let readiness = Arc::new(Readiness::waiting_for(&parts));
-    let live = Arc::new(LiveCredentials::new(metrics.clone()));
+    let live = Arc::new(LiveCredentials::with_options(metrics.clone(), options.index));
     let (stop_tx, shutdown) = Shutdown::new();
 
     let certs = CertStore::load(&options.tls_cert, &options.tls_key)
@@ -60,7 +67,11 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
     if let Some(t) = certs.not_after_unix() {
         metrics.tls_not_after.set(t);
     }
-    readiness.mark_done("certificate");
+    let client_ca = match &options.client_ca {
+        Some(path) => Some(ClientCa::load(path).map_err(|e| StartError(format!("--client-ca: {e}")))?),
+        None => None,
+    };
+    readiness.mark_done(cache::CERTIFICATE);
 
     let check_source = match &options.secrets_dir {
         Some(dir) => {
@@ -84,7 +95,7 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
                 ))
             })?;
             // ClusterPullSecret distribution runs in every replica (its writes converge: see controller.rs).
-            tokio::spawn(controller::run(client.clone(), shutdown.clone().wait()));
+            tokio::spawn(controller::run(client.clone(), metrics.clone(), shutdown.clone().wait()));
             let (live, readiness, metrics) = (live.clone(), readiness.clone(), metrics.clone());
             let stop = shutdown.clone().wait();
             let check_client = client.clone();
@@ -132,22 +143,40 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
         ));
     }
 
+    if let Some(client_ca) = &client_ca {
+        tokio::spawn(Arc::clone(client_ca).watch(
+            options.reload_interval,
+            shutdown.clone().wait(),
+            |result: &Result<bool, TlsError>| match result {
+                Ok(_) => info!("client CA reloaded"),
+                Err(e) => error!(error = %e, "client CA reload failed; still verifying clients with the previous one"),
+            },
+        ));
+    }
+
     info!(
         listen = %webhook_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         admin = %admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         startup_ms = started.elapsed().as_millis() as u64,
+        mutual_tls = client_ca.is_some(),
         "serving"
     );
     let webhook = tokio::spawn(server::serve_https(
         webhook_listener,
-        certs.server_config(),
+        certs.server_config_with(client_ca.as_ref()),
         server::webhook_router(state.clone(), options.limits),
         options.limits,
         shutdown.clone(),
         options.shutdown_timeout,
     ));
     let (admin_stop_tx, admin_shutdown) = Shutdown::new();
-    let admin = tokio::spawn(server::serve_admin(admin_listener, server::admin_router(state), admin_shutdown));
+    let admin = tokio::spawn(server::serve_admin(
+        admin_listener,
+        server::admin_router(state),
+        options.limits.admin(options.admin_max_connections),
+        admin_shutdown,
+        ADMIN_DRAIN,
+    ));
 
     wait_for_signal().await;
     let deadline = Instant::now() + options.shutdown_timeout;
@@ -160,9 +189,40 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
         warn!("webhook did not drain before --shutdown-timeout");
     }
     let _ = admin_stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(1), admin).await;
+    let _ = tokio::time::timeout(ADMIN_DRAIN + Duration::from_millis(100), admin).await;
     info!("stopped");
     Ok(())
+}
+
+/// How long the admin port may take to close after the webhook has drained.
+const ADMIN_DRAIN: Duration = Duration::from_secs(1);
+
+/// File descriptors `serve` needs besides its connections: listeners, the runtime, the Kubernetes client and its
+/// watches, the credential checks, the files it reloads.
+const FD_RESERVE: u64 = 64;
+
+/// Raises the soft limit on open files to the hard limit, as Go programs do (many container runtimes start
+/// processes with a soft limit of 1024), and warns when the connection limits still do not fit: a process out of
+/// file descriptors can accept nothing, on either port.
+fn raise_fd_limit(connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let mut soft = limit.current;
+    if limit.current != limit.maximum {
+        match setrlimit(Resource::Nofile, Rlimit { current: limit.maximum, maximum: limit.maximum }) {
+            Ok(()) => soft = limit.maximum,
+            Err(error) => warn!(%error, "cannot raise the open file limit to the hard limit"),
+        }
+    }
+    let needed = connections as u64 + FD_RESERVE;
+    if let Some(soft) = soft.filter(|soft| *soft < needed) {
+        warn!(
+            open_files = soft,
+            needed,
+            "the open file limit is below --max-connections + --admin-max-connections + {FD_RESERVE}: raise it \
+             (ulimit -n) or lower the connection limits"
+        );
+    }
 }
 
 async fn wait_for_signal() {

@@ -1,8 +1,8 @@
 //! `serve`: the HTTPS webhook (`POST /mutate`) and the plain-HTTP admin port (`/healthz`, `/readyz`, `/metrics`).
 //!
 //! Handlers only translate: the body goes to [`admission::review`] unchanged and its answer comes back unchanged.
-//! The TLS listener is our own accept loop (rustls config with a hot-swappable certificate, a handshake timeout,
-//! a connection limit, header-read timeouts) feeding hyper's HTTP/1.1 + HTTP/2 server, with graceful drain.
+//! Both ports are served by [`crate::connections`], which applies the connection guards ([`Limits`]) to every
+//! connection: rustls with a hot-swappable certificate on the webhook port, plain HTTP on the admin port.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -11,22 +11,19 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tokio::sync::watch;
+use tracing::{debug, info, info_span, warn};
 
-use crate::admission::{self, Outcome};
+use crate::admission::{self, Outcome, RequestInfo};
 use crate::cache::Readiness;
-use crate::credentials::CredentialSource;
+use crate::connections;
+use crate::credentials::{CredentialSource, NamespaceCredentials};
 use crate::decision::Policy;
 use crate::metrics::{Metrics, OutcomeLabel};
 
@@ -39,17 +36,23 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
 }
 
-/// Limits of the HTTPS listener.
+/// Limits of a listener (the webhook's, or the admin port's: see [`Limits::admin`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Largest request body; larger gets 413.
+    /// Largest request body; larger gets 413 (at once when a Content-Length announces it).
     pub max_body_bytes: usize,
-    /// Time a client has to send the request headers (slowloris guard), and to finish the TLS handshake.
+    /// Time a client has for the TLS handshake, and then for the headers of each request (the first one counted
+    /// from the end of the handshake, HTTP/1.1 or HTTP/2; with HTTP/1.1 keep-alive, each next one from the
+    /// previous answer).
     pub header_read_timeout: Duration,
-    /// Time a client has to send the whole request.
+    /// Time a client has to send the whole request; 408 otherwise.
     pub request_timeout: Duration,
-    /// Open connections at most; further clients wait in the listen backlog.
+    /// A connection with no request in progress is closed after this.
+    pub idle_timeout: Duration,
+    /// Open connections at most (see [`crate::connections`] for what happens at the limit).
     pub max_connections: usize,
+    /// HTTP/2 streams (requests) in progress at once on one connection.
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for Limits {
@@ -58,18 +61,67 @@ impl Default for Limits {
             max_body_bytes: 7 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_concurrent_streams: 32,
         }
     }
 }
 
+impl Limits {
+    /// The admin port's limits: the same timeouts, its own connection limit.
+    pub fn admin(&self, max_connections: usize) -> Self {
+        Self { max_connections, ..*self }
+    }
+}
+
+/// The warning of a review answered before the credentials' first sync.
+pub const CREDENTIALS_NOT_LOADED: &str = "credentials not loaded yet (the webhook is starting or cannot reach the \
+                                          API server): Pod left unchanged, no imagePullSecrets added";
+
 /// The webhook's routes.
+///
+/// The request timeout is not here but in the accept loop, which applies it to every request of both ports.
 pub fn webhook_router(state: AppState, limits: Limits) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(axum::middleware::from_fn_with_state(limits, refuse_announced_oversize))
         .with_state(state)
+}
+
+/// 413 at once for a body whose Content-Length is over the limit, instead of waiting for a body that will be
+/// refused anyway (or for the request timeout, when the client sends nothing).
+///
+/// What the client sends meanwhile is read and discarded (a body up to twice the limit, within the header read
+/// timeout): closing a socket with unread data makes the kernel reset the connection, and a client still writing
+/// its body would then lose the answer. A larger body, or a slower one, gets the connection closed after that.
+async fn refuse_announced_oversize(State(limits): State<Limits>, request: Request, next: Next) -> Response {
+    let announced = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let max = limits.max_body_bytes;
+    match announced {
+        Some(length) if length > max as u64 => {
+            tokio::spawn(discard(request.into_body(), max.saturating_mul(2), limits.header_read_timeout));
+            let reason = format!("request body of {length} bytes is over the limit of {max} (--max-body-bytes)\n");
+            (StatusCode::PAYLOAD_TOO_LARGE, reason).into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
+async fn discard(body: axum::body::Body, max_bytes: usize, within: Duration) {
+    use futures::StreamExt as _;
+    let mut chunks = body.into_data_stream();
+    let _ = tokio::time::timeout(within, async {
+        let mut read = 0;
+        while let Some(Ok(chunk)) = chunks.next().await {
+            read += chunk.len();
+            if read >= max_bytes {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 /// The admin routes: liveness, readiness, metrics.
@@ -100,12 +152,29 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Offers no credential anywhere: what the webhook knows before its first sync.
+struct NoCredentials;
+
+impl CredentialSource for NoCredentials {
+    fn namespace(&self, _namespace: &str) -> Arc<NamespaceCredentials> {
+        Arc::new(NamespaceCredentials::default())
+    }
+}
+
 async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
     let started = Instant::now();
+    // Before the first sync the webhook knows no Secret: deciding would warn "pulled anonymously" for every
+    // private image and let --deny-unmatched deny Pods whose Secrets exist. The review is still read (a body that
+    // is no AdmissionReview, or a review of something else, gets its usual answer), without credentials or policy.
+    let loaded = state.readiness.credentials_loaded();
     // The decision is pure and synchronous; a bug in it must not take the connection down with it, so a panic
     // becomes "allowed unchanged" (the webhook never blocks a Pod for its own failure).
     let reviewed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        admission::review(&body, state.credentials.as_ref(), &state.policy)
+        if loaded {
+            admission::review(&body, state.credentials.as_ref(), &state.policy)
+        } else {
+            admission::review(&body, &NoCredentials, &Policy::default())
+        }
     }));
     let elapsed = started.elapsed().as_secs_f64();
     let reviewed = match reviewed {
@@ -117,6 +186,9 @@ async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
             return reply(reviewed.http_status, reviewed.body);
         }
     };
+    if !loaded && !matches!(reviewed.outcome, Outcome::Skipped | Outcome::Invalid) {
+        return credentials_not_loaded(&state, &reviewed.info, elapsed);
+    }
     let injected = reviewed.decision.as_ref().map_or(0, |d| if d.denied.is_none() { d.add.len() } else { 0 });
     let warnings = reviewed.decision.as_ref().map_or(0, |d| d.warnings.len());
     state.metrics.record(reviewed.outcome.into(), injected, warnings, elapsed);
@@ -146,6 +218,28 @@ async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
         }
     });
     reply(reviewed.http_status, reviewed.body)
+}
+
+/// A Pod CREATE before the credentials' first sync: allowed unchanged with a warning, counted, logged.
+fn credentials_not_loaded(state: &AppState, info: &RequestInfo, elapsed: f64) -> Response {
+    state.metrics.record(OutcomeLabel::credentials_not_loaded, 0, 1, elapsed);
+    warn!(
+        uid = %info.uid,
+        namespace = %info.namespace,
+        pod = %info.pod,
+        outcome = "credentials_not_loaded",
+        "credentials not loaded yet; Pod allowed unchanged"
+    );
+    let answer = serde_json::json!({
+        "apiVersion": admission::API_VERSION,
+        "kind": admission::KIND,
+        "response": {
+            "uid": info.uid,
+            "allowed": true,
+            "warnings": [format!("{}{CREDENTIALS_NOT_LOADED}", admission::WARNING_PREFIX)],
+        },
+    });
+    reply(200, serde_json::to_vec(&answer).expect("a JSON value always serializes"))
 }
 
 fn reply(status: u16, body: Vec<u8>) -> Response {
@@ -180,70 +274,12 @@ pub async fn serve_https(
     drain: Duration,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let stop = shutdown.clone().wait();
-    let mut stop = std::pin::pin!(stop);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut stop => break,
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
-        };
-        let (tcp, peer) = tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Usually EMFILE: back off briefly instead of spinning.
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        let handshake_timeout = limits.header_read_timeout;
-        tokio::spawn(
-            async move {
-                let _permit = permit;
-                let mut tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(error)) => return debug!(%error, "TLS handshake failed"),
-                    Err(_) => return debug!("TLS handshake timed out"),
-                };
-                // hyper's header-read timeout starts once the protocol is known, which takes a first byte: a client
-                // that finishes the handshake and then sends nothing would hold its connection (and a permit) forever.
-                // The TLS stream keeps what it decrypted (it is an `AsyncBufRead`): hyper reads that byte again.
-                match tokio::time::timeout(handshake_timeout, tls.fill_buf()).await {
-                    Ok(Ok(buffered)) if !buffered.is_empty() => {}
-                    Ok(Ok(_)) => return debug!("connection closed before a request"),
-                    Ok(Err(error)) => return debug!(%error, "connection failed before a request"),
-                    Err(_) => return debug!("no request within the header read timeout"),
-                }
-                let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder.http1().timer(TokioTimer::new()).header_read_timeout(handshake_timeout).keep_alive(true);
-                builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
-                let service = TowerToHyperService::new(app);
-                let connection = builder.serve_connection(TokioIo::new(tls), service);
-                if let Err(error) = watcher.watch(connection).await {
-                    debug!(%error, "connection ended with an error");
-                }
-            }
-            .instrument(info_span!("conn", %peer)),
-        );
-    }
-    drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        warn!(?drain, "in-flight requests did not finish in time");
-    }
+    connections::serve("webhook", listener, Some(acceptor), app, limits, shutdown, drain).await
 }
 
-/// Serves the admin routes over plain HTTP until `shutdown`.
-pub async fn serve_admin(listener: TcpListener, app: Router, shutdown: Shutdown) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.wait()).await
+/// Serves the admin routes over plain HTTP until `shutdown`, with the same guards as the webhook.
+pub async fn serve_admin(listener: TcpListener, app: Router, limits: Limits, shutdown: Shutdown, drain: Duration) {
+    connections::serve("admin", listener, None, app, limits, shutdown, drain).await
 }
 
 /// Binds a listener, naming the flag in the error.

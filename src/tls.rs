@@ -6,6 +6,9 @@
 //! content, which also sees the atomic `..data` symlink swap of a mounted Kubernetes Secret (an inotify watch set
 //! on `tls.crt` follows the symlink to the old file and misses it). A new pair is served only when it parses and
 //! the key matches the certificate; anything else keeps the old certificate serving.
+//!
+//! [`ClientCa`] (`--client-ca`) does the same for the CA that signs the certificates of the clients allowed to
+//! call the webhook (mutual TLS: the API server's admission client certificate).
 
 use std::fmt;
 use std::future::Future;
@@ -15,12 +18,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ServerConfig, SupportedProtocolVersion};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme, SupportedProtocolVersion,
+};
 
 /// TLS versions the webhook accepts: 1.3 and 1.2 (the Kubernetes API server speaks both; nothing older).
 pub static PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
@@ -46,6 +54,9 @@ pub enum TlsError {
     PrivateKey { path: PathBuf, reason: &'static str },
     #[error("the private key in {} does not match the certificate in {}", key.display(), cert.display())]
     KeyMismatch { cert: PathBuf, key: PathBuf },
+    /// `--client-ca`: no usable CA certificate in the file (a CA certificate is public: the reason may quote it).
+    #[error("no usable client CA in {}: {reason}", path.display())]
+    ClientCa { path: PathBuf, reason: String },
     #[error("TLS: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -59,6 +70,7 @@ impl TlsError {
             Self::InvalidCertificatePem { .. } => "invalid_certificate_pem",
             Self::PrivateKey { .. } => "private_key",
             Self::KeyMismatch { .. } => "key_mismatch",
+            Self::ClientCa { .. } => "client_ca",
             Self::Rustls(_) => "rustls",
         }
     }
@@ -124,12 +136,27 @@ impl CertStore {
     /// A rustls server configuration: ring provider, TLS 1.3 and 1.2 only, ALPN `h2` then `http/1.1`, the
     /// certificate taken from this store on every handshake (lock-free), no client authentication.
     pub fn server_config(self: &Arc<Self>) -> Arc<ServerConfig> {
-        let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+        self.server_config_with(None)
+    }
+
+    /// [`CertStore::server_config`], and with `client_ca` mutual TLS: a client must present a certificate that
+    /// `client_ca` verifies, or the handshake fails. Session resumption is then off, so that a session
+    /// authenticated under a CA that has since been replaced cannot be resumed (the API server keeps its
+    /// connections alive: full handshakes are rare).
+    pub fn server_config_with(self: &Arc<Self>, client_ca: Option<&Arc<ClientCa>>) -> Arc<ServerConfig> {
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_protocol_versions(PROTOCOL_VERSIONS)
-            .expect("the ring provider supports TLS 1.2 and 1.3")
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(StoreResolver(Arc::clone(self))));
+            .expect("the ring provider supports TLS 1.2 and 1.3");
+        let builder = match client_ca {
+            Some(ca) => builder.with_client_cert_verifier(Arc::new(ReloadingClientVerifier(Arc::clone(ca)))),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(StoreResolver(Arc::clone(self))));
         config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|protocol| protocol.to_vec()).collect();
+        if client_ca.is_some() {
+            config.session_storage = Arc::new(NoServerSessionStorage {});
+            config.send_tls13_tickets = 0;
+        }
         Arc::new(config)
     }
 
@@ -154,30 +181,178 @@ impl CertStore {
         self: Arc<Self>,
         interval: Duration,
         shutdown: impl Future<Output = ()>,
-        mut on_reload: impl FnMut(&Result<bool, TlsError>),
+        on_reload: impl FnMut(&Result<bool, TlsError>),
     ) {
-        let interval = interval.max(Duration::from_millis(1));
-        // The first poll comes one interval after start: the files were just read by `load`.
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            tokio::select! {
-                biased;
-                () = &mut shutdown => return,
-                _ = ticks.tick() => {}
-            }
-            let store = Arc::clone(&self);
-            let result = match tokio::task::spawn_blocking(move || store.reload()).await {
-                Ok(result) => result,
-                Err(join_error) if join_error.is_panic() => std::panic::resume_unwind(join_error.into_panic()),
-                // Cancelled: the runtime is shutting down.
-                Err(_) => return,
-            };
-            if !matches!(result, Ok(false)) {
-                on_reload(&result);
-            }
+        poll_reload(interval, shutdown, move || self.reload(), on_reload).await
+    }
+}
+
+/// Calls `reload` on the blocking thread pool every `interval` (at least 1 ms) until `shutdown` resolves, and
+/// `on_reload` with each result other than "unchanged" (`Ok(false)`).
+async fn poll_reload<R>(
+    interval: Duration,
+    shutdown: impl Future<Output = ()>,
+    reload: R,
+    mut on_reload: impl FnMut(&Result<bool, TlsError>),
+) where
+    R: Fn() -> Result<bool, TlsError> + Clone + Send + 'static,
+{
+    let interval = interval.max(Duration::from_millis(1));
+    // The first poll comes one interval after start: the files were just read by `load`.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            _ = ticks.tick() => {}
         }
+        let result = match tokio::task::spawn_blocking(reload.clone()).await {
+            Ok(result) => result,
+            Err(join_error) if join_error.is_panic() => std::panic::resume_unwind(join_error.into_panic()),
+            // Cancelled: the runtime is shutting down.
+            Err(_) => return,
+        };
+        if !matches!(result, Ok(false)) {
+            on_reload(&result);
+        }
+    }
+}
+
+/// `--client-ca`: the CA certificates (PEM, one or more) that the webhook's clients must present a certificate
+/// from, read from a file and swapped atomically when its content changes. A file that cannot be used keeps the
+/// previous CA (as with the serving certificate): a broken rotation never opens the webhook to everyone, nor
+/// closes it to the API server that was accepted before.
+pub struct ClientCa {
+    path: PathBuf,
+    provider: Arc<CryptoProvider>,
+    /// Read on every handshake, without a lock.
+    current: ArcSwap<CurrentVerifier>,
+    /// SHA-256 of the file behind `current`; the mutex also serializes reloads.
+    loaded_content: Mutex<Vec<u8>>,
+}
+
+/// The verifier built from one version of the file (an `Arc<dyn …>` is not `Sized`: `ArcSwap` needs a wrapper).
+struct CurrentVerifier(Arc<dyn ClientCertVerifier>);
+
+impl ClientCa {
+    /// Reads the CA certificate(s); fails when the file holds no certificate usable as a trust anchor.
+    pub fn load(path: &Path) -> Result<Arc<Self>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let pem = std::fs::read(path).map_err(|source| TlsError::Read { path: path.to_owned(), source })?;
+        let verifier = client_verifier(path, &pem, &provider)?;
+        Ok(Arc::new(Self {
+            path: path.to_owned(),
+            provider,
+            current: ArcSwap::from_pointee(CurrentVerifier(verifier)),
+            loaded_content: Mutex::new(sha256(&pem)),
+        }))
+    }
+
+    /// Re-reads the file; swaps only when its content changed and is usable. `Ok(true)`: swapped (new
+    /// handshakes verify against the new CA; open connections keep theirs); `Ok(false)`: unchanged.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let mut loaded = self.loaded_content.lock().unwrap_or_else(PoisonError::into_inner);
+        let pem = std::fs::read(&self.path).map_err(|source| TlsError::Read { path: self.path.clone(), source })?;
+        let content = sha256(&pem);
+        if content == *loaded {
+            return Ok(false);
+        }
+        let verifier = client_verifier(&self.path, &pem, &self.provider)?;
+        self.current.store(Arc::new(CurrentVerifier(verifier)));
+        *loaded = content;
+        Ok(true)
+    }
+
+    /// Polls the file like [`CertStore::watch`].
+    pub async fn watch(
+        self: Arc<Self>,
+        interval: Duration,
+        shutdown: impl Future<Output = ()>,
+        on_reload: impl FnMut(&Result<bool, TlsError>),
+    ) {
+        poll_reload(interval, shutdown, move || self.reload(), on_reload).await
+    }
+}
+
+impl fmt::Debug for ClientCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCa").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// webpki's verifier over every CA certificate in `pem`: chains to one of them, valid now, extended key usage
+/// clientAuth (when the certificate lists any).
+fn client_verifier(
+    path: &Path,
+    pem: &[u8],
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let error = |reason: String| TlsError::ClientCa { path: path.to_owned(), reason };
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| error(format!("invalid certificate PEM: {err}")))?;
+    if certificates.is_empty() {
+        return Err(error("no CERTIFICATE PEM block".into()));
+    }
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates {
+        roots.add(certificate).map_err(|err| error(format!("not a usable CA certificate: {err}")))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+        .build()
+        .map_err(|err| error(err.to_string()))
+}
+
+/// Asks the [`ClientCa`] for its current verifier on every handshake. Client authentication is mandatory. No CA
+/// names are sent as hints: a Go client (the API server) then presents its configured certificate whatever its
+/// issuer, and a rotated CA needs no change here.
+#[derive(Debug)]
+struct ReloadingClientVerifier(Arc<ClientCa>);
+
+impl ClientCertVerifier for ReloadingClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.0.current.load().0.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.current.load().0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.current.load().0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.current.load().0.supported_verify_schemes()
     }
 }
 
@@ -518,6 +693,126 @@ mod tests {
                 assert_eq!(reply[6], 70, "{label}: alert protocol_version");
             }
         }
+    }
+
+    /// A CA for client certificates, and client certificates it signs (ECDSA P-256, extended key usage clientAuth).
+    struct ClientAuthority {
+        pem: String,
+        issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    }
+
+    impl ClientAuthority {
+        fn new(name: &str) -> Self {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.distinguished_name.push(rcgen::DnType::CommonName, name);
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+            params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+            let key = rcgen::KeyPair::generate().unwrap();
+            let pem = params.self_signed(&key).unwrap().pem();
+            Self { pem, issuer: rcgen::Issuer::new(params, key) }
+        }
+
+        /// A client certificate chain and key signed by this CA.
+        fn client(&self, name: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.distinguished_name.push(rcgen::DnType::CommonName, name);
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &self.issuer).unwrap();
+            let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
+            (vec![cert.der().clone()], key)
+        }
+    }
+
+    /// One handshake with a client presenting `identity` (or none); both sides must succeed. With TLS 1.3 the
+    /// client finishes first and learns of a refusal only from the server's alert, so the server's result counts.
+    async fn client_auth_handshake(
+        config: Arc<ServerConfig>,
+        server: &Bundle,
+        identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+        version: &'static SupportedProtocolVersion,
+    ) -> Result<(), String> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let acceptor = TlsAcceptor::from(config);
+        let accepted = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = acceptor.accept(tcp).await?;
+            tls.write_all(b"ok").await?;
+            tls.shutdown().await
+        });
+        let mut roots = RootCertStore::empty();
+        roots.add(der(&server.ca_cert_pem)).unwrap();
+        let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots);
+        let client = match identity {
+            Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let tcp = TcpStream::connect(address).await.unwrap();
+        let name = ServerName::try_from("webhook.ns.svc").unwrap();
+        let client_side = async {
+            let mut tls = TlsConnector::from(Arc::new(client)).connect(name, tcp).await?;
+            let mut reply = Vec::new();
+            tls.read_to_end(&mut reply).await?;
+            Ok::<_, io::Error>(reply)
+        };
+        let client_side = tokio::time::timeout(EVENT_TIMEOUT, client_side).await.expect("client bounded");
+        let server_side = tokio::time::timeout(EVENT_TIMEOUT, accepted).await.expect("server bounded").unwrap();
+        server_side.map_err(|e| format!("server: {e}"))?;
+        let reply = client_side.map_err(|e| format!("client: {e}"))?;
+        if reply == b"ok" { Ok(()) } else { Err(format!("reply {reply:?}")) }
+    }
+
+    #[tokio::test]
+    async fn a_client_ca_admits_only_its_clients_and_is_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = bundle("webhook.ns.svc");
+        certs::write_bundle(dir.path(), &server).unwrap();
+        let (first, second) = (ClientAuthority::new("first client CA"), ClientAuthority::new("second client CA"));
+        let ca_file = dir.path().join("client-ca.crt");
+        fs::write(&ca_file, &first.pem).unwrap();
+        let client_ca = ClientCa::load(&ca_file).unwrap();
+        let config = load(dir.path()).server_config_with(Some(&client_ca));
+
+        for version in PROTOCOL_VERSIONS {
+            let label = format!("{:?}", version.version);
+            let ok = |identity| client_auth_handshake(Arc::clone(&config), &server, identity, version);
+            ok(Some(first.client("kube-apiserver")))
+                .await
+                .unwrap_or_else(|e| panic!("{label}, first CA's client: {e}"));
+            let refused = ok(None).await.expect_err("no client certificate");
+            assert!(refused.contains("server:"), "{label}: refused by the server: {refused}");
+            ok(Some(second.client("kube-apiserver"))).await.expect_err("a certificate from another CA");
+        }
+
+        // Rotation: the second CA replaces the first for new handshakes.
+        fs::write(&ca_file, &second.pem).unwrap();
+        assert!(client_ca.reload().unwrap());
+        assert!(!client_ca.reload().unwrap(), "unchanged");
+        let handshake =
+            |identity| client_auth_handshake(Arc::clone(&config), &server, identity, &rustls::version::TLS13);
+        handshake(Some(second.client("kube-apiserver"))).await.expect("the new CA's client");
+        handshake(Some(first.client("kube-apiserver"))).await.expect_err("the old CA's client");
+
+        // A broken file keeps the second CA; both CAs in one file (a rotation's overlap) admit both.
+        for (label, content, kind) in [
+            ("garbage", "garbage".to_owned(), "client_ca"),
+            ("not X.509", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_owned(), "client_ca"),
+        ] {
+            fs::write(&ca_file, content).unwrap();
+            assert_eq!(client_ca.reload().expect_err(label).kind(), kind, "{label}");
+            handshake(Some(second.client("kube-apiserver"))).await.unwrap_or_else(|e| panic!("{label}: {e}"));
+        }
+        fs::remove_file(&ca_file).unwrap();
+        assert_eq!(client_ca.reload().unwrap_err().kind(), "read");
+        fs::write(&ca_file, format!("{}{}", first.pem, second.pem)).unwrap();
+        assert!(client_ca.reload().unwrap());
+        handshake(Some(first.client("a"))).await.expect("first CA during the overlap");
+        handshake(Some(second.client("b"))).await.expect("second CA during the overlap");
+        assert!(ClientCa::load(&dir.path().join("tls.key")).is_err(), "a key is no CA");
     }
 
     #[tokio::test]

@@ -11,25 +11,41 @@
 //!
 //! Credentials never leave this module except in the `Authorization` header of a request to the registry or
 //! its token realm: details name the username at most, and a final scrub removes any credential that a
-//! server might echo back (`scrub`).
+//! server might echo back (`scrub`). Every field of a result is display-safe ([`crate::safe_text`]): the key is
+//! shown redacted, escaped and bounded, names and details escaped.
+//!
+//! Registries, their token endpoints and the keys that name them are all untrusted (the periodic checks of
+//! `serve` read Secrets that tenants write):
+//!
+//! - a token response is read as a stream and abandoned past [`MAX_TOKEN_RESPONSE_BYTES`];
+//! - credentials never travel over plain HTTP unless the key itself says `http://`, and then only to that
+//!   registry's own host: an HTTPS registry naming an `http://` realm, and any redirect from HTTPS to HTTP (or,
+//!   for an `http://` key, to another host) are refused;
+//! - with [`AddressPolicy::REMOTE`] (the periodic checks' default) no connection goes to a loopback, link-local
+//!   (cloud metadata included) or unspecified address: every address a name resolves to is checked before
+//!   connecting (a custom resolver; HTTP proxies are not used then), address literals in keys, realms and
+//!   redirects too, IPv4-mapped and other IPv6 forms of these included;
+//! - nothing a registry or a key holds can panic a check: URLs are validated before reqwest sees them, and a
+//!   panic would still only turn that one entry into an `error` row.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
 use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{Client, StatusCode, Url};
 use serde::Serialize;
 
-use crate::dockerconfig::redact_userinfo;
 use crate::dockerconfig::{self, DecodeError, RegistryEntry, SecretKind};
 use crate::keyring;
+use crate::safe_text;
 
 /// What `--insecure-skip-tls-verify` should print on stderr before checking (the CLI prints it).
 pub const INSECURE_WARNING: &str = concat!(
@@ -44,8 +60,24 @@ const DOCKER_HUB_REGISTRY: &str = "https://registry-1.docker.io";
 /// Normalized hosts that mean Docker Hub.
 const DOCKER_HUB_HOSTS: [&str; 3] = ["index.docker.io", "docker.io", "registry-1.docker.io"];
 
-/// A token response is a small JSON object; anything bigger is not one.
-const MAX_TOKEN_RESPONSE_BYTES: usize = 1 << 20;
+/// A token response is a small JSON object; anything bigger is not one, and is not read further.
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 1 << 20;
+
+/// A DNS name has at most 253 characters; a key naming a longer host is reported, never resolved.
+const MAX_HOST_CHARS: usize = 253;
+
+/// `http::Uri` (hence every HTTP client) refuses longer URLs.
+const MAX_URL_BYTES: usize = 65_534;
+
+/// Redirects followed at most per request.
+const MAX_REDIRECTS: usize = 5;
+
+/// Namespace and Secret names in results: Kubernetes names have at most 253 characters; local files can hold
+/// anything.
+const MAX_NAME_CHARS: usize = 253;
+
+/// Details are one line of at most this many characters.
+const MAX_DETAIL_CHARS: usize = 512;
 
 /// Secrets shorter than this are not scrubbed from details: they would garble ordinary words, and a
 /// one-to-three character password is not a secret worth the noise.
@@ -71,12 +103,227 @@ pub struct VerifyOptions {
     pub timeout: Duration,
     /// Entries checked at the same time (at least 1).
     pub concurrency: usize,
+    /// Which addresses may be connected to (registries, token realms, redirects).
+    pub addresses: AddressPolicy,
 }
 
 impl Default for VerifyOptions {
+    /// The periodic checks' defaults: [`AddressPolicy::REMOTE`]. The `verify` command, run by an operator on
+    /// files they chose, uses [`AddressPolicy::ANY`].
     fn default() -> Self {
-        Self { ca_file: None, insecure_skip_tls_verify: false, timeout: Duration::from_secs(10), concurrency: 8 }
+        Self {
+            ca_file: None,
+            insecure_skip_tls_verify: false,
+            timeout: Duration::from_secs(10),
+            concurrency: 8,
+            addresses: AddressPolicy::REMOTE,
+        }
     }
+}
+
+/// Which kinds of local addresses a check may connect to. Private ranges (10/8, 172.16/12, 192.168/16, fc00::/7,
+/// 100.64/10) are always allowed: on-premises registries such as `10.10.10.10:443` are normal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressPolicy {
+    /// 127/8, `::1`.
+    pub loopback: bool,
+    /// 169.254/16, fe80::/10, and the cloud metadata addresses outside them (`fd00:ec2::254`, `100.100.100.200`).
+    pub link_local: bool,
+    /// 0/8, `::`, broadcast and multicast: nothing a registry can be.
+    pub unspecified: bool,
+}
+
+impl AddressPolicy {
+    /// Every address (the `verify` command; `serve --verify-allow-local-addresses`).
+    pub const ANY: Self = Self { loopback: true, link_local: true, unspecified: true };
+    /// No loopback, link-local or unspecified address (the periodic checks' default).
+    pub const REMOTE: Self = Self { loopback: false, link_local: false, unspecified: false };
+
+    /// `Err(what the address is)` when the policy refuses `ip`, after unwrapping IPv4 addresses carried in IPv6 ones
+    /// (IPv4-mapped and -compatible, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`).
+    pub fn check(&self, ip: IpAddr) -> Result<(), &'static str> {
+        match address_class(ip) {
+            Some(AddressClass::Loopback) if !self.loopback => Err("a loopback address"),
+            Some(AddressClass::LinkLocal) if !self.link_local => Err("a link-local or cloud metadata address"),
+            Some(AddressClass::Unspecified) if !self.unspecified => {
+                Err("an unspecified, broadcast or multicast address")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AddressClass {
+    Loopback,
+    LinkLocal,
+    Unspecified,
+}
+
+fn address_class(ip: IpAddr) -> Option<AddressClass> {
+    match ip {
+        IpAddr::V4(v4) => v4_class(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = embedded_ipv4(v6) {
+                return v4_class(v4);
+            }
+            let segments = v6.segments();
+            if v6.is_unspecified() || v6.is_multicast() {
+                Some(AddressClass::Unspecified)
+            } else if v6.is_loopback() {
+                Some(AddressClass::Loopback)
+            } else if segments[0] & 0xffc0 == 0xfe80 || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+                Some(AddressClass::LinkLocal)
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn v4_class(v4: Ipv4Addr) -> Option<AddressClass> {
+    if v4.is_loopback() {
+        Some(AddressClass::Loopback)
+    } else if v4.is_link_local() || v4 == Ipv4Addr::new(100, 100, 100, 200) {
+        Some(AddressClass::LinkLocal)
+    } else if v4.octets()[0] == 0 || v4.is_broadcast() || v4.is_multicast() {
+        Some(AddressClass::Unspecified)
+    } else {
+        None
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for, in the forms a connection can reach it by.
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        // IPv4-mapped ::ffff:a.b.c.d and IPv4-translated ::ffff:0:a.b.c.d.
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => Some(low),
+        // IPv4-compatible ::a.b.c.d (deprecated), but not `::` and `::1` themselves.
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 || lo > 1 => Some(low),
+        // NAT64 well-known prefix 64:ff9b::/96 and local-use 64:ff9b:1::/48.
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, ..] => Some(low),
+        // 6to4 2002:AABB:CCDD::/48.
+        [0x2002, a, b, ..] => Some(Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8)),
+        _ => None,
+    }
+}
+
+/// A connection the checks refuse to make (an address the [`AddressPolicy`] refuses, a downgrade to plain HTTP).
+#[derive(Debug)]
+struct Refused(String);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Checks an address literal of a URL against the policy; names are checked by [`GuardedResolver`].
+fn check_url_host(url: &Url, policy: AddressPolicy) -> Result<(), Refused> {
+    // `Url` writes every IPv4 spelling (`2130706433`, `0x7f.1`) in dotted form and IPv6 in brackets.
+    let host = url.host_str().unwrap_or_default();
+    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let Ok(ip) = literal.parse::<IpAddr>() else { return Ok(()) };
+    policy.check(ip).map_err(|what| Refused(refusal(&ip.to_string(), ip, what)))
+}
+
+fn refusal(host: &str, ip: IpAddr, what: &str) -> String {
+    let host = safe_text::line(host, MAX_HOST_CHARS);
+    let named = if host == ip.to_string() { host } else { format!("{host} ({ip})") };
+    format!(
+        "refused to connect to {named}: {what}; periodic checks only reach registries on other hosts \
+         (serve --verify-allow-local-addresses allows it)"
+    )
+}
+
+/// The resolver of a client with a restricting [`AddressPolicy`]: resolves with the system resolver and refuses
+/// the name when any of its addresses is refused, so that a name cannot reach what its address literal could not.
+struct GuardedResolver {
+    policy: AddressPolicy,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            for address in &addresses {
+                if let Err(what) = policy.check(address.ip()) {
+                    return Err(Box::new(Refused(refusal(&host, address.ip(), what))) as _);
+                }
+            }
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The redirect rules: at most [`MAX_REDIRECTS`]; http or https only; a URL every HTTP client accepts; never from
+/// HTTPS to HTTP, and plain HTTP only on the host of a request that started there; address literals checked
+/// against the policy (names are checked by the resolver when connecting).
+fn redirect_policy(policy: AddressPolicy) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let next = attempt.url().clone();
+        let Some(first) = attempt.previous().first().cloned() else { return attempt.follow() };
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(Refused(format!("more than {MAX_REDIRECTS} redirects")));
+        }
+        if let Err(reason) = usable_url(&next) {
+            return attempt.error(Refused(format!("redirect refused: {reason}")));
+        }
+        if next.scheme() == "http" && (first.scheme() != "http" || !same_host(&first, &next)) {
+            let reason = if first.scheme() == "https" {
+                "from HTTPS to plain HTTP: credentials are never downgraded"
+            } else {
+                "to plain HTTP on another host"
+            };
+            return attempt.error(Refused(format!("redirect to {} refused: {reason}", shown_host(&next))));
+        }
+        if let Err(refused) = check_url_host(&next, policy) {
+            return attempt.error(Refused(format!("redirect {refused}")));
+        }
+        attempt.follow()
+    })
+}
+
+fn same_host(a: &Url, b: &Url) -> bool {
+    match (a.host_str(), b.host_str()) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
+    }
+}
+
+/// `host[:port]` of a URL, display-safe.
+fn shown_host(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    let shown = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    safe_text::line(&shown, MAX_HOST_CHARS + 6)
+}
+
+/// Whether a URL can be requested at all: http or https, a host of at most [`MAX_HOST_CHARS`], at most
+/// [`MAX_URL_BYTES`] long and acceptable to `http::Uri`.
+fn usable_url(url: &Url) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme {:?} is neither http nor https", safe_text::line(url.scheme(), 32)));
+    }
+    match url.host_str() {
+        None | Some("") => return Err("no host".to_owned()),
+        Some(host) if host.chars().count() > MAX_HOST_CHARS => {
+            return Err(format!("host longer than {MAX_HOST_CHARS} characters"));
+        }
+        Some(_) => {}
+    }
+    if url.as_str().len() > MAX_URL_BYTES {
+        return Err(format!("URL longer than {MAX_URL_BYTES} bytes"));
+    }
+    url.as_str().parse::<hyper::Uri>().map(|_| ()).map_err(|e| format!("unusable URL: {e}"))
 }
 
 /// The outcome for one credential entry (or one undecodable Secret), as `-o json` prints it.
@@ -165,14 +412,21 @@ pub async fn verify(secrets: &[Secret], options: &VerifyOptions) -> Result<Vec<C
     }
 
     let client = &client;
-    let timeout = options.timeout;
+    let (timeout, addresses) = (options.timeout, options.addresses);
     let results = futures::stream::iter(rows)
         .map(|row| async move {
             match row {
                 Row::Done(result) => result,
                 Row::Check { namespace, secret, entry } => {
-                    let (status, detail) = check_entry(client, &entry, timeout).await;
-                    let registry = redact_userinfo(&entry.key).into_owned();
+                    // Nothing a key or a registry holds may panic `verify`; should a bug still do it, that entry
+                    // alone becomes an `error` row.
+                    let checked = std::panic::AssertUnwindSafe(check_entry(client, &entry, timeout, addresses))
+                        .catch_unwind()
+                        .await;
+                    let (status, detail) = checked.unwrap_or_else(|_| {
+                        (Status::Error, "internal error while checking this entry (a bug: please report it)".into())
+                    });
+                    let registry = safe_text::key(&entry.key);
                     tracing::debug!(%namespace, %secret, %registry, %status, "checked registry credential");
                     CheckResult { namespace, secret, registry, status, detail }
                 }
@@ -202,13 +456,15 @@ pub fn lint(secrets: &[Secret]) -> Vec<String> {
             ));
         }
         for key in keys {
-            let shown = redact_userinfo(&key).into_owned();
+            let shown = safe_text::key(&key);
             let key_notes = keyring::lint_key(&key);
             let normalized = keyring::normalize_key(&key);
             if normalized.is_none() && key_notes.is_empty() {
                 notes.push(format!("{namespace}/{name}: key {shown:?}: the kubelet drops this key (not a valid URL)"));
             }
-            notes.extend(key_notes.iter().map(|note| format!("{namespace}/{name}: key {shown:?}: {note}")));
+            notes.extend(
+                key_notes.iter().map(|note| format!("{namespace}/{name}: key {shown:?}: {}", safe_text::text(note))),
+            );
             let Some(normalized) = normalized else { continue };
             let slot = (namespace.clone(), normalized);
             match holders.iter_mut().find(|(k, _)| *k == slot) {
@@ -228,12 +484,13 @@ pub fn lint(secrets: &[Secret]) -> Vec<String> {
             "imagePullSecrets order"
         };
         notes.push(format!(
-            "{}: all normalize to {normalized:?}; a Pod that lists them gets every one tried, in {order}, \
-             until one works",
-            named.join(", ")
+            "{}: all normalize to {:?}; a Pod that lists them gets every one tried, in {order}, until one works",
+            named.join(", "),
+            safe_text::key(&normalized)
         ));
     }
-    notes
+    // One display-safe line each, whatever the keys and names hold.
+    notes.iter().map(|note| safe_text::text(note).into_owned()).collect()
 }
 
 /// A normalized key within one namespace, where the kubelet's keyring of a Pod can hold it.
@@ -283,29 +540,28 @@ fn render_table(results: &[CheckResult], out: &mut dyn Write) -> std::io::Result
         );
     }
     let header = ["NAMESPACE/SECRET", "REGISTRY", "STATUS", "DETAIL"];
+    // Results are display-safe already; escaping again is a no-op that keeps the table safe for any caller.
     let rows: Vec<[String; 4]> = results
         .iter()
         .map(|r| {
-            let registry = if r.registry.is_empty() { "-".to_owned() } else { r.registry.clone() };
-            [format!("{}/{}", r.namespace, r.secret), registry, r.status.to_string(), r.detail.clone()]
+            let registry = if r.registry.is_empty() { "-".to_owned() } else { safe_text::key(&r.registry) };
+            let secret = safe_text::text(&format!("{}/{}", r.namespace, r.secret)).into_owned();
+            [secret, registry, r.status.to_string(), safe_text::text(&r.detail).into_owned()]
         })
         .collect();
     let width = |column: usize| {
         rows.iter().map(|row| row[column].chars().count()).chain([header[column].len()]).max().unwrap_or(0)
     };
     let widths = [width(0), width(1), width(2)];
+    // Padded by hand: `{:width$}` panics on widths over 65,535, and a cell is as wide as its data.
     let mut line = |cells: [&str; 4]| {
-        writeln!(
-            out,
-            "{:w0$}  {:w1$}  {:w2$}  {}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        )
+        let mut text = String::new();
+        for (cell, width) in cells.iter().zip(widths) {
+            text.push_str(cell);
+            text.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count()) + 2));
+        }
+        text.push_str(cells[3]);
+        writeln!(out, "{}", text.trim_end())
     };
     line(header)?;
     for row in &rows {
@@ -342,9 +598,11 @@ fn pull_payload(secret: &Secret) -> Option<(SecretKind, Vec<u8>)> {
     dockerconfig::classify(secret.type_.as_deref(), &data).map(|(kind, payload)| (kind, payload.to_vec()))
 }
 
+/// The namespace and name of a Secret, display-safe (escaped, bounded).
 fn secret_name(secret: &Secret) -> (String, String) {
-    let namespace = secret.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
-    (namespace, secret.metadata.name.clone().unwrap_or_default())
+    let namespace = secret.metadata.namespace.as_deref().unwrap_or("default");
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    (safe_text::line(namespace, MAX_NAME_CHARS), safe_text::line(name, MAX_NAME_CHARS))
 }
 
 fn invalid_secret(namespace: String, secret: String, kind: SecretKind, error: &DecodeError) -> CheckResult {
@@ -353,10 +611,13 @@ fn invalid_secret(namespace: String, secret: String, kind: SecretKind, error: &D
         secret,
         registry: String::new(),
         status: Status::InvalidSecret,
-        detail: one_line(&format!(
-            "the kubelet cannot decode {}: {error}; every image pull of a Pod that references this Secret fails",
-            kind.data_key()
-        )),
+        detail: safe_text::line(
+            &one_line(&format!(
+                "the kubelet cannot decode {}: {error}; every image pull of a Pod that references this Secret fails",
+                kind.data_key()
+            )),
+            MAX_DETAIL_CHARS,
+        ),
     }
 }
 
@@ -371,7 +632,8 @@ struct Endpoint {
 
 /// Derives the registry endpoint from a key as written: `http://` keeps plain HTTP (the runtime must be
 /// configured for an insecure registry then), anything else is HTTPS; host and port come from the key as the
-/// kubelet normalizes it (R13-R16), the path is irrelevant because the API lives at the host's `/v2/`.
+/// kubelet normalizes it (R13-R16), the path is irrelevant because the API lives at the host's `/v2/`. The reason
+/// of a key that names no registry never quotes the key beyond what [`safe_text`] shows.
 fn endpoint_for_key(key: &str) -> Result<Endpoint, String> {
     let body = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
     let authority = &body[..body.find('/').unwrap_or(body.len())];
@@ -381,7 +643,7 @@ fn endpoint_for_key(key: &str) -> Result<Endpoint, String> {
     // R17: `HTTPS://h`, `oci://h`, `https://https://h` keep their scheme as the host `HTTPS:`; such a key
     // never matches an image, so there is no registry to ask.
     if authority.ends_with(':') && body[authority.len()..].starts_with("//") {
-        let scheme = authority.rsplit('@').next().unwrap_or_default();
+        let scheme = safe_text::line(authority.rsplit(['@', '\u{FF20}', '\u{FE6B}']).next().unwrap_or_default(), 40);
         return Err(format!("the kubelet never matches this key: scheme `{scheme}//` is read as the host"));
     }
     let Some(normalized) = keyring::normalize_key(key) else {
@@ -397,13 +659,20 @@ fn endpoint_for_key(key: &str) -> Result<Endpoint, String> {
     if DOCKER_HUB_HOSTS.contains(&host) {
         return Ok(Endpoint { base: DOCKER_HUB_REGISTRY.to_owned() });
     }
+    if host.chars().count() > MAX_HOST_CHARS + 6 {
+        return Err(format!("the key names a host longer than {MAX_HOST_CHARS} characters; no registry can serve it"));
+    }
     let scheme = if key.starts_with("http://") { "http" } else { "https" };
     let base = format!("{scheme}://{host}");
     // The kubelet keeps some hosts no HTTP client can reach, e.g. port 99999 (ports are not range-checked).
-    if let Err(error) = Url::parse(&base) {
-        return Err(format!("no registry can serve {host}: {error}"));
+    let shown = || safe_text::line(host, MAX_HOST_CHARS + 6);
+    match Url::parse(&base) {
+        Err(error) => Err(format!("no registry can serve {}: {error}", shown())),
+        Ok(url) => match usable_url(&url) {
+            Err(reason) => Err(format!("no registry can serve {}: {reason}", shown())),
+            Ok(()) => Ok(Endpoint { base }),
+        },
     }
-    Ok(Endpoint { base })
 }
 
 /// `[v6]` or `[v6]:port`: a real address literal, not a glob class.
@@ -422,7 +691,11 @@ fn build_client(options: &VerifyOptions) -> Result<Client, VerifyError> {
         .timeout(options.timeout)
         .connect_timeout(options.timeout)
         .user_agent(concat!("pullsecret-injector/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(5));
+        .redirect(redirect_policy(options.addresses));
+    if options.addresses != AddressPolicy::ANY {
+        // Every name is resolved here and its addresses checked; a proxy would resolve names out of sight.
+        builder = builder.dns_resolver(Arc::new(GuardedResolver { policy: options.addresses })).no_proxy();
+    }
     if let Some(path) = &options.ca_file {
         let pem = std::fs::read(path).map_err(|source| VerifyError::CaFileRead { path: path.clone(), source })?;
         let invalid = |reason: String| VerifyError::CaFileInvalid { path: path.clone(), reason };
@@ -446,11 +719,16 @@ fn build_client(options: &VerifyOptions) -> Result<Client, VerifyError> {
     })
 }
 
-/// Checks one entry; the detail is scrubbed of the entry's credentials.
-async fn check_entry(client: &Client, entry: &RegistryEntry, timeout: Duration) -> (Status, String) {
+/// Checks one entry; the detail is scrubbed of the entry's credentials and display-safe.
+async fn check_entry(
+    client: &Client,
+    entry: &RegistryEntry,
+    timeout: Duration,
+    addresses: AddressPolicy,
+) -> (Status, String) {
     let (status, detail) = match endpoint_for_key(&entry.key) {
         Err(reason) => (Status::Skipped, reason),
-        Ok(endpoint) => Handshake { client, entry, timeout, endpoint: &endpoint }.run().await,
+        Ok(endpoint) => Handshake { client, entry, timeout, endpoint: &endpoint, addresses }.run().await,
     };
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", entry.username, entry.password));
     (status, scrub(&detail, &[&entry.password, &auth]))
@@ -461,6 +739,7 @@ struct Handshake<'a> {
     entry: &'a RegistryEntry,
     timeout: Duration,
     endpoint: &'a Endpoint,
+    addresses: AddressPolicy,
 }
 
 type Outcome = (Status, String);
@@ -468,6 +747,15 @@ type Outcome = (Status, String);
 impl Handshake<'_> {
     async fn run(&self) -> Outcome {
         let url = format!("{}/v2/", self.endpoint.base);
+        // Names are checked by the resolver as they are connected to; address literals here.
+        match Url::parse(&url) {
+            Err(error) => return (Status::Error, format!("GET {url}: unusable URL: {error}")),
+            Ok(parsed) => {
+                if let Err(refused) = check_url_host(&parsed, self.addresses) {
+                    return (Status::Error, refused.to_string());
+                }
+            }
+        }
         let response = match self.client.get(&url).send().await {
             Ok(response) => response,
             Err(error) => return self.failure(&format!("GET {url}"), &error),
@@ -534,9 +822,35 @@ impl Handshake<'_> {
             return (Status::Error, format!("Bearer challenge of {url} has no realm"));
         };
         let mut token_url = match Url::parse(realm) {
-            Ok(token_url) if matches!(token_url.scheme(), "http" | "https") => token_url,
-            _ => return (Status::Error, format!("Bearer challenge of {url} has an unusable realm {realm:?}")),
+            Ok(token_url) if usable_url(&token_url).is_ok() => token_url,
+            _ => {
+                let realm = safe_text::line(realm, 200);
+                return (Status::Error, format!("Bearer challenge of {url} has an unusable realm {realm:?}"));
+            }
         };
+        // Credentials are never downgraded: a plain-HTTP realm only for a plain-HTTP registry, on its own host.
+        if token_url.scheme() == "http" {
+            let registry = Url::parse(&self.endpoint.base).ok();
+            let own_host = registry.as_ref().is_some_and(|r| r.scheme() == "http" && same_host(r, &token_url));
+            if !own_host {
+                let why = if self.endpoint.base.starts_with("https://") {
+                    "an HTTPS registry named a plain-HTTP token endpoint"
+                } else {
+                    "a plain-HTTP token endpoint on another host"
+                };
+                return (
+                    Status::Error,
+                    format!(
+                        "refused to send credentials to http://{}: {why}; credentials never travel over plain HTTP \
+                         unless the key says http://, and then only to that registry's host",
+                        shown_host(&token_url)
+                    ),
+                );
+            }
+        }
+        if let Err(refused) = check_url_host(&token_url, self.addresses) {
+            return (Status::Error, format!("token endpoint {refused}"));
+        }
         {
             // No scope: `GET /v2/` needs none, and a token without access is all the check needs.
             let mut query = token_url.query_pairs_mut();
@@ -551,7 +865,7 @@ impl Handshake<'_> {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
         });
-        let token_host = token_host.unwrap_or_default();
+        let token_host = safe_text::line(&token_host.unwrap_or_default(), MAX_HOST_CHARS + 6);
         let mut request = self.client.get(token_url.clone());
         if !self.entry.username.is_empty() || !self.entry.password.is_empty() {
             request = request.basic_auth(&self.entry.username, Some(&self.entry.password));
@@ -575,8 +889,17 @@ impl Handshake<'_> {
         if !status.is_success() {
             return (Status::Error, format!("token endpoint {token_host} answered HTTP {}", status.as_u16()));
         }
-        let body = match response.bytes().await {
-            Ok(body) => body,
+        let body = match read_capped(response, MAX_TOKEN_RESPONSE_BYTES).await {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                return (
+                    Status::Error,
+                    format!(
+                        "token endpoint {token_host} answered more than {} KiB; not a token response (not read further)",
+                        MAX_TOKEN_RESPONSE_BYTES / 1024
+                    ),
+                );
+            }
             Err(error) => return self.failure(&format!("token endpoint {token_host}"), &error),
         };
         let Some(token) = token_from_response(&body) else {
@@ -604,8 +927,11 @@ impl Handshake<'_> {
         (outcome.0, scrub(&outcome.1, &[&token]))
     }
 
-    /// Classifies a failed request: TLS problems, unreachable hosts, timeouts, the rest.
+    /// Classifies a failed request: refused connections, TLS problems, unreachable hosts, timeouts, the rest.
     fn failure(&self, what: &str, error: &reqwest::Error) -> Outcome {
+        if let Some(refused) = find_error::<Refused>(error) {
+            return (Status::Error, format!("{what}: {refused}"));
+        }
         if let Some(tls) = find_rustls_error(error) {
             return (Status::TlsError, format!("{what}: {}", describe_tls(tls, &self.endpoint.base)));
         }
@@ -630,6 +956,22 @@ impl Handshake<'_> {
             ""
         }
     }
+}
+
+/// The body of a response, read as a stream: `None` as soon as it exceeds `cap` bytes (announced or sent), so that
+/// an endless body costs at most `cap` bytes and no more time than the request timeout.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response.content_length().is_some_and(|length| length > cap as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// `token` or, per the OAuth2 spelling, `access_token` of a token response.
@@ -718,6 +1060,23 @@ fn is_token_char(c: char) -> bool {
 
 // --- Errors and details ----------------------------------------------------------------------------
 
+/// An error of type `E` in the chain of a request failure, opening `io::Error`s as [`find_rustls_error`] does.
+fn find_error<'a, E: std::error::Error + 'static>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+            && let Some(found) = find_error::<E>(inner)
+        {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
 /// The rustls error behind a request failure, if any. `io::Error::source` skips the error it wraps, so each
 /// `io::Error` of the chain is opened with `get_ref`.
 fn find_rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
@@ -790,13 +1149,14 @@ fn one_line(text: &str) -> String {
 }
 
 /// Removes every credential from a detail (defense in depth: details are built from our own words, but error
-/// messages of the HTTP stack and servers' URLs end up in them too). Whitespace is folded to one line.
+/// messages of the HTTP stack and servers' URLs end up in them too). Whitespace is folded to one line, which is
+/// then made display-safe and bounded ([`safe_text::line`]).
 fn scrub(detail: &str, secrets: &[&str]) -> String {
     let mut detail = one_line(detail);
     for secret in secrets.iter().filter(|s| s.len() >= MIN_SCRUB_LEN) {
-        detail = detail.replace(secret, "<redacted>");
+        detail = detail.replace(secret, safe_text::REDACTED);
     }
-    detail
+    safe_text::line(&detail, MAX_DETAIL_CHARS)
 }
 
 #[cfg(test)]
@@ -823,6 +1183,11 @@ mod tests {
             data: Some([(data_key.to_owned(), ByteString(payload.as_bytes().to_vec()))].into()),
             ..Default::default()
         }
+    }
+
+    /// The fake registries of these tests live on loopback.
+    fn local() -> VerifyOptions {
+        VerifyOptions { addresses: AddressPolicy::ANY, ..VerifyOptions::default() }
     }
 
     fn pull_secret(namespace: &str, name: &str, keys: &[(&str, &str, &str)]) -> Secret {
@@ -939,8 +1304,9 @@ mod tests {
         assert_eq!(scrub("a secret-pw b\nc", &["secret-pw"]), "a <redacted> b c");
         // Too short to be worth garbling the text.
         assert_eq!(scrub("user abc", &["abc"]), "user abc");
-        assert_eq!(redact_userinfo("https://u:p@reg.example.com/x@y"), "https://<redacted>@reg.example.com/x@y");
-        assert_eq!(redact_userinfo("reg.example.com/x@y"), "reg.example.com/x@y");
+        // Any `@` of a key ends what is redacted: a key has no other use for one.
+        assert_eq!(safe_text::key("https://u:p@reg.example.com/x@y"), "https://<redacted>@y");
+        assert_eq!(safe_text::key("reg.example.com/x"), "reg.example.com/x");
     }
 
     #[test]
@@ -1159,7 +1525,7 @@ Notes:
 
     async fn check_against(base: &str, user: &str, password: &str) -> CheckResult {
         let secrets = [pull_secret("ns", "s", &[(base, user, password)])];
-        let options = VerifyOptions { timeout: Duration::from_secs(5), ..VerifyOptions::default() };
+        let options = VerifyOptions { timeout: Duration::from_secs(5), ..local() };
         let mut results = verify(&secrets, &options).await.unwrap();
         assert_eq!(results.len(), 1);
         let result = results.remove(0);
@@ -1250,7 +1616,7 @@ Notes:
             }
         });
         let secrets = [pull_secret("ns", "s", &[(&format!("http://{addr}"), USER, PASSWORD)])];
-        let options = VerifyOptions { timeout: Duration::from_millis(300), ..VerifyOptions::default() };
+        let options = VerifyOptions { timeout: Duration::from_millis(300), ..local() };
         let results = verify(&secrets, &options).await.unwrap();
         assert_eq!(results[0].status, Status::Unreachable, "{results:?}");
         assert!(results[0].detail.ends_with("no answer within 300ms"), "{}", results[0].detail);
@@ -1278,7 +1644,7 @@ Notes:
                 &format!(r#"{{"{}":{{"username":"{USER}","password":"wrong-one"}}}}"#, server.base),
             ),
         ];
-        let options = VerifyOptions { concurrency: 2, ..VerifyOptions::default() };
+        let options = VerifyOptions { concurrency: 2, ..local() };
         let results = verify(&secrets, &options).await.unwrap();
         let got: Vec<(&str, &str, Status)> =
             results.iter().map(|r| (r.secret.as_str(), r.registry.as_str(), r.status)).collect();
@@ -1314,6 +1680,191 @@ Notes:
             let error = verify(&[], &options).await.unwrap_err();
             assert!(error.to_string().contains(words), "{path:?}: {error}");
             assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+        }
+    }
+
+    // --- Issue 11: hostile keys, registries and token endpoints ------------------------------------------------
+
+    #[test]
+    fn local_addresses_are_classified_in_every_spelling() {
+        let refused: &[&str] = &[
+            "127.0.0.1",
+            "127.255.0.9",
+            "::1",
+            "169.254.169.254",
+            "169.254.170.2",
+            "fe80::1",
+            "febf::1",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "0.1.2.3",
+            "::",
+            "255.255.255.255",
+            "224.0.0.1",
+            "ff02::1",
+            // IPv4 carried in IPv6.
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:0:127.0.0.1",
+            "::127.0.0.1",
+            "::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::7f00:1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+        ];
+        for ip in refused {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(AddressPolicy::REMOTE.check(ip).is_err(), "{ip} must be refused");
+            assert!(AddressPolicy::ANY.check(ip).is_ok(), "{ip} allowed with the flag");
+        }
+        let allowed: &[&str] = &[
+            "10.10.10.10",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "8.8.8.8",
+            "fc00::1",
+            "fd12:3456::1",
+            "2001:db8::1",
+            "::ffff:10.10.10.10",
+            "64:ff9b::a0a:a0a",
+        ];
+        for ip in allowed {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(AddressPolicy::REMOTE.check(ip).is_ok(), "{ip} must be allowed (private or public)");
+        }
+        // One class at a time.
+        let loopback_only = AddressPolicy { loopback: true, ..AddressPolicy::REMOTE };
+        assert!(loopback_only.check("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(loopback_only.check("169.254.169.254".parse().unwrap()).is_err());
+        assert!(loopback_only.check("0.0.0.0".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn address_literals_in_urls_are_checked_in_every_spelling() {
+        for url in [
+            "http://127.0.0.1:5000/v2/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://[::1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://0.0.0.0:8080/",
+            "http://[fe80::1%25eth0]/",
+        ] {
+            let Ok(parsed) = Url::parse(url) else { continue };
+            assert!(check_url_host(&parsed, AddressPolicy::REMOTE).is_err(), "{url} ({parsed})");
+        }
+        let private = Url::parse("https://10.10.10.10:443/v2/").unwrap();
+        assert!(check_url_host(&private, AddressPolicy::REMOTE).is_ok());
+    }
+
+    /// Class 5: hostile sizes give a clean per-entry result, never a panic, and the report stays printable.
+    #[tokio::test]
+    async fn hostile_sizes_are_clean_per_entry_results() {
+        let keys = [
+            "a".repeat(65_000) + ".example.com",
+            format!("reg.example.com/{}", "a".repeat(65_600)),
+            format!("reg.example.com:{}", "5".repeat(70_000)),
+            format!("http://127.0.0.1:1/{}", "p".repeat(100_000)),
+            format!("https://u:{}@reg.example.com", "p".repeat(100_000)),
+            format!("{}.example.com", "a.".repeat(40_000)),
+            "[".repeat(70_000),
+            "\u{1b}".repeat(70_000),
+        ];
+        let entries: Vec<(&str, &str, &str)> = keys.iter().map(|k| (k.as_str(), USER, PASSWORD)).collect();
+        let secrets = [pull_secret("ns", "s", &entries)];
+        let options = VerifyOptions { timeout: Duration::from_millis(500), ..VerifyOptions::default() };
+        let results = verify(&secrets, &options).await.unwrap();
+        assert_eq!(results.len(), keys.len());
+        for r in &results {
+            assert!(r.registry.chars().count() <= safe_text::MAX_KEY_CHARS, "{}", r.registry.len());
+            assert!(r.detail.chars().count() <= MAX_DETAIL_CHARS, "{}", r.detail.len());
+            assert!(safe_text::is_safe(&r.registry) && safe_text::is_safe(&r.detail), "{r:?}");
+            assert!(matches!(r.status, Status::Skipped | Status::Unreachable | Status::Error), "{r:?}");
+        }
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        render(&results, &lint(&secrets), VerifyOutput::Text, &mut out, &mut err).unwrap();
+        render(&results, &lint(&secrets), VerifyOutput::Json, &mut out, &mut err).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains(PASSWORD) && !text.contains(&"p".repeat(300)), "a credential was printed");
+    }
+
+    /// A token endpoint whose body never ends costs at most the cap.
+    #[tokio::test]
+    async fn an_endless_token_body_is_cut_at_the_cap() {
+        use std::sync::atomic::AtomicU64;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let sent = Arc::new(AtomicU64::new(0));
+        let realm = format!("{base}/token");
+        let v2 = move || {
+            let realm = realm.clone();
+            async move {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::WWW_AUTHENTICATE, format!("Bearer realm=\"{realm}\"").parse().unwrap());
+                (AxumStatus::UNAUTHORIZED, headers)
+            }
+        };
+        let counter = sent.clone();
+        let token = move || {
+            let counter = counter.clone();
+            async move {
+                let chunk = axum::body::Bytes::from(vec![b' '; 64 * 1024]);
+                let stream = futures::stream::repeat_with(move || {
+                    counter.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(chunk.clone())
+                });
+                axum::body::Body::from_stream(stream)
+            }
+        };
+        let app = Router::new().route("/v2/", get(v2)).route("/token", get(token));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let result = check_against(&base, USER, PASSWORD).await;
+        server.abort();
+        assert_eq!(result.status, Status::Error, "{result:?}");
+        assert!(result.detail.contains("more than 1024 KiB"), "{}", result.detail);
+        // The server produced what the socket buffers took, not gigabytes.
+        let produced = sent.load(Ordering::SeqCst);
+        assert!(produced < 32 << 20, "{produced} bytes streamed");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Class 5 at the root: whatever the key, the endpoint is a URL every HTTP client accepts, or a reason
+            /// that is display-safe and shows no userinfo.
+            #[test]
+            fn every_key_gives_a_usable_endpoint_or_a_safe_reason(
+                key in prop_oneof![
+                    any::<String>(),
+                    "(https?://|HTTPS://|//)?([a-z]{1,3}:QZQ[a-z]{1,4}@)?[a-z0-9.:\\[\\]%*?-]{0,40}(/[ -~]{0,20})?",
+                    (0usize..3, 250usize..70_000).prop_map(|(kind, n)| match kind {
+                        0 => "a".repeat(n),
+                        1 => format!("reg.example.com:{}", "9".repeat(n)),
+                        _ => format!("{}.example.com", "ab.".repeat(n / 3)),
+                    }),
+                ]
+            ) {
+                match endpoint_for_key(&key) {
+                    Ok(endpoint) => {
+                        let url = Url::parse(&endpoint.base).unwrap();
+                        prop_assert!(usable_url(&url).is_ok(), "{}", endpoint.base);
+                    }
+                    Err(reason) => {
+                        prop_assert!(safe_text::is_safe(&reason), "{:?}", reason);
+                        prop_assert!(!reason.contains("QZQ"), "{}", reason);
+                    }
+                }
+            }
         }
     }
 }

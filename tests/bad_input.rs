@@ -157,8 +157,12 @@ fn containers(images: &[&str]) -> Value {
     images.iter().enumerate().map(|(i, image)| json!({"name": format!("c{i}"), "image": image})).collect()
 }
 
-/// A Pod CREATE review as the API server sends it, around `pod`.
-fn review_value(uid: &str, namespace: &str, pod: Value) -> Value {
+/// A Pod CREATE review as the API server sends it, around `pod`: its `metadata.namespace`, when it has metadata,
+/// is the request's, as the API server sets it.
+fn review_value(uid: &str, namespace: &str, mut pod: Value) -> Value {
+    if let Some(metadata) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.insert("namespace".into(), json!(namespace));
+    }
     json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -356,7 +360,8 @@ fn catalogue() -> Vec<Case> {
 fn envelope_cases() -> Vec<Case> {
     let normal = to_body(&normal_review("e-0"));
     let normal_text = String::from_utf8(normal.clone()).unwrap();
-    let mut non_utf8_string = normal_text.replace("\"tester\"", "\"te\u{0}ster\"").into_bytes();
+    // In `options.kind` (the webhook reads `userInfo` since mirror Pods are checked against it).
+    let mut non_utf8_string = normal_text.replace("\"CreateOptions\"", "\"Create\u{0}Options\"").into_bytes();
     let at = non_utf8_string.iter().position(|b| *b == 0).unwrap();
     non_utf8_string[at] = 0xff;
     let mut non_utf8_image = normal_text.replace("team/app", "team/a\u{0}pp").into_bytes();
@@ -667,10 +672,11 @@ fn framing_cases() -> Vec<Case> {
             Send::RawThenClose(raw(&request_head(review.len()), &review[..review.len() / 2])),
             Expect::FourXxOrClosed,
         ),
+        // Answered at once from the announced length, not at the request timeout (a test below times it).
         case(
             "Content-Length of 8 MiB announced, body never sent",
             Send::Raw(request_head(8 * 1024 * 1024).into_bytes()),
-            Expect::FourXxOrClosed,
+            Expect::Http(413),
         ),
         case("chunked body one byte over --max-body-bytes", Send::Raw(chunked_over), Expect::Http(413)),
         case("garbage request line", Send::Raw(b"HELLO WORLD\r\n\r\n".to_vec()), Expect::Http(400)),
@@ -747,14 +753,18 @@ struct TlsServer {
 
 impl TlsServer {
     async fn start(state: AppState, limits: Limits) -> Self {
+        let metrics = state.metrics.clone();
+        Self::start_app(server::webhook_router(state, limits), metrics, limits).await
+    }
+
+    /// Serves `app` (the webhook router or a stand-in); `metrics` is what [`TlsServer::metrics`] reports.
+    async fn start_app(app: axum::Router, metrics: Arc<Metrics>, limits: Limits) -> Self {
         let bundle = certs::generate(&[SERVER_NAME.to_owned()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap();
         let dir = tempfile::tempdir().unwrap();
         certs::write_bundle(dir.path(), &bundle).unwrap();
         let store = CertStore::load(&dir.path().join(certs::CERT_FILE), &dir.path().join(certs::KEY_FILE)).unwrap();
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let metrics = state.metrics.clone();
-        let app = server::webhook_router(state, limits);
         let (stop, shutdown) = Shutdown::new();
         let drain = Duration::from_secs(5);
         let task = tokio::spawn(server::serve_https(listener, store.server_config(), app, limits, shutdown, drain));
@@ -1118,40 +1128,74 @@ async fn a_panic_while_deciding_allows_the_pod_unchanged() {
     assert!(!server.task.is_finished(), "the accept loop ended");
 }
 
-/// Sends a well-framed review on an open connection (kept alive) and reads the answer.
-async fn post_on(conn: &mut BufReader<TlsStream<TcpStream>>, review: &Value) -> Answer {
-    let body = to_body(review);
-    let request = [request_head(body.len()).into_bytes(), body].concat();
-    conn.get_mut().write_all(&request).await.expect("write");
-    conn.get_mut().flush().await.expect("flush");
-    read_response(conn).await
-}
-
-/// `--max-connections`: clients beyond the limit wait in the listen backlog (their TLS handshake does not start)
-/// and are served as soon as a connection closes; the ones inside the limit keep being served.
+/// `--max-connections`: at the limit a new client is not left waiting while others keep connections they do not
+/// use: the connection idle the longest is closed to make room, the others keep being served. A connection whose
+/// request the webhook is working on is never closed: while every connection is busy, a new client waits in the
+/// listen backlog (its TLS handshake does not start) until one is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_over_the_connection_limit_wait_until_one_leaves() {
-    let server = TlsServer::start(app_state(), Limits { max_connections: 2, ..limits() }).await;
-    let served = |answer: Answer| matches!(answer, Answer::Http { status: 200, .. });
-    let mut held = Vec::new();
-    for uid in ["held-1", "held-2"] {
-        let mut conn = BufReader::new(tokio::time::timeout(WAIT, server.connect()).await.unwrap().unwrap());
-        assert!(served(tokio::time::timeout(WAIT, post_on(&mut conn, &normal_review(uid))).await.unwrap()));
-        held.push(conn);
-    }
+async fn at_the_connection_limit_idle_connections_make_room_and_busy_ones_are_kept() {
+    // A stand-in for the webhook whose answers the test releases one at a time (FIFO), reporting each arrival.
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = release.clone();
+    let app = axum::Router::new().route(
+        "/mutate",
+        // Like the webhook's handler, it starts once the body has arrived whole.
+        axum::routing::post(move |_body: axum::body::Bytes| {
+            let (gate, arrived_tx) = (gate.clone(), arrived_tx.clone());
+            async move {
+                let _ = arrived_tx.send(());
+                gate.acquire().await.expect("never closed").forget();
+                "released"
+            }
+        }),
+    );
+    let server = TlsServer::start_app(app, Arc::new(Metrics::new()), Limits { max_connections: 2, ..limits() }).await;
+    let body = to_body(&normal_review("held"));
+    let request = [request_head(body.len()).into_bytes(), body].concat();
+    let open = async || BufReader::new(tokio::time::timeout(WAIT, server.connect()).await.unwrap().unwrap());
+    let mut send = async |conn: &mut BufReader<TlsStream<TcpStream>>| {
+        conn.get_mut().write_all(&request).await.unwrap();
+        conn.get_mut().flush().await.unwrap();
+        tokio::time::timeout(WAIT, arrived.recv()).await.expect("the request reaches the handler").unwrap();
+    };
+    let answered = async |conn: &mut BufReader<TlsStream<TcpStream>>| {
+        matches!(tokio::time::timeout(WAIT, read_response(conn)).await, Ok(Answer::Http { status: 200, .. }))
+    };
+    let closed = async |conn: &mut BufReader<TlsStream<TcpStream>>| {
+        matches!(tokio::time::timeout(WAIT, conn.read(&mut [0; 64])).await, Ok(Ok(0) | Err(_)))
+    };
 
-    // The third client's TCP connection lands in the backlog; its handshake waits for a permit.
+    // Both connections busy: the third client's handshake waits.
+    let (mut first, mut second) = (open().await, open().await);
+    send(&mut first).await;
+    send(&mut second).await;
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let connector = server.tls_connector();
-    let mut handshake =
+    let mut third =
         tokio::spawn(async move { connector.connect(ServerName::try_from(SERVER_NAME).unwrap(), tcp).await });
-    let waited = tokio::time::timeout(Duration::from_millis(500), &mut handshake).await;
-    assert!(waited.is_err(), "a third connection was accepted over --max-connections 2");
-    // The connections inside the limit are still served meanwhile.
-    assert!(served(tokio::time::timeout(WAIT, post_on(&mut held[1], &normal_review("held-2b"))).await.unwrap()));
+    let waited = tokio::time::timeout(Duration::from_millis(500), &mut third).await;
+    assert!(waited.is_err(), "a third connection was accepted while both were busy");
 
-    drop(held.remove(0));
-    let tls = tokio::time::timeout(WAIT, handshake).await.expect("accepted once a connection left").unwrap();
-    let mut third = BufReader::new(tls.expect("TLS handshake"));
-    assert!(served(tokio::time::timeout(WAIT, post_on(&mut third, &normal_review("third"))).await.unwrap()));
+    // The first is answered and turns idle: it makes room (closed after its answer); the busy second is kept.
+    release.add_permits(1);
+    assert!(answered(&mut first).await, "the first request is answered");
+    let third = tokio::time::timeout(WAIT, third).await.expect("accepted once a connection was idle").unwrap();
+    let mut third = BufReader::new(third.expect("TLS handshake"));
+    assert!(closed(&mut first).await, "the idle connection was closed to make room");
+    release.add_permits(1);
+    assert!(answered(&mut second).await, "the busy connection was kept and answered");
+    send(&mut third).await;
+    release.add_permits(1);
+    assert!(answered(&mut third).await, "the newcomer is served");
+
+    // Both idle now (second, then third, answered): a newcomer gets in at once, in place of the one idle longer.
+    let started = Instant::now();
+    let mut fourth = open().await;
+    assert!(started.elapsed() < Duration::from_millis(500), "waited {:?}", started.elapsed());
+    assert!(closed(&mut second).await, "the connection idle the longest made room");
+    send(&mut third).await;
+    send(&mut fourth).await;
+    release.add_permits(2);
+    assert!(answered(&mut third).await && answered(&mut fourth).await, "the others keep being served");
 }

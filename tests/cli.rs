@@ -73,8 +73,11 @@ fn mutate_review(review: &Value, secrets: &Path, extra: &[&str]) -> (Value, Valu
     let mut args = vec!["mutate", "--secrets", secrets.to_str().unwrap(), "-o", "review"];
     args.extend_from_slice(extra);
     let out = run(&args, Some(&review.to_string()));
-    assert!(out.status.success(), "mutate failed: {}", stderr(&out));
-    let response: Value = serde_json::from_str(&stdout(&out)).expect("mutate -o review prints JSON");
+    let response: Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("mutate -o review prints JSON ({e}): {}", stderr(&out)));
+    // Exit 1 exactly when the policy denies the Pod (issue 11, class 6).
+    let denied = response["response"]["allowed"] == false;
+    assert_eq!(out.status.code(), Some(i32::from(denied)), "mutate: {}", stderr(&out));
     let mut pod = review["request"]["object"].clone();
     if let Some(patch) = response["response"]["patch"].as_str() {
         assert_eq!(response["response"]["patchType"], "JSONPatch");
@@ -172,6 +175,56 @@ fn mutate_applies_the_deny_policy() {
     let message = response["response"]["status"]["message"].as_str().unwrap();
     assert!(message.contains("init container \"ca-populator-original\""), "{message}");
     assert_eq!(response["response"]["status"]["code"], 403);
+}
+
+/// Issue 11, class 6: a denial is exit status 1 with the reason on stderr, for every `-o` and for a Pod or an
+/// AdmissionReview, so that the documented CI use (`mutate ... --deny-unmatched`) fails on a denial. Audit mode
+/// and allowed Pods exit 0.
+#[test]
+fn mutate_exits_1_with_the_reason_when_the_policy_denies() {
+    let empty = tempfile::tempdir().unwrap();
+    let secrets = empty.path().to_str().unwrap();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"containers": [{"name": "app", "image": "registry.corp.example.com/team/app:1"}]}});
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "shop",
+        "operation": "CREATE", "userInfo": {"username": "ci"}, "object": pod}});
+    let deny = ["--deny-unmatched", "*.corp.example.com"];
+    let mut runs = 0;
+    for (input, outputs) in
+        [(&pod, &["yaml", "json", "patch", "review"][..]), (&review, &["review", "patch", "yaml"][..])]
+    {
+        for output in outputs {
+            let mut args = vec!["mutate", "--secrets", secrets, "-o", output];
+            args.extend(deny);
+            let out = run(&args, Some(&input.to_string()));
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "-o {output}: {err}");
+            let reason: Vec<&str> = err.lines().filter(|l| l.contains("denied by pullsecret-injector")).collect();
+            assert_eq!(reason.len(), 1, "-o {output}: one line with the reason: {err}");
+            assert!(
+                reason[0].contains("container \"app\"") && reason[0].contains("registry.corp.example.com"),
+                "{err}"
+            );
+            if *output == "review" {
+                let response: Value = serde_json::from_str(&stdout(&out)).unwrap();
+                assert_eq!(response["response"]["allowed"], false, "the review is still printed");
+            } else {
+                assert!(stdout(&out).is_empty(), "-o {output}: no patched Pod for a denied one: {}", stdout(&out));
+            }
+            runs += 1;
+        }
+        // Audit mode reports and exits 0; without the policy, exit 0.
+        let mut args = vec!["mutate", "--secrets", secrets, "-o", "patch", "--policy-audit"];
+        args.extend(deny);
+        let out = run(&args, Some(&input.to_string()));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stderr(&out).contains("policy (audit)"), "{}", stderr(&out));
+        let out = run(&["mutate", "--secrets", secrets], Some(&input.to_string()));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    assert_eq!(runs, 7);
 }
 
 #[test]

@@ -68,14 +68,20 @@ type WatchFrame = Result<Frame<Bytes>, io::Error>;
 type Responder = mock::SendResponse<Response<ResponseBody>>;
 type Query = BTreeMap<String, String>;
 
-/// The four collections `cluster::run` watches.
+/// The collections `cluster::run` watches: the four it always watches, and the Secrets of other types named like
+/// the distributions' `targetName` (every ClusterPullSecret of these tests has `corp-pull`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Coll {
     DockerConfigJson,
     DockerCfg,
     Namespaces,
     ClusterPullSecrets,
+    OtherSecrets,
 }
+
+/// The metadata-only watch of the Secrets of other types named `corp-pull`.
+const OTHER_SECRETS_SELECTOR: &str =
+    "metadata.name=corp-pull,type!=kubernetes.io/dockerconfigjson,type!=kubernetes.io/dockercfg";
 
 impl Coll {
     const ALL: [Coll; 4] = [Coll::DockerConfigJson, Coll::DockerCfg, Coll::Namespaces, Coll::ClusterPullSecrets];
@@ -85,6 +91,7 @@ impl Coll {
         match self {
             Coll::DockerConfigJson => Some("type=kubernetes.io/dockerconfigjson"),
             Coll::DockerCfg => Some("type=kubernetes.io/dockercfg"),
+            Coll::OtherSecrets => Some(OTHER_SECRETS_SELECTOR),
             Coll::Namespaces | Coll::ClusterPullSecrets => None,
         }
     }
@@ -96,6 +103,7 @@ impl Coll {
         let coll = match (path, query.get("fieldSelector").map(String::as_str)) {
             ("/api/v1/secrets", Some("type=kubernetes.io/dockerconfigjson")) => Coll::DockerConfigJson,
             ("/api/v1/secrets", Some("type=kubernetes.io/dockercfg")) => Coll::DockerCfg,
+            ("/api/v1/secrets", Some(OTHER_SECRETS_SELECTOR)) => Coll::OtherSecrets,
             ("/api/v1/namespaces", None) => Coll::Namespaces,
             ("/apis/pullsecret-injector.io/v1alpha1/clusterpullsecrets", None) => Coll::ClusterPullSecrets,
             _ => return None,
@@ -103,12 +111,14 @@ impl Coll {
         Some(coll)
     }
 
-    /// `apiVersion` and `kind` of the list, and whether items carry their own (only custom resources do).
+    /// `apiVersion` and `kind` of the list, and whether items carry their own (custom resources and metadata-only
+    /// answers do).
     fn list_type(self) -> (&'static str, &'static str, bool) {
         match self {
             Coll::DockerConfigJson | Coll::DockerCfg => ("v1", "SecretList", false),
             Coll::Namespaces => ("v1", "NamespaceList", false),
             Coll::ClusterPullSecrets => ("pullsecret-injector.io/v1alpha1", "ClusterPullSecretList", true),
+            Coll::OtherSecrets => ("meta.k8s.io/v1", "PartialObjectMetadataList", true),
         }
     }
 }
@@ -172,7 +182,7 @@ struct FakeApi(Arc<Mutex<ServerState>>);
 
 impl FakeApi {
     fn new() -> Self {
-        let collections = Coll::ALL.into_iter().map(|c| (c, Collection::new())).collect();
+        let collections = Coll::ALL.into_iter().chain([Coll::OtherSecrets]).map(|c| (c, Collection::new())).collect();
         Self(Arc::new(Mutex::new(ServerState { collections, unexpected: Vec::new() })))
     }
 
@@ -782,14 +792,15 @@ async fn readiness_waits_for_all_four_initial_lists() {
         // Every list has been asked for and none answered: nothing can have marked a part done.
         assert_eq!(
             h.readiness.check(),
-            Err("waiting for: clusterpullsecrets, namespaces, secrets/kubernetes.io/dockercfg, \
+            Err("waiting for: clusterpullsecrets, namespaces, secret-names, secrets/kubernetes.io/dockercfg, \
                  secrets/kubernetes.io/dockerconfigjson"
                 .into())
         );
         let mut pending: Vec<&str> = SYNC_PARTS.to_vec();
         for (coll, part) in Coll::ALL.into_iter().zip(SYNC_PARTS) {
             api.release(coll);
-            pending.retain(|p| *p != part);
+            // No ClusterPullSecret, so no name to learn: `secret-names` completes with their list.
+            pending.retain(|p| *p != part && (coll != Coll::ClusterPullSecrets || *p != SYNC_PARTS[4]));
             pending.sort_unstable();
             let expected =
                 if pending.is_empty() { Ok(()) } else { Err(format!("waiting for: {}", pending.join(", "))) };
@@ -865,7 +876,11 @@ async fn clusterpullsecret_crd_absent_does_not_block_readiness() {
         );
         let h = Harness::start(&api);
         until("the 403 to be counted", || h.watch_errors("clusterpullsecrets") >= 1).await;
-        until_eq("the other parts", Err("waiting for: clusterpullsecrets".into()), || h.readiness.check()).await;
+        // `secret-names` needs the distributions, hence the ClusterPullSecret list, too.
+        until_eq("the other parts", Err("waiting for: clusterpullsecrets, secret-names".into()), || {
+            h.readiness.check()
+        })
+        .await;
         api.assert_protocol();
     })
     .await;
@@ -1278,6 +1293,112 @@ async fn api_server_unavailable_at_start_then_back() {
         until_eq("readiness once the API server is back", Ok(()), || h.readiness.check()).await;
         assert!(!h.injected("keymaker").is_empty(), "credentials synced after the outage");
         api.assert_protocol();
+    })
+    .await;
+}
+
+/// An `Opaque` Secret's metadata as the metadata-only watch of the Secrets of other types returns it.
+fn opaque_meta(ns: &str, name: &str, rv: &str) -> Value {
+    json!({
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": {
+            "name": name, "namespace": ns, "uid": uid(&format!("secret/{ns}/{name}")), "resourceVersion": rv,
+            "creationTimestamp": CREATED,
+        },
+    })
+}
+
+/// Issue 11, class 8: a tenant's own Secret of another type that takes a distribution's `targetName` is what the
+/// kubelet reads in that namespace: no pull credential. The webhook learns those Secrets through one metadata
+/// watch per target name, does not offer the distribution where one exists (nor before that watch has listed:
+/// `secret-names` holds readiness), and offers it again when it goes. Without a Secret of that name, the race
+/// rule still holds.
+#[tokio::test]
+async fn a_secret_of_another_type_under_a_distributed_name_hides_the_distribution() {
+    bounded(async {
+        let api = FakeApi::new();
+        platform_world(&api);
+        api.set_list(
+            Coll::Namespaces,
+            "1100",
+            vec![
+                namespace("platform-creds", "1090", &[]),
+                namespace("team-a", "1091", &[("tier", "internal")]),
+                namespace("team-c", "1093", &[("tier", "internal")]),
+            ],
+        );
+        api.set_list(Coll::OtherSecrets, "1200", vec![opaque_meta("team-a", "corp-pull", "1150")]);
+        api.set_mode(Coll::OtherSecrets, ListMode::Hold);
+        let h = Harness::start(&api);
+        until("the list of the Secrets of other types named corp-pull", || api.held_count(Coll::OtherSecrets) == 1)
+            .await;
+        until_eq("readiness waits for them", Err("waiting for: secret-names".to_string()), || h.readiness.check())
+            .await;
+        assert_eq!(h.injected("team-c"), Vec::<String>::new(), "not offered while unknown");
+
+        api.release(Coll::OtherSecrets);
+        until_eq("readiness", Ok(()), || h.readiness.check()).await;
+        assert_eq!(h.injected("team-a"), Vec::<String>::new(), "an Opaque corp-pull is what the kubelet reads");
+        assert_eq!(h.candidate_names("team-a"), Vec::<String>::new());
+        assert_eq!(h.injected("team-c"), ["corp-pull"], "no Secret of that name: the race rule");
+        h.until_watching(&[Coll::OtherSecrets]).await;
+
+        api.send(Coll::OtherSecrets, "DELETED", &opaque_meta("team-a", "corp-pull", "1201"));
+        until_eq("the Opaque Secret deleted", strings(&["corp-pull"]), || h.injected("team-a")).await;
+        api.send(Coll::OtherSecrets, "ADDED", &opaque_meta("team-c", "corp-pull", "1202"));
+        until_eq("an Opaque Secret created in team-c", Vec::<String>::new(), || h.injected("team-c")).await;
+        assert_eq!(h.injected("team-a"), ["corp-pull"]);
+
+        // A dockerconfigjson Secret of that name without its payload is no credential either (the pull-Secret
+        // watch sees it).
+        let mut empty = json_secret("team-a", "corp-pull", "1203", ECR, "x", "y");
+        empty["data"] = json!({});
+        api.send(Coll::DockerConfigJson, "ADDED", &empty);
+        until_eq("an empty pull Secret of that name", Vec::<String>::new(), || h.injected("team-a")).await;
+        api.assert_protocol();
+    })
+    .await;
+}
+
+/// Issue 11, class 12: a pull Secret of 60,000 registry keys (900 KB) arrives through the watch and is relabelled
+/// again and again: it is not indexed (over `--max-secret-bytes`: never decoded), counted, and every other
+/// namespace's admission answers as fast as before, from the snapshot already published.
+#[tokio::test]
+async fn a_huge_pull_secret_is_not_indexed_and_stalls_no_one() {
+    bounded(async {
+        let api = FakeApi::new();
+        keymaker_world(&api);
+        let h = Harness::synced(&api).await;
+        let auths: serde_json::Map<String, Value> =
+            (0..60_000).map(|i| (format!("r{i:05}.flood.example.com"), json!({}))).collect();
+        let payload = json!({ "auths": auths }).to_string();
+        assert!(payload.len() > 900_000, "{}", payload.len());
+        let mut huge = secret_with_payload(
+            "flood",
+            "huge",
+            "2000",
+            "kubernetes.io/dockerconfigjson",
+            ".dockerconfigjson",
+            &payload,
+        );
+        let started = std::time::Instant::now();
+        let mut slowest = Duration::ZERO;
+        for i in 0..10 {
+            huge["metadata"]["labels"] = json!({"round": i.to_string()});
+            huge["metadata"]["resourceVersion"] = (2000 + i).to_string().into();
+            api.send(Coll::DockerConfigJson, "MODIFIED", &huge);
+            let t = std::time::Instant::now();
+            assert_eq!(h.injected("keymaker"), strings(&["ecr-pull", "gcr-legacy"]));
+            slowest = slowest.max(t.elapsed());
+        }
+        let limited = "pullsecret_injector_index_limited_secrets{limit=\"secret_bytes\"} 1";
+        until("the huge Secret counted", || h.metrics.encode().lines().any(|l| l == limited)).await;
+        assert_eq!(h.live.namespace("flood").get("huge").map(|s| s.keys.clone()), Some(Ok(Vec::new())));
+        h.live.flush().await;
+        assert_eq!(h.live.lag(), Duration::ZERO);
+        eprintln!("10 relabels of a 60,000-key Secret in {:?}; slowest admission {slowest:?}", started.elapsed());
+        assert!(slowest < Duration::from_millis(500), "an admission took {slowest:?}");
     })
     .await;
 }

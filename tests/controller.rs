@@ -27,6 +27,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::Event;
 use pullsecret_injector::controller::{self, Context};
 use pullsecret_injector::crd::ClusterPullSecret;
+use pullsecret_injector::metrics::Metrics;
 use pullsecret_injector::server::Shutdown;
 use serde_json::{Value, json};
 use tower_test::mock;
@@ -93,6 +94,15 @@ fn source(password: &str) -> Value {
     )
 }
 
+/// The `ownerReferences` of a copy of the `ClusterPullSecret` named `owner` (`corp` has [`CPS_UID`]).
+fn owned_by(owner: &str) -> Value {
+    let uid = if owner == "corp" { CPS_UID.to_string() } else { format!("{owner}-uid") };
+    json!([{
+        "apiVersion": "pullsecret-injector.io/v1alpha1", "kind": "ClusterPullSecret", "name": owner,
+        "uid": uid, "controller": true, "blockOwnerDeletion": false,
+    }])
+}
+
 /// A copy this controller wrote earlier, with the hash of `password`'s payload.
 fn managed_copy(ns: &str, name: &str, owner: &str, password: &str) -> Value {
     let payload = dockerconfigjson(password);
@@ -105,6 +115,7 @@ fn managed_copy(ns: &str, name: &str, owner: &str, password: &str) -> Value {
         json!({
             "labels": {"app.kubernetes.io/managed-by": "pullsecret-injector", "pullsecret-injector.io/cluster-pull-secret": owner},
             "annotations": {"pullsecret-injector.io/source": "platform-creds/corp-registry", "pullsecret-injector.io/source-hash": hash(&payload)},
+            "ownerReferences": owned_by(owner),
         }),
     )
 }
@@ -415,10 +426,12 @@ fn collection(path: &[&str], query: &str) -> Option<&'static str> {
             .find_map(|p| p.strip_prefix(&format!("{key}=")))
             .map(|v| v.replace("%3D", "=").replace("%2F", "/"))
     };
+    const MANAGED: Option<&str> = Some("app.kubernetes.io/managed-by=pullsecret-injector");
     Some(match (path, selector("labelSelector").as_deref(), selector("fieldSelector").as_deref()) {
         (["apis", "pullsecret-injector.io", "v1alpha1", "clusterpullsecrets"], None, None) => "clusterpullsecrets",
         (["api", "v1", "namespaces"], None, None) => "namespaces",
-        (["api", "v1", "secrets"], Some("app.kubernetes.io/managed-by=pullsecret-injector"), None) => "copies",
+        (["api", "v1", "secrets"], MANAGED, Some("type=kubernetes.io/dockerconfigjson")) => "copies-dockerconfigjson",
+        (["api", "v1", "secrets"], MANAGED, Some("type=kubernetes.io/dockercfg")) => "copies-dockercfg",
         (["api", "v1", "secrets"], None, Some("type=kubernetes.io/dockerconfigjson")) => "sources-dockerconfigjson",
         (["api", "v1", "secrets"], None, Some("type=kubernetes.io/dockercfg")) => "sources-dockercfg",
         _ => return None,
@@ -427,18 +440,22 @@ fn collection(path: &[&str], query: &str) -> Option<&'static str> {
 
 fn list(w: &World, collection: &str, metadata_only: bool) -> Value {
     let secrets = |keep: &dyn Fn(&Value) -> bool| w.secrets.values().filter(|s| keep(s)).cloned().collect::<Vec<_>>();
+    let labelled = |s: &Value| s["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pullsecret-injector";
     let items: Vec<Value> = match collection {
         "clusterpullsecrets" => w.cps.iter().cloned().collect(),
         "namespaces" => w.namespaces.clone(),
-        "copies" => secrets(&|s| s["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pullsecret-injector"),
+        "copies-dockerconfigjson" => secrets(&|s| labelled(s) && s["type"] == "kubernetes.io/dockerconfigjson"),
+        "copies-dockercfg" => secrets(&|s| labelled(s) && s["type"] == "kubernetes.io/dockercfg"),
         "sources-dockerconfigjson" => secrets(&|s| s["type"] == "kubernetes.io/dockerconfigjson"),
         _ => secrets(&|s| s["type"] == "kubernetes.io/dockercfg"),
     };
     let meta = json!({"resourceVersion": w.resource_version.to_string()});
     if metadata_only {
         json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": meta, "items": items.iter().map(as_meta).collect::<Vec<_>>()})
-    } else {
+    } else if collection == "clusterpullsecrets" {
         json!({"apiVersion": "pullsecret-injector.io/v1alpha1", "kind": "ClusterPullSecretList", "metadata": meta, "items": items})
+    } else {
+        json!({"apiVersion": "v1", "kind": "SecretList", "metadata": meta, "items": items})
     }
 }
 
@@ -489,25 +506,30 @@ fn respond((status, body): (StatusCode, Value)) -> Response<ResponseBody> {
 
 // --- Harness ----------------------------------------------------------------------------------------------
 
-/// Caches filled as the controller's watches fill them: every Namespace's metadata, and the metadata of every
-/// Secret labelled managed-by (taken from the fake's current Secrets).
-fn caches(fake: &Fake) -> (Store<PartialObjectMeta<Namespace>>, Store<PartialObjectMeta<Secret>>) {
+/// Caches filled as the controller's watches fill them: every Namespace's metadata, and per pull-Secret type every
+/// Secret of that type labelled managed-by (taken from the fake's current Secrets), reduced by `observe_copy`.
+fn caches(fake: &Fake) -> (Store<PartialObjectMeta<Namespace>>, Vec<Store<Secret>>) {
     let (namespaces, mut ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
-    let (copies, mut copy_writer) = reflector::store::<PartialObjectMeta<Secret>>();
     let w = fake.world();
     ns_writer.apply_watcher_event(&Event::Init);
     for ns in &w.namespaces {
         ns_writer.apply_watcher_event(&Event::InitApply(serde_json::from_value(as_meta(ns)).expect("namespace meta")));
     }
     ns_writer.apply_watcher_event(&Event::InitDone);
-    copy_writer.apply_watcher_event(&Event::Init);
-    for s in w.secrets.values() {
-        if s["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pullsecret-injector" {
-            copy_writer
-                .apply_watcher_event(&Event::InitApply(serde_json::from_value(as_meta(s)).expect("secret meta")));
+    let mut copies = Vec::new();
+    for type_ in ["kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"] {
+        let (store, mut writer) = reflector::store::<Secret>();
+        writer.apply_watcher_event(&Event::Init);
+        for s in w.secrets.values() {
+            if s["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pullsecret-injector" && s["type"] == type_ {
+                let mut copy: Secret = serde_json::from_value(s.clone()).expect("a Secret");
+                controller::observe_copy(&mut copy);
+                writer.apply_watcher_event(&Event::InitApply(copy));
+            }
         }
+        writer.apply_watcher_event(&Event::InitDone);
+        copies.push(store);
     }
-    copy_writer.apply_watcher_event(&Event::InitDone);
     (namespaces, copies)
 }
 
@@ -555,9 +577,13 @@ async fn until(what: &str, done: impl Fn() -> bool) {
 }
 
 async fn reconcile(fake: &Fake, cps: Value) -> Result<Action, controller::Error> {
+    reconcile_counted(fake, cps, Arc::new(Metrics::new())).await
+}
+
+async fn reconcile_counted(fake: &Fake, cps: Value, metrics: Arc<Metrics>) -> Result<Action, controller::Error> {
     let client = fake.client();
     let (namespaces, copies) = caches(fake);
-    let ctx = Arc::new(Context::new(client, namespaces, copies));
+    let ctx = Arc::new(Context::new(client, namespaces, copies, metrics));
     let cps: ClusterPullSecret = serde_json::from_value(cps).expect("a ClusterPullSecret");
     tokio::time::timeout(Duration::from_secs(5), controller::reconcile(Arc::new(cps), ctx)).await.expect("a pass ends")
 }
@@ -859,6 +885,7 @@ async fn a_source_recreated_with_the_other_type_replaces_the_copy() {
         json!({
             "labels": {"app.kubernetes.io/managed-by": "pullsecret-injector", "pullsecret-injector.io/cluster-pull-secret": "corp"},
             "annotations": {"pullsecret-injector.io/source-hash": "0000"},
+            "ownerReferences": owned_by("corp"),
         }),
     );
     let fake = Fake::new(
@@ -892,7 +919,7 @@ async fn a_copy_replaced_since_the_cache_saw_it_is_left_alone() {
     let client = fake.client();
     let (namespaces, copies) = caches(&fake);
     fake.world().secrets.insert(("team-a".into(), "corp-registry".into()), tenant_secret("team-a"));
-    let ctx = Arc::new(Context::new(client, namespaces, copies));
+    let ctx = Arc::new(Context::new(client, namespaces, copies, Arc::new(Metrics::new())));
     let cps: ClusterPullSecret = serde_json::from_value(cps(None)).unwrap();
     let result = controller::reconcile(Arc::new(cps), ctx).await;
     assert!(matches!(result, Err(controller::Error::Writes(ref w)) if w.len() == 1), "{result:?}");
@@ -944,6 +971,84 @@ async fn a_secret_created_meanwhile_by_a_tenant_is_not_overwritten() {
     );
 }
 
+/// Issue 11, class 14: a tenant with `patch secrets` in its namespace rewrote its copy's payload (labels and
+/// annotations intact, so the copy still looks current). The pass sees the payload's hash differ from what it
+/// wrote, restores it with the same uid-guarded apply as an update, counts it, and says so in a Warning Event;
+/// the status stays Ready. The next pass changes nothing.
+#[tokio::test]
+async fn a_copy_a_tenant_edited_is_restored_counted_and_reported() {
+    let (logs, _guard) = Logs::capture();
+    let mut edited = managed_copy("team-a", "corp-registry", "corp", SOURCE_PASSWORD);
+    edited["data"][".dockerconfigjson"] = STANDARD.encode(dockerconfigjson(TENANT_PASSWORD)).into();
+    let fake = Fake::new(
+        vec![namespace("team-a", json!({"tenant-tier": "internal"}), false)],
+        vec![source(SOURCE_PASSWORD), edited],
+    );
+    let metrics = Arc::new(Metrics::new());
+    reconcile_counted(&fake, cps(None), metrics.clone()).await.expect("the pass succeeds");
+    let patch = &fake.find("PATCH", "/api/v1/namespaces/team-a/secrets/corp-registry");
+    assert_eq!(patch.len(), 1, "{:?}", fake.lines());
+    let mut want = expected_copy("team-a", SOURCE_PASSWORD);
+    want["metadata"]["uid"] = "uid-team-a-corp-registry".into();
+    assert_eq!(patch[0].body, want, "restored by a uid-guarded forced apply");
+    assert_eq!(fake.secret("team-a", "corp-registry").unwrap()["data"], want["data"]);
+    assert!(
+        metrics.encode().lines().any(|l| l == "pullsecret_injector_copies_restored_total 1"),
+        "{}",
+        metrics.encode()
+    );
+    let events = events(&fake);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!((events[0].0.as_str(), events[0].1.as_str()), ("Warning", "CopyModified"));
+    assert!(events[0].2.contains("restored: team-a"), "{events:?}");
+    let status = fake.world().cps.clone().unwrap()["status"].clone();
+    assert_eq!(
+        (status["syncedCopies"].as_u64(), condition(&status, "Ready")["reason"].as_str()),
+        (Some(1), Some("Synced"))
+    );
+    assert_no_credentials(&fake, &logs.text());
+
+    fake.clear();
+    let written = fake.world().cps.clone().unwrap();
+    reconcile_counted(&fake, written, metrics.clone()).await.expect("the second pass succeeds");
+    assert_eq!(fake.lines(), strings(&["GET /api/v1/namespaces/platform-creds/secrets/corp-registry"]));
+}
+
+/// Issue 11, class 13: Secrets a tenant labels like copies are not copies: without a controller ownerReference
+/// to this resource's uid, none is rewritten or deleted, wherever it is and whatever it is named; one that holds
+/// the target name in a selected namespace is a conflict.
+#[tokio::test]
+async fn secrets_that_only_carry_the_labels_are_never_touched() {
+    let forged = |ns: &str, name: &str, owners: Value| {
+        let mut s = managed_copy(ns, name, "corp", TENANT_PASSWORD);
+        s["metadata"]["ownerReferences"] = owners;
+        s
+    };
+    let forgeries = vec![
+        // Selected, at the target name, labels and annotations of a copy: a conflict, not an update.
+        forged("team-a", "corp-registry", json!([])),
+        // Selected, another name (a former targetName, to the controller's eyes): not deleted.
+        forged("team-b", "old-name", json!([])),
+        // Not selected: not deleted.
+        forged("team-e", "corp-registry", json!([])),
+        // Another resource's uid (a deleted and re-created one): not ours either.
+        forged("team-e", "other", owned_by("corp-before-recreation")),
+    ];
+    let mut secrets = vec![source(SOURCE_PASSWORD)];
+    secrets.extend(forgeries.iter().cloned());
+    let fake = Fake::new(cluster(), secrets);
+    reconcile(&fake, cps(None)).await.expect("the pass succeeds");
+    for f in &forgeries {
+        let (ns, name) = (f["metadata"]["namespace"].as_str().unwrap(), f["metadata"]["name"].as_str().unwrap());
+        assert_eq!(fake.secret(ns, name).as_ref(), Some(f), "{ns}/{name} untouched");
+        let path = format!("/api/v1/namespaces/{ns}/secrets/{name}");
+        assert!(fake.requests().iter().all(|r| r.path != path || r.method == "GET"), "{ns}/{name}: {:?}", fake.lines());
+    }
+    let status = fake.world().cps.clone().unwrap()["status"].clone();
+    let conflict = condition(&status, "Conflict");
+    assert!(conflict["message"].as_str().unwrap().contains("in 1 namespace(s): team-a"), "{conflict}");
+}
+
 #[tokio::test]
 async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
     let fake = Fake::new(
@@ -956,7 +1061,8 @@ async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
     fake.world().cps = Some(cps(None));
     // The same shutdown signal `serve` hands its other tasks.
     let (stop, shutdown) = Shutdown::new();
-    let task = tokio::spawn(controller::run(fake.client(), shutdown.wait()));
+    let metrics = Arc::new(Metrics::new());
+    let task = tokio::spawn(controller::run(fake.client(), metrics.clone(), shutdown.wait()));
 
     until("the first copy", || fake.secret("team-a", "corp-registry").is_some()).await;
     assert_eq!(
@@ -964,14 +1070,17 @@ async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
         expected_copy("team-a", SOURCE_PASSWORD)["data"]
     );
 
-    // Every watch is open; the Secret and Namespace ones are metadata-only, with the right selectors.
-    until("every watch", || fake.world().watches.len() == 5).await;
-    for r in fake.requests().iter().filter(|r| {
-        r.method == "GET"
-            && collection(&r.path.trim_start_matches('/').split('/').collect::<Vec<_>>(), &r.query).is_some()
-    }) {
-        let is_cps = r.path.contains("clusterpullsecrets");
-        assert_eq!(r.metadata_only, !is_cps, "{}", r.line());
+    // Every watch is open, with the right selectors (`collection` routes only those); Namespaces and sources
+    // metadata-only; copies whole (their payload is hashed on arrival), and only of the pull-Secret types.
+    until("every watch", || fake.world().watches.len() == 6).await;
+    let collections =
+        ["/api/v1/secrets", "/api/v1/namespaces", "/apis/pullsecret-injector.io/v1alpha1/clusterpullsecrets"];
+    for r in fake.requests().iter().filter(|r| r.method == "GET" && collections.contains(&r.path.as_str())) {
+        let Some(what) = collection(&r.path.trim_start_matches('/').split('/').collect::<Vec<_>>(), &r.query) else {
+            panic!("an unexpected list or watch: {}", r.line());
+        };
+        let whole = what == "clusterpullsecrets" || what.starts_with("copies-");
+        assert_eq!(r.metadata_only, !whole, "{}", r.line());
     }
 
     // Rotation: the source changes, its watch says so; the copy follows within seconds.
@@ -989,6 +1098,33 @@ async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
     fake.world().namespaces.push(new_ns.clone());
     fake.push("namespaces", "ADDED", as_meta(&new_ns));
     until("a copy in the new namespace", || fake.secret("team-new", "corp-registry").is_some()).await;
+
+    // Issue 11, class 13: a tenant floods its namespace with pull Secrets carrying the copies' labels (and one
+    // with an ownerReference to another uid): none calls for a pass. Then, class 14: the tenant rewrites its
+    // copy's payload; the next event on the same watch (so after the whole flood) is restored by one pass.
+    let source_reads = |fake: &Fake| fake.find("GET", "/api/v1/namespaces/platform-creds/secrets/corp-registry").len();
+    let before = source_reads(&fake);
+    for i in 0..300 {
+        let mut forged = managed_copy("team-g", &format!("forged-{i}"), "corp", TENANT_PASSWORD);
+        forged["metadata"]["ownerReferences"] = if i == 0 { owned_by("not-corp") } else { json!([]) };
+        fake.push("copies-dockerconfigjson", "ADDED", forged);
+    }
+    let copy = fake.secret("team-a", "corp-registry").unwrap();
+    let mut edited = copy.clone();
+    edited["data"][".dockerconfigjson"] = STANDARD.encode(dockerconfigjson(TENANT_PASSWORD)).into();
+    fake.world().secrets.insert(("team-a".into(), "corp-registry".into()), edited.clone());
+    fake.push("copies-dockerconfigjson", "MODIFIED", edited);
+    until("the edited copy restored", || {
+        fake.secret("team-a", "corp-registry").is_some_and(|s| s["data"] == copy["data"])
+    })
+    .await;
+    assert_eq!(source_reads(&fake) - before, 1, "one pass for the drift, none for the 300 forged Secrets");
+    until("the restore counted", || {
+        metrics.encode().lines().any(|l| l == "pullsecret_injector_copies_restored_total 1")
+    })
+    .await;
+    until("a CopyModified Event", || events(&fake).iter().any(|e| e.0 == "Warning" && e.1 == "CopyModified")).await;
+    assert!(fake.requests().iter().all(|r| !(r.path.contains("/forged-") && r.method != "GET")), "forged: untouched");
 
     let _ = stop.send(true);
     tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").expect("run does not panic");

@@ -90,11 +90,15 @@ fn the_image_is_reproducible_pushes_inspects_and_runs_from_its_own_root_filesyst
 
     let registry = Registry::start(work.path());
     let reference = format!("docker://{}/pullsecret-injector:{VERSION}", registry.host);
-    run(Command::new("skopeo").args(["copy", "--dest-tls-verify=false"]).arg(format!("oci:{}:{VERSION}", first.display())).arg(&reference));
+    run(Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:{VERSION}", first.display()))
+        .arg(&reference));
 
-    let config: Value =
-        serde_json::from_str(&run(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--config"]).arg(&reference)))
-            .unwrap();
+    let config: Value = serde_json::from_str(&run(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--config"])
+        .arg(&reference)))
+    .unwrap();
     let image = &config["config"];
     assert_eq!(image["User"], "65532:65532", "runs as the non-root user the Deployment requires");
     assert_eq!(image["Entrypoint"], serde_json::json!(["/pullsecret-injector"]));
@@ -103,16 +107,20 @@ fn the_image_is_reproducible_pushes_inspects_and_runs_from_its_own_root_filesyst
     assert_eq!(labels["org.opencontainers.image.version"], VERSION);
     assert_eq!(labels["org.opencontainers.image.revision"], "0123456789abcdef");
     assert_eq!(labels["org.opencontainers.image.title"], "pullsecret-injector");
-    let raw: Value =
-        serde_json::from_str(&run(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw"]).arg(&reference)))
-            .unwrap();
+    let raw: Value = serde_json::from_str(&run(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(&reference)))
+    .unwrap();
     let size: u64 = raw["layers"].as_array().unwrap().iter().map(|l| l["size"].as_u64().unwrap()).sum();
     eprintln!("image: one layer of {:.1} MiB compressed (debug binary)", size as f64 / 1_048_576.0);
     assert_eq!(raw["layers"].as_array().unwrap().len(), 1);
 
     // Pulled back, as a node would, and unpacked.
     let pulled = work.path().join("pulled");
-    run(Command::new("skopeo").args(["copy", "--src-tls-verify=false"]).arg(&reference).arg(format!("oci:{}:{VERSION}", pulled.display())));
+    run(Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(&reference)
+        .arg(format!("oci:{}:{VERSION}", pulled.display())));
     let layer_digest = raw["layers"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
     let rootfs = work.path().join("unpacked");
     std::fs::create_dir(&rootfs).unwrap();

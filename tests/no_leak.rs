@@ -12,6 +12,13 @@
 //! - In process: `Debug` of `CredentialIndex`, `NamespaceCredentials`, `CandidateSecret`,
 //!   `dockerconfig::RegistryEntry`, decode errors (`Debug` and `Display`), decisions and reviews.
 //!
+//! Issue 11: the namespace `hostile` holds a password written into registry keys in every spelling of userinfo
+//! (`HTTPS://`, `Http://`, `oci://`, `//`, no scheme, userinfo before the scheme, a `/` in the password, `%40`,
+//! `%2540`, an encoded scheme, a full-width `＠`) and keys and a Secret name full of control and bidi characters.
+//! Every human-readable output (`explain`, `verify` text and JSON, `mutate`'s stderr and its review, the answers'
+//! warnings, both log formats, `/metrics`) must show neither the password nor a control character, and a Pod name
+//! holding a newline and a whole log line must not forge a line of the text log.
+//!
 //! The registry is Debian's `docker-registry` with htpasswd (bcrypt) authentication and TLS, as in
 //! `tests/registry.rs` (same user, password and hash); without it, the registry Secret points at a closed port and
 //! the tests say so on stderr. No Secret names a public registry: nothing here leaves the machine.
@@ -53,6 +60,54 @@ const KEY_PASSWORD: &str = "in-key-Pa55-91d2e7";
 /// A registry host that only the `--deny-unmatched` pattern names.
 const DENIED_HOST: &str = "deny.registry.invalid";
 
+/// A whole text log line hidden in a Pod name after a newline (issue 11, class 9).
+const FORGED_LINE: &str = "2030-01-01T00:00:00.000000Z  INFO pullsecret_injector::server: forged-log-line";
+
+/// The registry keys of the namespace `hostile`: `KEY_PASSWORD` as userinfo in every spelling (issue 11, class 1),
+/// then keys that only carry control and bidi characters (class 9). Hosts end in `.invalid`: nothing is reached.
+fn hostile_keys() -> Vec<String> {
+    let (u, p) = (USER, KEY_PASSWORD);
+    vec![
+        format!("HTTPS://{u}:{p}@s1.registry.invalid"),
+        format!("Http://{u}:{p}@s2.registry.invalid:5000/team"),
+        format!("oci://{u}:{p}@s3.registry.invalid"),
+        format!("//{u}:{p}@s4.registry.invalid"),
+        format!("{u}:{p}@s5.registry.invalid"),
+        format!("{u}:{p}@HTTPS://s6.registry.invalid"),
+        format!("https://{u}:{p}%40s7.registry.invalid"),
+        format!("https%3A%2F%2F{u}%3A{p}%40s8.registry.invalid"),
+        format!("https://{u}:{p}/x@s9.registry.invalid"),
+        format!("https://{u}:{p}%2540s10.registry.invalid"),
+        format!("HTTPS://{u}:{p}@s11.registry.invalid/\n\u{1b}[31m\u{202e}"),
+        format!("\u{1b}]0;title\u{7}{u}:{p}@s12.registry.invalid\0"),
+        format!("https://{u}:{p}\u{ff20}s13.registry.invalid"),
+        format!(" https://{u}:{p}@s14.registry.invalid"),
+        "ctl\u{1b}[2J\0\n\u{202e}.registry.invalid".to_owned(),
+        format!("s15.registry.invalid\r\n{FORGED_LINE}"),
+        "s16.registry.invalid/\u{2066}\u{200b}\u{feff}\u{e0041}\u{85}\u{7f}".to_owned(),
+    ]
+}
+
+/// A Secret name with control and bidi characters (local mode accepts any name).
+const HOSTILE_NAME: &str = "ctl-name\n\u{1b}[2J\u{202e}";
+
+/// Whether a character must never reach a human-readable output: an independent list (not the library's), for
+/// control characters, bidi controls, zero-width and other invisible characters, line separators.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{061C}'
+                | '\u{FEFF}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
 // --- What must never be printed -----------------------------------------------------------------------
 
 /// The forbidden strings, each with a label that says what it is (never the value itself).
@@ -69,12 +124,18 @@ impl Needles {
 struct Audit {
     needles: Needles,
     outputs: usize,
+    /// Outputs also checked for control and bidi characters.
+    displays: usize,
     leaks: Vec<String>,
+}
+
+fn truncate(line: &str) -> String {
+    line.chars().take(160).collect()
 }
 
 impl Audit {
     fn new(needles: &Needles) -> Self {
-        Self { needles: needles.clone(), outputs: 0, leaks: Vec::new() }
+        Self { needles: needles.clone(), outputs: 0, displays: 0, leaks: Vec::new() }
     }
 
     fn check(&mut self, output: &str, text: &str) {
@@ -86,8 +147,41 @@ impl Audit {
         }
     }
 
+    /// [`Self::check`], and a human-readable output: no line holds a control or bidi character (lines end at `\n`).
+    fn display(&mut self, output: &str, text: &str) {
+        self.check(output, text);
+        self.displays += 1;
+        for (i, line) in text.split('\n').enumerate() {
+            if let Some(c) = line.chars().find(|c| unsafe_char(*c)) {
+                self.leaks.push(format!("{output}: line {} holds {:?}: {:?}", i + 1, c, truncate(line)));
+                break;
+            }
+        }
+    }
+
+    /// The `warnings` and `status.message` of an AdmissionReview answer, as kubectl shows them.
+    fn review_warnings(&mut self, output: &str, answer: &str) {
+        let Ok(answer) = serde_json::from_str::<Value>(answer) else { return };
+        let mut shown: Vec<String> = answer["response"]["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.as_str().map(str::to_owned))
+            .collect();
+        shown.extend(answer["response"]["status"]["message"].as_str().map(str::to_owned));
+        for warning in &shown {
+            assert!(!warning.contains('\n'), "{output}: a warning spans lines: {warning:?}");
+        }
+        self.display(&format!("{output}: warnings"), &shown.join("\n"));
+    }
+
     fn finish(self, what: &str) {
-        eprintln!("{what}: {} outputs checked against {} credential strings", self.outputs, self.needles.0.len());
+        eprintln!(
+            "{what}: {} outputs checked against {} credential strings, {} of them also for control characters",
+            self.outputs,
+            self.needles.0.len(),
+            self.displays
+        );
         assert!(self.outputs > 0, "nothing was checked");
         assert!(self.leaks.is_empty(), "{what}: credentials leaked:\n{}", self.leaks.join("\n"));
     }
@@ -131,6 +225,7 @@ fn config(entries: Value) -> String {
 fn fixture_secrets(registry: &str) -> (Vec<Value>, Needles) {
     let mut needles = Needles::default();
     needles.add("the password", PASSWORD);
+    needles.add("the password in a key", KEY_PASSWORD);
     needles.add("the wrong password", WRONG_PASSWORD);
     needles.add("the identity token", IDENTITY_TOKEN);
     needles.add("the auth string", basic(USER, PASSWORD));
@@ -216,7 +311,37 @@ fn fixture_secrets(registry: &str) -> (Vec<Value>, Needles) {
         }),
         secret("team", "registry", json, &config(json!({ registry: full_entry })), &mut needles),
     ];
+    let mut manifests = manifests;
+    manifests.extend(hostile_secrets(&mut needles));
     (manifests, needles)
+}
+
+/// The namespace `hostile`: every hostile key in one decodable Secret (explain's verdicts and notes, `verify`'s rows,
+/// the periodic checks' labels and logs), each in an undecodable Secret of its own (the decode error quotes the key:
+/// warnings, `explain`'s `skipped` lines, `verify`'s `invalid-secret` rows), and a Secret with a hostile name.
+fn hostile_secrets(needles: &mut Needles) -> Vec<Value> {
+    let json = SecretKind::DockerConfigJson;
+    let keys = hostile_keys();
+    let entries: serde_json::Map<String, Value> =
+        keys.iter().map(|k| (k.clone(), json!({"username": USER, "password": "short"}))).collect();
+    let mut out = vec![secret("hostile", "spellings", json, &config(entries.into()), needles)];
+    for (i, key) in keys.iter().enumerate() {
+        let payload = config(json!({ key: {"auth": "not base64!"} }));
+        out.push(secret("hostile", &format!("broken-{i}"), json, &payload, needles));
+    }
+    out.push(secret(
+        "hostile",
+        HOSTILE_NAME,
+        json,
+        &config(json!({"hostile-name.registry.invalid": {"username": USER, "password": "short"}})),
+        needles,
+    ));
+    out
+}
+
+/// Names of the undecodable Secrets of `hostile`.
+fn hostile_broken() -> Vec<String> {
+    (0..hostile_keys().len()).map(|i| format!("broken-{i}")).collect()
 }
 
 /// Writes manifests as one multi-document YAML file.
@@ -370,11 +495,19 @@ fn reviews(registry: &str) -> Vec<ReviewCase> {
     let injected = review("inject", pod("default", &[&image, "legacy.registry.invalid/x", "nginx"], &[]));
     let denied = review("deny", pod("default", &[&format!("{DENIED_HOST}/app")], &[]));
     let listed = review("listed", pod("default", &["broken.registry.invalid/app"], &["broken-auth", "wrong-type"]));
+    let broken = hostile_broken();
+    let broken: Vec<&str> = broken.iter().map(String::as_str).collect();
+    let hostile =
+        review("hostile", pod("hostile", &["s1.registry.invalid/app", "hostile-name.registry.invalid/x"], &broken));
+    let mut forged = review("forged", pod("default", &[&image], &[]));
+    forged["request"]["object"]["metadata"]["name"] = json!(format!("p\n{FORGED_LINE}"));
     vec![
         case("inject", &injected, 200, Some(true), true),
         case("inject in another namespace", &review("team", pod("team", &[&image], &[])), 200, Some(true), true),
         case("deny", &denied, 200, Some(false), false),
         case("undecodable Secrets listed", &listed, 200, Some(true), false),
+        case("hostile keys and names", &hostile, 200, Some(true), true),
+        case("a Pod name forging a log line", &forged, 200, Some(true), true),
         case("skip", &skipped, 200, Some(true), false),
         case("refuse (v1beta1)", &refused, 200, Some(false), false),
         case("invalid (no uid)", &no_uid, 400, None, false),
@@ -418,6 +551,8 @@ impl Served {
             .args(["--tls-key", &path(&certs_dir.join(certs::KEY_FILE))])
             .args(["--secrets-dir", &path(secrets_dir)])
             .args(["--reload-interval", "50ms", "--shutdown-delay", "0s", "--verify-interval", "200ms"])
+            // The registry is on loopback, which periodic checks refuse by default.
+            .arg("--verify-allow-local-addresses")
             .args(["--deny-unmatched", DENIED_HOST, "--log-level", "trace", "--log-format", log_format]);
         if let Some(registry) = &world.registry {
             command.args(["--verify-ca-file", &path(&registry.ca_file)]);
@@ -530,13 +665,20 @@ async fn serve_run(world: &World, log_format: &str, audit: &mut Audit) {
             assert_eq!(answer["response"]["allowed"], allowed, "{label}: {answer}");
             assert_eq!(answer["response"].get("patch").is_some(), case.patched, "{label}: {answer}");
         }
-        audit.check(&format!("serve --log-format {log_format}: answer to {label}"), &answer);
+        audit.display(&format!("serve --log-format {log_format}: answer to {label}"), &answer);
+        audit.review_warnings(&format!("serve --log-format {log_format}: answer to {label}"), &answer);
     }
 
     // A check round against the registries, then a rotation, then a broken file with the password in it.
     let checked_ok = if world.registry.is_some() { r#"status="ok""# } else { "pullsecret_injector_credential_check{" };
-    let metrics = served.until_metrics("a credential check round", |m| m.contains(checked_ok)).await;
-    audit.check(&format!("serve --log-format {log_format}: /metrics after a check round"), &metrics);
+    let metrics = served
+        .until_metrics("a credential check round", |m| m.contains(checked_ok) && m.contains(r#"namespace="hostile""#))
+        .await;
+    audit.display(&format!("serve --log-format {log_format}: /metrics after a check round"), &metrics);
+    // Class 11: the hostile entries are there, bounded and redacted.
+    let hostile_series = metrics.lines().filter(|l| l.contains(r#"namespace="hostile""#)).count();
+    assert!(hostile_series >= hostile_keys().len(), "{metrics}");
+    assert!(metrics.lines().all(|l| l.len() < 2048), "a label value is unbounded:\n{metrics}");
 
     let rotated = secret(
         "default",
@@ -560,7 +702,7 @@ async fn serve_run(world: &World, log_format: &str, audit: &mut Audit) {
     .unwrap();
     let error = r#"pullsecret_injector_secrets_dir_reloads_total{result="error"}"#;
     let metrics = served.until_metrics("the failed reload", |m| metric_at_least(m, error, 1.0)).await;
-    audit.check(&format!("serve --log-format {log_format}: /metrics at the end"), &metrics);
+    audit.display(&format!("serve --log-format {log_format}: /metrics at the end"), &metrics);
 
     let pid = served.child.id().unwrap().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -585,7 +727,14 @@ async fn serve_run(world: &World, log_format: &str, audit: &mut Audit) {
     if log_format == "json" {
         assert!(stderr.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "not JSON lines:\n{stderr}");
     }
-    audit.check(&format!("serve --log-format {log_format} --log-level trace: stderr"), &stderr);
+    // Class 9: the Pod name was logged, on the line of its admission, and started no line of its own.
+    let forged: Vec<&str> = stderr.lines().filter(|l| l.contains("forged-log-line")).collect();
+    assert!(!forged.is_empty(), "the forged Pod's admission was not logged:\n{stderr}");
+    assert!(!stderr.lines().any(|l| l.starts_with("2030-01-01")), "a Pod name forged a log line:\n{stderr}");
+    if log_format == "text" {
+        assert!(forged.iter().any(|l| l.contains("pod=p\\n2030")), "{forged:#?}");
+    }
+    audit.display(&format!("serve --log-format {log_format} --log-level trace: stderr"), &stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -643,12 +792,22 @@ fn args(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Runs a command, checks its exit code, audits stdout and stderr.
+/// Runs a command, checks its exit code, audits stdout and stderr, both human-readable (no control characters).
 fn audited(audit: &mut Audit, label: &str, args: Vec<String>, stdin: Option<&[u8]>, code: i32) -> Run {
     let run = run(&args, stdin);
     assert_eq!(run.code, code, "{label}: {args:?}\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
+    audit.display(&format!("{label}: stdout"), &run.stdout);
+    audit.display(&format!("{label}: stderr"), &run.stderr);
+    run
+}
+
+/// [`audited`] for a command whose stdout is data (`mutate -o yaml|json|patch` echoes the Pod, whose strings are
+/// the input's): stdout is audited for credentials only.
+fn audited_data(audit: &mut Audit, label: &str, args: Vec<String>, stdin: Option<&[u8]>, code: i32) -> Run {
+    let run = run(&args, stdin);
+    assert_eq!(run.code, code, "{label}: {args:?}\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
     audit.check(&format!("{label}: stdout"), &run.stdout);
-    audit.check(&format!("{label}: stderr"), &run.stderr);
+    audit.display(&format!("{label}: stderr"), &run.stderr);
     run
 }
 
@@ -695,7 +854,7 @@ fn offline_commands_never_print_a_credential() {
         "mutate --deny-unmatched",
         args(&["mutate", "--secrets", &secrets, "--deny-unmatched", DENIED_HOST]),
         Some(denied.as_bytes()),
-        0,
+        1,
     );
     assert!(run.stderr.contains("denied"), "{}", run.stderr);
     let team = serde_yaml_ng::to_string(&pod("team", &[&image], &[])).unwrap();
@@ -731,6 +890,50 @@ fn offline_commands_never_print_a_credential() {
         audited(&mut audit, label, command, None, 0);
     }
 
+    // Issue 11: the namespace `hostile` through explain and mutate (verify below reads it with the rest).
+    let broken = hostile_broken().join(",");
+    for (label, image, listed) in [
+        ("explain -n hostile", "s1.registry.invalid/app", true),
+        ("explain -n hostile (a hostile image)", "s5.registry.invalid/app\n\u{1b}[31m\u{202e}", false),
+        ("explain -n hostile (the hostile name)", "hostile-name.registry.invalid/x", false),
+    ] {
+        let mut command = args(&["explain", image, "--secrets", &secrets, "-n", "hostile"]);
+        if listed {
+            command.extend(args(&["--listed", &broken]));
+        }
+        let run = audited(&mut audit, label, command, None, 0);
+        if listed {
+            // Every spelling is shown (redacted), and each broken Secret is named.
+            assert!(run.stdout.matches("<redacted>@").count() >= hostile_keys().len() - 4, "{}", run.stdout);
+            assert!(run.stdout.contains("broken-0"), "{}", run.stdout);
+        }
+    }
+    let hostile_pod = pod("hostile", &["s1.registry.invalid/app", "hostile-name.registry.invalid/x"], &[]);
+    let mut hostile_listed = hostile_pod.clone();
+    hostile_listed["spec"]["imagePullSecrets"] = hostile_broken().iter().map(|n| json!({"name": n})).collect();
+    let hostile_file = world.dir.path().join("hostile-pod.json");
+    std::fs::write(&hostile_file, serde_json::to_vec(&hostile_listed).unwrap()).unwrap();
+    for output in ["yaml", "json", "patch"] {
+        let run = audited_data(
+            &mut audit,
+            &format!("mutate -o {output} -n hostile"),
+            args(&["mutate", "--secrets", &secrets, "-f", &path(&hostile_file), "-o", output]),
+            None,
+            0,
+        );
+        assert!(run.stderr.contains("Warning: pullsecret-injector: every image pull"), "{}", run.stderr);
+    }
+    let hostile_review = world.dir.path().join("hostile-review.json");
+    std::fs::write(&hostile_review, serde_json::to_vec(&review("h", hostile_listed)).unwrap()).unwrap();
+    let run = audited(
+        &mut audit,
+        "mutate -o review -n hostile",
+        args(&["mutate", "--secrets", &secrets, "-f", &path(&hostile_review)]),
+        None,
+        0,
+    );
+    audit.review_warnings("mutate -o review -n hostile", &run.stdout);
+
     // verify: every status; text and json; the registry's CA, none, and --insecure-skip-tls-verify.
     let verify = |extra: &[String]| {
         let mut command = args(&["verify", "--secrets", &secrets, "--timeout", "3s"]);
@@ -753,6 +956,10 @@ fn offline_commands_never_print_a_credential() {
     }
     assert_eq!(status("unreachable"), "unreachable", "{rows:#?}");
     assert_eq!(status("broken-auth"), "invalid-secret", "{rows:#?}");
+    // Every hostile entry has its row, its key shown redacted.
+    let hostile_rows: Vec<&Value> = rows.iter().filter(|r| r["namespace"] == "hostile").collect();
+    assert!(hostile_rows.len() >= 2 * hostile_keys().len(), "{hostile_rows:#?}");
+    assert!(hostile_rows.iter().filter(|r| r["registry"].as_str().unwrap().contains("<redacted>@")).count() >= 13);
     audited(&mut audit, "verify (text)", verify(&ca), None, 1);
     audited(&mut audit, "verify without the CA", verify(&[]), None, 1);
     audited(&mut audit, "verify --insecure-skip-tls-verify", verify(&args(&["--insecure-skip-tls-verify"])), None, 1);
@@ -914,10 +1121,11 @@ fn a_password_in_a_registry_key_is_redacted() {
     let mut needles = Needles::default();
     needles.add("the password in the key", KEY_PASSWORD);
     let mut audit = Audit::new(&needles);
-    let keys = [
+    let mut keys = vec![
         format!("https://{USER}:{KEY_PASSWORD}@userinfo.registry.invalid"),
         format!("https://{USER}:{KEY_PASSWORD}@dropped.registry.invalid:port/"),
     ];
+    keys.extend(hostile_keys());
     let entries: serde_json::Map<String, Value> =
         keys.iter().map(|k| (k.clone(), json!({"username": USER, "password": "p"}))).collect();
     let manifest =

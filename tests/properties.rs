@@ -12,6 +12,7 @@ use pullsecret_injector::dockerconfig::{self, SecretKind};
 use pullsecret_injector::inputs::Manifests;
 use pullsecret_injector::keyring::{self, Keyring};
 use pullsecret_injector::reference;
+use pullsecret_injector::{offline, verify};
 use serde_json::{Value, json};
 
 /// Image-like strings: mostly plausible references, with the characters that matter to the grammar.
@@ -146,5 +147,216 @@ proptest! {
     fn arbitrary_review_bodies_get_an_answer(body in prop::collection::vec(any::<u8>(), 0..300)) {
         let reviewed = admission::review(&body, &CredentialIndex::new(), &Policy::default());
         prop_assert!(reviewed.http_status == 200 || reviewed.http_status == 400);
+    }
+}
+
+// --- Issue 11: display-safe output ------------------------------------------------------------------------------
+
+/// The planted password: its alphabet (a fixed prefix) appears nowhere else in the generated keys.
+fn planted() -> impl Strategy<Value = String> {
+    "[a-z0-9]{6,16}".prop_map(|s| format!("QZQ{s}"))
+}
+
+/// Userinfo spellings: (text before the userinfo, separator written after the password).
+fn spelling() -> impl Strategy<Value = (String, String)> {
+    let scheme = prop_oneof![
+        Just(String::new()),
+        Just("//".to_owned()),
+        "[hH][tT][tT][pP][sS]?://",
+        "(oci|docker|ftp|x-y\\.z)://",
+        Just("https://https://".to_owned()),
+        Just(" https://".to_owned()),
+        Just("https:%2F%2F".to_owned()),
+    ];
+    let at = prop_oneof![Just("@"), Just("%40"), Just("%2540"), Just("%252540"), Just("\u{ff20}"), Just("\u{fe6b}")];
+    (scheme, at).prop_map(|(s, a)| (s, a.to_owned()))
+}
+
+/// Hostile text: control characters, bidi controls, invisible characters, separators, plain characters.
+fn hostile_text() -> impl Strategy<Value = String> {
+    let c = prop_oneof![
+        "[a-z0-9./:@%-]",
+        Just("\n".to_owned()),
+        Just("\r".to_owned()),
+        Just("\u{1b}[31m".to_owned()),
+        Just("\0".to_owned()),
+        Just("\u{7f}".to_owned()),
+        Just("\u{85}".to_owned()),
+        Just("\u{202e}".to_owned()),
+        Just("\u{2066}".to_owned()),
+        Just("\u{200b}".to_owned()),
+        Just("\u{2028}".to_owned()),
+        Just("\u{feff}".to_owned()),
+        Just("\u{e0041}".to_owned()),
+        Just("\t".to_owned()),
+    ];
+    prop::collection::vec(c, 0..12).prop_map(|parts| parts.concat())
+}
+
+/// Independent of the library's list: what must never reach a human-readable output.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{FEFF}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
+/// Every line of a human-readable output is free of unsafe characters.
+fn assert_displayable(what: &str, text: &str) -> Result<(), TestCaseError> {
+    for line in text.split('\n') {
+        prop_assert!(!line.chars().any(unsafe_char), "{}: {:?}", what, line);
+    }
+    Ok(())
+}
+
+proptest! {
+    // Each case builds an HTTPS client (system roots) and reads files: fewer cases than the pure properties.
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// No planted password survives any output path, and no control character reaches a human-readable one: a key
+    /// with the password as userinfo in a generated spelling, in a decodable and in an undecodable Secret, through
+    /// `explain`, `mutate` (stderr and the review's warnings), the AdmissionReview warnings of `serve`, `verify`'s
+    /// rows (text and JSON) and lint notes, and the keys as metrics and logs show them.
+    #[test]
+    fn no_planted_secret_survives_any_output(
+        secret in planted(),
+        (scheme, at) in spelling(),
+        user in "[a-z]{0,6}",
+        host in "[a-z]{1,8}\\.registry\\.invalid",
+        before in hostile_text(),
+        after in hostile_text(),
+        name in hostile_text(),
+    ) {
+        let key = format!("{before}{scheme}{user}:{secret}{at}{host}/{after}");
+        let name = format!("s{name}");
+        let good = json!({"auths": {&key: {"username": "u", "password": "p"}}}).to_string();
+        let broken = json!({"auths": {&key: {"auth": "not base64!"}}}).to_string();
+        let manifest = |name: &str, payload: &str| json!({"apiVersion": "v1", "kind": "Secret",
+            "type": "kubernetes.io/dockerconfigjson", "metadata": {"name": name, "namespace": "ns"},
+            "stringData": {".dockerconfigjson": payload}});
+        let manifests = json!([manifest(&name, &good), manifest("broken", &broken)]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secrets.json");
+        std::fs::write(&file, manifests.to_string()).unwrap();
+        let mut outputs: Vec<(&str, String)> = Vec::new();
+
+        // The key as every output shows a key (explain, verify, metrics labels, logs).
+        outputs.push(("safe_text::key", pullsecret_injector::safe_text::key(&key)));
+
+        // explain, with the broken Secret listed.
+        let image = format!("{host}/app");
+        let mut out = Vec::new();
+        offline::explain(&image, std::slice::from_ref(&file), "ns", &["broken".to_owned()], &mut out).unwrap();
+        outputs.push(("explain", String::from_utf8(out).unwrap()));
+
+        // mutate (stderr) and its review; the same review answered as serve answers it.
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [{"name": "c", "image": format!("other.{host}/x")}],
+                     "imagePullSecrets": [{"name": "broken"}, {"name": &name}]}});
+        let pod_file = dir.path().join("pod.json");
+        std::fs::write(&pod_file, pod.to_string()).unwrap();
+        for output in [offline::MutateOutput::Patch, offline::MutateOutput::Review] {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let args = offline::MutateArgs {
+                secrets: std::slice::from_ref(&file),
+                file: &pod_file,
+                output: Some(output),
+                namespace: "ns",
+                policy: &Policy::default(),
+            };
+            offline::mutate(&args, &mut out, &mut err).unwrap();
+            outputs.push(("mutate stdout", String::from_utf8(out).unwrap()));
+            outputs.push(("mutate stderr", String::from_utf8(err).unwrap()));
+        }
+        let index = Manifests::load(std::slice::from_ref(&file), "ns").unwrap().index();
+        let answer = admission::review(&admission::review_for_pod(&pod, "ns"), &index, &Policy::default());
+        let answer: Value = serde_json::from_slice(&answer.body).unwrap();
+        let warnings: Vec<String> = answer["response"]["warnings"].as_array().into_iter().flatten()
+            .map(|w| w.as_str().unwrap().to_owned()).collect();
+        prop_assert!(!warnings.is_empty());
+        outputs.push(("AdmissionReview warnings", warnings.join("\n")));
+
+        // verify: lint notes, and the row of the undecodable Secret (no connection is made for it).
+        let secrets = Manifests::load(std::slice::from_ref(&file), "ns").unwrap().secrets;
+        let broken_only: Vec<_> = secrets.iter().filter(|s| s.metadata.name.as_deref() == Some("broken")).cloned().collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rows = runtime.block_on(verify::verify(&broken_only, &verify::VerifyOptions::default())).unwrap();
+        let lint = verify::lint(&secrets);
+        for output in [verify::VerifyOutput::Text, verify::VerifyOutput::Json] {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            verify::render(&rows, &lint, output, &mut out, &mut err).unwrap();
+            outputs.push(("verify stdout", String::from_utf8(out).unwrap()));
+            outputs.push(("verify stderr", String::from_utf8(err).unwrap()));
+        }
+
+        for (what, text) in &outputs {
+            prop_assert!(!text.contains(&secret), "{} shows the password of {:?}:\n{}", what, key, text);
+            assert_displayable(what, text)?;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The display-safe functions are total, and their results safe, bounded and stable.
+    #[test]
+    fn display_safe_text_is_total_safe_and_idempotent(text in prop_oneof![any::<String>(), hostile_text()], max in 1usize..300) {
+        use pullsecret_injector::safe_text;
+        for shown in [safe_text::text(&text).into_owned(), safe_text::key(&text), safe_text::escape(&text).into_owned(),
+                      safe_text::line(&text, max), safe_text::label(&text, max.max(16))] {
+            prop_assert!(!shown.chars().any(unsafe_char), "{:?} -> {:?}", text, shown);
+        }
+        prop_assert!(safe_text::line(&text, max).chars().count() <= max);
+        prop_assert!(safe_text::key(&text).chars().count() <= safe_text::MAX_KEY_CHARS);
+        let once = safe_text::text(&text).into_owned();
+        prop_assert_eq!(safe_text::text(&once).into_owned(), once);
+        let key = safe_text::key(&text);
+        prop_assert_eq!(safe_text::key(&key), key);
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// `verify`'s input handling: any key (hostile sizes included) gives one clean row, never a panic. The hosts are
+    /// address literals that the default policy refuses before connecting, so nothing leaves the machine.
+    #[test]
+    fn verify_handles_any_key_without_panicking(
+        scheme in prop_oneof![Just(""), Just("http://"), Just("https://"), Just("HTTPS://"), Just("//")],
+        userinfo in prop::option::of("[a-z]{1,4}:QZQ[a-z0-9]{4,8}@"),
+        host in prop_oneof![Just("127.0.0.1"), Just("[::1]"), Just("0.0.0.0"), Just("169.254.169.254"), Just("[::ffff:127.0.0.1]")],
+        port in prop::option::of(prop_oneof!["[0-9]{1,6}".boxed(), (60_000usize..70_000).prop_map(|n| "5".repeat(n)).boxed()]),
+        path in prop_oneof![
+            hostile_text().boxed(),
+            "/[a-z%?#@]{0,20}".boxed(),
+            (65_000usize..66_000).prop_map(|n| format!("/{}", "a".repeat(n))).boxed(),
+        ],
+    ) {
+        let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        let key = format!("{scheme}{}{host}{port}{}", userinfo.clone().unwrap_or_default(),
+            if path.starts_with('/') { path.clone() } else { format!("/{path}") });
+        let payload = json!({"auths": {&key: {"username": "u", "password": "QZQpassword"}}}).to_string();
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({"apiVersion": "v1",
+            "kind": "Secret", "type": "kubernetes.io/dockerconfigjson", "metadata": {"name": "s", "namespace": "ns"},
+            "stringData": {".dockerconfigjson": payload}})).unwrap();
+        let options = verify::VerifyOptions { timeout: std::time::Duration::from_secs(2), ..Default::default() };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rows = runtime.block_on(verify::verify(std::slice::from_ref(&secret), &options)).unwrap();
+        prop_assert_eq!(rows.len(), 1);
+        prop_assert!(rows[0].status != verify::Status::Ok, "{:?}", rows[0]);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        verify::render(&rows, &verify::lint(std::slice::from_ref(&secret)), verify::VerifyOutput::Text, &mut out, &mut err).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        prop_assert!(!text.contains("QZQ"), "{}", text);
+        assert_displayable("verify", &text)?;
     }
 }

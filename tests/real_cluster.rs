@@ -49,7 +49,7 @@ const SHARED_WEBHOOK: &str = "shared";
 enum Target {
     /// A control plane of this process, with a webhook of this process registered for the namespaces labelled
     /// [`WEBHOOK_LABEL`]=[`SHARED_WEBHOOK`].
-    Local { cp: &'static ControlPlane, _webhook: ClusterWebhook },
+    Local { cp: &'static ControlPlane, _webhook: Box<ClusterWebhook> },
     /// The current kubectl context, with the webhook installed.
     External,
 }
@@ -67,7 +67,7 @@ fn target() -> &'static Target {
         let cp = ControlPlane::shared();
         // Started on the keeper thread: the webhook lives as long as the process, not the first test's thread.
         let webhook = on_keeper(move || ClusterWebhook::start(cp, SHARED_WEBHOOK, &[]));
-        Target::Local { cp, _webhook: webhook }
+        Target::Local { cp, _webhook: Box::new(webhook) }
     })
 }
 
@@ -1054,8 +1054,15 @@ fn after_an_api_server_restart_and_compaction_the_webhook_relists_and_stays_righ
     kubectl(&["label", "namespace", ns, &format!("{WEBHOOK_LABEL}=restart")]);
     let secret = |name: &str, server: &str| {
         kubectl(&[
-            "create", "secret", "docker-registry", name, "-n", ns, &format!("--docker-server={server}"),
-            "--docker-username=e2e", "--docker-password=e2e-password",
+            "create",
+            "secret",
+            "docker-registry",
+            name,
+            "-n",
+            ns,
+            &format!("--docker-server={server}"),
+            "--docker-username=e2e",
+            "--docker-password=e2e-password",
         ]);
     };
     let dry_run = || -> Vec<String> {
@@ -1066,11 +1073,11 @@ fn after_an_api_server_restart_and_compaction_the_webhook_relists_and_stays_righ
         sorted(&names_in(&serde_json::from_str(&out).expect("JSON")))
     };
     secret("reg-a", REGISTRY_A);
-    poll("the webhook to see reg-a", SHORT_WAIT, || {
-        poll_for(dry_run(), &["reg-a"])
-    });
+    poll("the webhook to see reg-a", SHORT_WAIT, || poll_for(dry_run(), &["reg-a"]));
     let relists = || -> u64 {
-        hook.admin_get("/metrics").1.lines()
+        hook.admin_get("/metrics")
+            .1
+            .lines()
             .filter(|l| l.starts_with("pullsecret_injector_watch_relists_total{"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
@@ -1120,7 +1127,10 @@ fn the_manifests_apply_cleanly_to_a_real_api_server() {
         assert!(applied, "{kind}/{name} not applied: {created}");
     }
     common::control_plane::run(cp.kubectl().args([
-        "wait", "--for=condition=Established", "--timeout=30s", "crd/clusterpullsecrets.pullsecret-injector.io",
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/clusterpullsecrets.pullsecret-injector.io",
     ]));
 }
 
@@ -1132,10 +1142,9 @@ fn the_helm_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
     if local_only("helm").is_none() {
         return;
     }
-    let helm = common::control_plane::run(Command::new("bash").arg(format!(
-        "{}/tests/cluster/helm.sh",
-        env!("CARGO_MANIFEST_DIR")
-    )));
+    let helm = common::control_plane::run(
+        Command::new("bash").arg(format!("{}/tests/cluster/helm.sh", env!("CARGO_MANIFEST_DIR"))),
+    );
     let helm = helm.trim();
     let cp = ControlPlane::dedicated();
     let chart = format!("{}/charts/pullsecret-injector", env!("CARGO_MANIFEST_DIR"));
@@ -1166,8 +1175,13 @@ fn the_helm_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
         kubectl(&args);
     }
     let ca_bundle = || {
-        kubectl(&["get", "mutatingwebhookconfiguration", "pullsecret-injector", "-o",
-                  "jsonpath={.webhooks[0].clientConfig.caBundle}"])
+        kubectl(&[
+            "get",
+            "mutatingwebhookconfiguration",
+            "pullsecret-injector",
+            "-o",
+            "jsonpath={.webhooks[0].clientConfig.caBundle}",
+        ])
     };
     let secret_ca = kubectl(&["get", "secret", "pullsecret-injector-tls", "-n", ns, "-o", "jsonpath={.data.ca\\.crt}"]);
     let registered = ca_bundle();
@@ -1175,7 +1189,10 @@ fn the_helm_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
 
     helm_run(&["upgrade", "pullsecret-injector", &chart, "--namespace", ns, "--set", "replicaCount=3"]);
     assert_eq!(ca_bundle(), registered, "an upgrade keeps the CA");
-    assert_eq!(kubectl(&["get", "deployment", "pullsecret-injector", "-n", ns, "-o", "jsonpath={.spec.replicas}"]), "3");
+    assert_eq!(
+        kubectl(&["get", "deployment", "pullsecret-injector", "-n", ns, "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
 
     helm_run(&["uninstall", "pullsecret-injector", "--namespace", ns]);
     assert!(get_in(&cp, &["mutatingwebhookconfiguration", "pullsecret-injector"]).is_none(), "registration removed");

@@ -11,6 +11,8 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -409,14 +411,16 @@ const TOKEN_ISSUER: &str = "verify-test-issuer";
 
 /// A token service as Distribution's token authentication expects it: `GET /token?service=..` with Basic
 /// credentials answers `{"token": JWT}`, the JWT signed (ES256) by a certificate that chains to the registry's
-/// `rootcertbundle` and carried in the `x5c` header.
+/// `rootcertbundle` and carried in the `x5c` header. Served over HTTPS with `tls` (the registry's certificate),
+/// else over plain HTTP; `requests` counts what it received.
 struct TokenService {
     runtime: tokio::runtime::Runtime,
     realm: String,
     root_bundle: PathBuf,
+    requests: Arc<AtomicUsize>,
 }
 
-fn token_service(dir: &Path) -> TokenService {
+fn token_service(dir: &Path, tls: Option<&Pki>) -> TokenService {
     let (ca_params, ca_key, ca_pem) = ca("token signing CA");
     let issuer = Issuer::new(ca_params, ca_key);
     let signing_key = std::sync::Arc::new(KeyPair::generate().unwrap());
@@ -429,10 +433,11 @@ fn token_service(dir: &Path) -> TokenService {
     std::fs::write(&root_bundle, ca_pem).unwrap();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).unwrap();
-    let address: SocketAddr = listener.local_addr().unwrap();
     let expected = format!("Basic {}", basic(USER, PASSWORD));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
     let handler = move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
+        counter.fetch_add(1, Ordering::SeqCst);
         let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
         let right_service = uri.query().unwrap_or("").split('&').any(|p| p == format!("service={TOKEN_SERVICE}"));
         let answer = if authorized && right_service {
@@ -444,8 +449,102 @@ fn token_service(dir: &Path) -> TokenService {
         async move { answer }
     };
     let app = axum::Router::new().route("/token", axum::routing::get(handler));
+    let (scheme, address) = match tls {
+        Some(pki) => ("https", serve_tls(&runtime, pki, app)),
+        None => ("http", serve_plain(&runtime, app)),
+    };
+    TokenService { runtime, realm: format!("{scheme}://{address}/token"), root_bundle, requests }
+}
+
+// --- Hostile servers -------------------------------------------------------------------------------------
+
+/// Serves `app` over plain HTTP on 127.0.0.1; the address.
+fn serve_plain(runtime: &tokio::runtime::Runtime, app: axum::Router) -> SocketAddr {
+    let listener = runtime.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).unwrap();
+    let address = listener.local_addr().unwrap();
     runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    TokenService { runtime, realm: format!("http://{address}/token"), root_bundle }
+    address
+}
+
+/// A TLS listener for `axum::serve`, with the certificate of `pki` (valid for 127.0.0.1 and localhost). A failed
+/// handshake is skipped.
+struct TlsListener {
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, peer)) = self.listener.accept().await else { continue };
+            let handshake = tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(tcp)).await;
+            if let Ok(Ok(tls)) = handshake {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Serves `app` over HTTPS on 127.0.0.1 with the certificate of `pki`; the address.
+fn serve_tls(runtime: &tokio::runtime::Runtime, pki: &Pki, app: axum::Router) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certificates: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&pki.cert_file).unwrap().collect::<Result<_, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_file(&pki.key_file).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).unwrap();
+    let address = listener.local_addr().unwrap();
+    let listener = TlsListener { listener, acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)) };
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+/// An endless token response: 64 KiB chunks for as long as the client reads, counted in `produced`.
+fn endless_token_endpoint(produced: Arc<AtomicU64>) -> axum::Router {
+    let handler = move || {
+        let produced = produced.clone();
+        async move {
+            let chunk = axum::body::Bytes::from(vec![b' '; 64 * 1024]);
+            let stream = futures::stream::repeat_with(move || {
+                produced.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(chunk.clone())
+            });
+            axum::body::Body::from_stream(stream)
+        }
+    };
+    axum::Router::new().route("/token", axum::routing::get(handler))
+}
+
+/// A fake registry whose `GET /v2/` answers `answer` (status, headers); counts requests.
+fn fake_registry(
+    requests: Arc<AtomicUsize>,
+    answer: impl Fn(&axum::http::HeaderMap) -> (u16, Vec<(&'static str, String)>) + Clone + Send + Sync + 'static,
+) -> axum::Router {
+    let handler = move |headers: axum::http::HeaderMap| {
+        requests.fetch_add(1, Ordering::SeqCst);
+        let (status, extra) = answer(&headers);
+        async move {
+            let mut response = axum::http::Response::builder().status(status);
+            for (name, value) in extra {
+                response = response.header(name, value);
+            }
+            response.body(axum::body::Body::empty()).unwrap()
+        }
+    };
+    axum::Router::new().route("/v2/", axum::routing::get(handler.clone())).route("/token", axum::routing::get(handler))
 }
 
 /// A JWT as Distribution 2.x verifies it (`registry/auth/token`): ES256 over `header.claims`, the signature as
@@ -493,7 +592,7 @@ fn verify_follows_bearer_token_challenges() {
     }
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let tokens = token_service(dir.path());
+    let tokens = token_service(dir.path(), Some(&pki));
     let registry = Registry::start(
         dir.path(),
         "token",
@@ -509,7 +608,7 @@ fn verify_follows_bearer_token_challenges() {
         ],
     );
     let (code, rows) = verify_json(&secrets, &["--ca-file", pki.ca_file.to_str().unwrap()]);
-    let token_host = tokens.realm.trim_start_matches("http://").trim_end_matches("/token");
+    let token_host = tokens.realm.trim_start_matches("https://").trim_end_matches("/token");
     assert_eq!(
         status_of(&rows, "good"),
         ("ok", format!("authenticated as user \"alice\" (Bearer token from {token_host})").as_str()),
@@ -732,6 +831,8 @@ fn serve_checks_credentials_periodically() {
         ])
         .args(["--secrets-dir", secrets.to_str().unwrap(), "--verify-interval", "200ms", "--shutdown-delay", "0s"])
         .args(["--verify-ca-file", pki.ca_file.to_str().unwrap()])
+        // The registry is on loopback, which periodic checks refuse by default.
+        .arg("--verify-allow-local-addresses")
         .env("NO_PROXY", "127.0.0.1,localhost")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -768,4 +869,282 @@ fn serve_checks_credentials_periodically() {
     assert!(logs.contains("credential stopped working"), "{logs}");
     assert_no_credentials(&text);
     assert_no_credentials(&logs);
+}
+
+// --- Issue 11, class 4: hostile registries and token endpoints ---------------------------------------------------
+
+/// The real registry, challenging for a token, names a plain-HTTP realm: an HTTPS registry's credentials are never
+/// sent there (the token service receives nothing). A plain-HTTP key may use a plain-HTTP realm on its own host, not
+/// on another one.
+#[test]
+fn credentials_never_travel_to_a_plain_http_token_realm() {
+    if !have(REGISTRY_BIN) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let tokens = token_service(dir.path(), None);
+    let auth = || Auth::Token { realm: &tokens.realm, root_bundle: &tokens.root_bundle };
+    let https = Registry::start(dir.path(), "https", Some(&pki), auth());
+    let plain = Registry::start(dir.path(), "plain", None, auth());
+    // The same token service, named by another host name: "another host" for a plain-HTTP key.
+    let other_realm = tokens.realm.replace("127.0.0.1", "localhost");
+    let elsewhere = Registry::start(
+        dir.path(),
+        "elsewhere",
+        None,
+        Auth::Token { realm: &other_realm, root_bundle: &tokens.root_bundle },
+    );
+    let secrets = dir.path().join("secrets.yaml");
+    write_manifests(
+        &secrets,
+        &[
+            pull_secret("team-a", "https", &https.host(), PASSWORD),
+            pull_secret("team-a", "plain", &format!("http://{}", plain.host()), PASSWORD),
+            pull_secret("team-a", "elsewhere", &format!("http://{}", elsewhere.host()), PASSWORD),
+        ],
+    );
+    let (code, rows) = verify_json(&secrets, &["--ca-file", pki.ca_file.to_str().unwrap()]);
+    let token_host = tokens.realm.trim_start_matches("http://").trim_end_matches("/token");
+    let (status, detail) = status_of(&rows, "https");
+    assert_eq!(status, "error", "{rows:#?}");
+    assert!(detail.starts_with(&format!("refused to send credentials to http://{token_host}")), "{detail}");
+    let (status, detail) = status_of(&rows, "elsewhere");
+    assert_eq!(status, "error", "{rows:#?}");
+    assert!(detail.contains("a plain-HTTP token endpoint on another host"), "{detail}");
+    // Only the plain registry's own realm was asked: once, and it issued the token.
+    assert_eq!(status_of(&rows, "plain").0, "ok", "{rows:#?}\n{}", plain.logs());
+    assert_eq!(tokens.requests.load(Ordering::SeqCst), 1, "the token service was asked only for the plain key");
+    assert_eq!(code, 1);
+}
+
+/// A token endpoint whose answer never ends (a 3.4 GB body was seen): `verify` reads at most its 1 MiB cap, then
+/// reports the entry; memory and time stay small. Against the real registry, which names the realm.
+#[test]
+fn an_endless_token_response_costs_at_most_the_cap() {
+    if !have(REGISTRY_BIN) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let produced = Arc::new(AtomicU64::new(0));
+    let address = serve_tls(&runtime, &pki, endless_token_endpoint(produced.clone()));
+    let realm = format!("https://{address}/token");
+    let root_bundle = dir.path().join("unused-bundle.crt");
+    std::fs::write(&root_bundle, ca("unused").2).unwrap();
+    let registry =
+        Registry::start(dir.path(), "endless", Some(&pki), Auth::Token { realm: &realm, root_bundle: &root_bundle });
+    let secrets = dir.path().join("secrets.yaml");
+    write_manifests(&secrets, &[pull_secret("team-a", "endless", &registry.host(), PASSWORD)]);
+
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["verify", "--secrets", secrets.to_str().unwrap(), "-o", "json", "--timeout", "30s"])
+        .args(["--ca-file", pki.ca_file.to_str().unwrap()])
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The peak resident size, sampled while it runs (VmHWM only grows).
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(40), "verify did not finish");
+        if let Ok(status) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))
+        {
+            peak_kib = peak_kib.max(kib.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed();
+    let output = child.wait_with_output().unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rows[0]["status"], "error", "{rows:#?}");
+    let detail = rows[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("answered more than 1024 KiB"), "{detail}");
+    assert_eq!(output.status.code(), Some(1));
+    let produced = produced.load(Ordering::SeqCst);
+    eprintln!(
+        "endless token body: {} KiB produced by the server, peak RSS about {peak_kib} KiB, {:?}",
+        produced / 1024,
+        elapsed
+    );
+    assert!(produced < 32 << 20, "{produced} bytes streamed: the body was read past the cap");
+    assert!(peak_kib < 128 * 1024, "peak RSS {peak_kib} KiB");
+    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}: the body was read until the timeout");
+}
+
+/// `serve --verify-interval` reads Secrets that tenants write: by default its checks connect to no loopback,
+/// link-local (cloud metadata) or unspecified address, whatever the spelling (a name that resolves there, an
+/// IPv4-mapped IPv6 address, a decimal IPv4). The fake registry on loopback sees no connection. With
+/// `--verify-allow-local-addresses` it is checked.
+#[test]
+fn periodic_checks_refuse_local_addresses_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let address = serve_plain(&runtime, fake_registry(requests.clone(), |_| (200, vec![])));
+    let port = address.port();
+    let keys = [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+        format!("http://2130706433:{port}"),
+        format!("http://0.0.0.0:{port}"),
+        "169.254.169.254".to_owned(),
+        "http://[::ffff:a9fe:a9fe]/latest/meta-data/".to_owned(),
+        "[fd00:ec2::254]:80".to_owned(),
+    ];
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let manifests: Vec<Value> =
+        keys.iter().enumerate().map(|(i, key)| pull_secret("team-a", &format!("k{i}"), key, PASSWORD)).collect();
+    write_manifests(&secrets.join("pull.yaml"), &manifests);
+    let certs = dir.path().join("certs");
+    assert_eq!(run(&["certs", "--out", certs.to_str().unwrap(), "--dns", "localhost"]).code, 0);
+
+    let serve_until = |extra: &[&str], done: &dyn Fn(&str) -> bool| -> (String, String) {
+        let admin = free_port();
+        let log = dir.path().join(format!("serve{}.log", extra.len()));
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", &format!("127.0.0.1:{admin}")])
+            .args(["--tls-cert", certs.join("tls.crt").to_str().unwrap()])
+            .args(["--tls-key", certs.join("tls.key").to_str().unwrap()])
+            .args(["--secrets-dir", secrets.to_str().unwrap(), "--verify-interval", "100ms", "--shutdown-delay", "0s"])
+            .args(extra)
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let text = loop {
+            let text = admin_get(admin, "/metrics");
+            if done(&text) {
+                break text;
+            }
+            assert!(Instant::now() < deadline, "no check results:\n{text}\n{}", std::fs::read_to_string(&log).unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(child.wait().unwrap().success());
+        (text, std::fs::read_to_string(&log).unwrap())
+    };
+    let series = |text: &str, secret: &str| -> Option<String> {
+        text.lines().find(|l| l.contains(&format!(r#"secret="{secret}""#))).map(str::to_owned)
+    };
+    let all_reported = |text: &str| (0..keys.len()).all(|i| series(text, &format!("k{i}")).is_some());
+
+    let (metrics, logs) = serve_until(&[], &all_reported);
+    for (i, key) in keys.iter().enumerate() {
+        let line = series(&metrics, &format!("k{i}")).unwrap();
+        assert!(line.contains(r#"status="error""#), "{key} must be refused: {line}");
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 0, "a refused check reached the registry");
+    assert!(logs.contains("refused to connect to localhost ("), "{logs}");
+    assert!(logs.contains("a loopback address"), "{logs}");
+    assert!(logs.contains("a link-local or cloud metadata address"), "{logs}");
+
+    let (metrics, _) = serve_until(&["--verify-allow-local-addresses"], &|text: &str| {
+        series(text, "k0").is_some_and(|l| l.contains(r#"status="ok""#))
+    });
+    assert!(series(&metrics, "k1").is_some_and(|l| l.contains(r#"status="ok""#)), "{metrics}");
+    assert!(requests.load(Ordering::SeqCst) >= 2, "allowed checks reach the registry");
+}
+
+/// A plain HTTP/1.1 GET on loopback; the whole answer, or "" when nothing listens yet.
+fn admin_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Redirects cannot escape the rules (in process, with the registries' loopback allowed and every other local
+/// class refused): HTTPS to plain HTTP with credentials, to link-local and unspecified addresses in any spelling, a
+/// token endpoint redirecting to plain HTTP, and redirect loops. The plain-HTTP server never hears from `verify`.
+#[test]
+fn redirects_cannot_escape_the_rules() {
+    use pullsecret_injector::verify::{self, AddressPolicy, Status, VerifyOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let plain_requests = Arc::new(AtomicUsize::new(0));
+    let plain = serve_plain(&runtime, fake_registry(plain_requests.clone(), |_| (200, vec![])));
+    let expected_basic = format!("Basic {}", basic(USER, PASSWORD));
+
+    // (secret, registry answer, words of the detail)
+    type Answer = Box<dyn Fn(&axum::http::HeaderMap) -> (u16, Vec<(&'static str, String)>) + Send + Sync>;
+    let redirect = |to: String| -> Answer { Box::new(move |_| (302, vec![("location", to.clone())])) };
+    let downgrade: Answer = {
+        let to = format!("http://{plain}/v2/");
+        let expected = expected_basic.clone();
+        Box::new(move |headers| match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+            Some(auth) if auth == expected => (307, vec![("location", to.clone())]),
+            _ => (401, vec![("www-authenticate", "Basic realm=\"r\"".to_owned())]),
+        })
+    };
+    let cases: Vec<(&str, Answer, &str)> = vec![
+        ("downgrade", downgrade, "from HTTPS to plain HTTP"),
+        ("metadata", redirect("https://169.254.169.254/latest/meta-data/".into()), "link-local or cloud metadata"),
+        ("mapped", redirect("https://[::ffff:169.254.169.254]/".into()), "link-local or cloud metadata"),
+        ("unspecified", redirect(format!("https://0.0.0.0:{}/v2/", plain.port())), "unspecified"),
+        ("plain", redirect(format!("http://{plain}/v2/")), "from HTTPS to plain HTTP"),
+        ("loop", redirect("/v2/".into()), "more than 5 redirects"),
+    ];
+    let mut secrets = Vec::new();
+    let mut expected = Vec::new();
+    for (name, answer, words) in cases {
+        let answer = Arc::new(answer);
+        let app = fake_registry(Arc::new(AtomicUsize::new(0)), move |h| answer(h));
+        let address = serve_tls(&runtime, &pki, app);
+        secrets.push(secret_for(name, &address.to_string()));
+        expected.push((name, words));
+    }
+    // A token endpoint that redirects the Basic-authenticated token request to plain HTTP.
+    let token_redirect = serve_tls(
+        &runtime,
+        &pki,
+        fake_registry(Arc::new(AtomicUsize::new(0)), {
+            let to = format!("http://{plain}/token");
+            move |_| (307, vec![("location", to.clone())])
+        }),
+    );
+    let challenge = format!("Bearer realm=\"https://{token_redirect}/token\",service=\"s\"");
+    let bearer = serve_tls(
+        &runtime,
+        &pki,
+        fake_registry(Arc::new(AtomicUsize::new(0)), move |_| (401, vec![("www-authenticate", challenge.clone())])),
+    );
+    secrets.push(secret_for("token-redirect", &bearer.to_string()));
+    expected.push(("token-redirect", "from HTTPS to plain HTTP"));
+
+    let options = VerifyOptions {
+        ca_file: Some(pki.ca_file.clone()),
+        timeout: Duration::from_secs(5),
+        addresses: AddressPolicy { loopback: true, ..AddressPolicy::REMOTE },
+        ..VerifyOptions::default()
+    };
+    let started = Instant::now();
+    let results = runtime.block_on(verify::verify(&secrets, &options)).unwrap();
+    for (name, words) in expected {
+        let result = results.iter().find(|r| r.secret == name).unwrap();
+        assert_eq!(result.status, Status::Error, "{name}: {result:?}");
+        assert!(result.detail.contains(words), "{name}: {:?} lacks {words:?}", result.detail);
+        assert_no_credentials(&result.detail);
+    }
+    assert_eq!(plain_requests.load(Ordering::SeqCst), 0, "the plain-HTTP server was reached");
+    assert!(started.elapsed() < Duration::from_secs(5), "refusals are immediate, not timeouts");
+}
+
+/// A typed Secret for the in-process tests.
+fn secret_for(name: &str, key: &str) -> k8s_openapi::api::core::v1::Secret {
+    serde_json::from_value(pull_secret("team-a", name, key, PASSWORD)).unwrap()
 }

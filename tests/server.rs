@@ -12,6 +12,7 @@
 
 mod common;
 
+use std::ffi::OsString;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -24,14 +25,15 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use pullsecret_injector::cache::Readiness;
+use pullsecret_injector::cache::{CERTIFICATE, Readiness};
 use pullsecret_injector::certs::{self, Bundle};
-use pullsecret_injector::server::{self, AppState, Limits, Shutdown};
+use pullsecret_injector::decision::Policy;
+use pullsecret_injector::server::{self, AppState, CREDENTIALS_NOT_LOADED, Limits, Shutdown};
 use pullsecret_injector::tls::CertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -378,6 +380,51 @@ async fn metrics_are_openmetrics_and_count_requests() {
     for secret in ["example-password", "keymaker", "dockerhub\""] {
         assert!(!after.contains(secret), "{secret} in /metrics");
     }
+}
+
+/// Issue 11, class 7: before the credentials' first sync the webhook knows no Secret. A Pod CREATE is then allowed
+/// unchanged with one warning and counted, never decided: no "pulled anonymously" warning, no denial by
+/// `--deny-unmatched`. Reviews of anything else get their usual answer. Once synced, the same reviews are decided.
+#[tokio::test]
+async fn reviews_are_decided_only_once_the_credentials_are_loaded() {
+    let mut state = app_state(SECRETS);
+    state.policy = Arc::new(Policy { deny_unmatched: vec!["gcr.io".parse().unwrap()], audit_only: false });
+    let readiness = Arc::new(Readiness::waiting_for(&[CERTIFICATE, "secrets", "namespaces"]));
+    readiness.mark_done(CERTIFICATE);
+    readiness.mark_done("secrets");
+    state.readiness = readiness.clone();
+    let webhook = server::webhook_router(state.clone(), Limits::default());
+    let admin = server::admin_router(state);
+    // Would be patched; would be denied (its gcr.io image has no credential in `elsewhere`).
+    let denied = in_namespace(REPLICASET_INIT, "elsewhere");
+    let mut not_a_pod = json(MALFORMED_NO_UID);
+    not_a_pod["request"]["uid"] = json!("4e9a1c2b-0000-4000-8000-00000000beef");
+    let not_a_pod = to_body(&not_a_pod);
+    let expected_warning = format!("pullsecret-injector: {CREDENTIALS_NOT_LOADED}");
+
+    for request in [NGINX_KUBECTL.to_vec(), denied.clone()] {
+        let (status, _, body) = call(webhook.clone(), post_mutate(request.clone())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(injected(&request, &body), Vec::<String>::new(), "allowed, unchanged");
+        assert_eq!(warnings(&body), std::slice::from_ref(&expected_warning));
+    }
+    let (status, _, body) = call(webhook.clone(), post_mutate(not_a_pod.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(warnings(&body)[0].contains("Pods"), "the usual answer: {:?}", warnings(&body));
+    assert_eq!(call(webhook.clone(), post_mutate(MALFORMED_NO_UID)).await.0, StatusCode::BAD_REQUEST);
+    let (_, _, text) = call(admin.clone(), get("/metrics")).await;
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    let not_loaded = r#"pullsecret_injector_admission_requests_total{outcome="credentials_not_loaded"}"#;
+    assert_eq!(metric(&text, not_loaded), Some(2.0), "{text}");
+    assert_eq!(metric(&text, r#"pullsecret_injector_admission_requests_total{outcome="denied"}"#), None);
+    assert_eq!(metric(&text, r#"pullsecret_injector_admission_requests_total{outcome="skipped"}"#), Some(1.0));
+
+    // Synced: the same reviews are decided, the policy applies.
+    readiness.mark_done("namespaces");
+    let (_, _, body) = call(webhook.clone(), post_mutate(NGINX_KUBECTL)).await;
+    assert_eq!(injected(NGINX_KUBECTL, &body), ["dockerhub"]);
+    let (_, _, body) = call(webhook, post_mutate(denied)).await;
+    assert_eq!(json(&body)["response"]["allowed"], false, "denied by --deny-unmatched once synced");
 }
 
 // --- A: the TLS server, in process -------------------------------------------------------------------
@@ -894,6 +941,363 @@ async fn a_body_slower_than_the_request_timeout_gets_408() {
     assert!(started.elapsed() >= Duration::from_millis(450), "{:?}", started.elapsed());
 }
 
+// --- A: connection guards (issue 11, class 2), in process --------------------------------------------
+
+/// A TLS connection to `addr` offering `alpn`, trusting `bundle`'s CA, as `webhook.test`.
+async fn tls_connect(addr: SocketAddr, bundle: &Bundle, alpn: &[&[u8]]) -> io::Result<TlsStream<TcpStream>> {
+    let mut config = Arc::unwrap_or_clone(client_config(&[bundle]));
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("webhook.test").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+}
+
+/// A real HTTP/2 client connection (the `h2` crate): its request handle, its PING handle, and the task driving it,
+/// which ends when the server closes the connection.
+struct H2 {
+    send: h2::client::SendRequest<Bytes>,
+    ping: h2::PingPong,
+    driver: JoinHandle<Result<(), h2::Error>>,
+}
+
+async fn h2_connect(addr: SocketAddr, bundle: &Bundle) -> H2 {
+    let tls = tls_connect(addr, bundle, &[b"h2"]).await.expect("TLS");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "HTTP/2 negotiated");
+    let (send, mut connection) = h2::client::handshake(tls).await.expect("HTTP/2 handshake");
+    let ping = connection.ping_pong().expect("the PING handle");
+    H2 { send, ping, driver: tokio::spawn(connection) }
+}
+
+/// POST /mutate on its own stream; the status and the body.
+async fn h2_post(send: &h2::client::SendRequest<Bytes>, body: &[u8]) -> Result<(u16, Vec<u8>), h2::Error> {
+    let mut send = send.clone().ready().await?;
+    let request = Request::post("https://webhook.test/mutate").header(header::CONTENT_TYPE, "application/json");
+    let (response, mut stream) = send.send_request(request.body(()).unwrap(), false)?;
+    stream.send_data(Bytes::copy_from_slice(body), true)?;
+    let response = response.await?;
+    let status = response.status().as_u16();
+    let mut incoming = response.into_body();
+    let mut answer = Vec::new();
+    while let Some(chunk) = incoming.data().await {
+        let chunk = chunk?;
+        incoming.flow_control().release_capacity(chunk.len())?;
+        answer.extend_from_slice(&chunk);
+    }
+    Ok((status, answer))
+}
+
+/// A router whose `/mutate` answers only when the test adds permits to the returned semaphore (one per answer,
+/// in arrival order), and reports each request once its body is in (as the webhook's handler starts).
+fn gated_router() -> (Router, Arc<tokio::sync::Semaphore>, mpsc::UnboundedReceiver<()>) {
+    let (arrived_tx, arrived) = mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = release.clone();
+    let router = Router::new().route(
+        "/mutate",
+        axum::routing::post(move |_body: Bytes| {
+            let (gate, arrived_tx) = (gate.clone(), arrived_tx.clone());
+            async move {
+                let _ = arrived_tx.send(());
+                gate.acquire().await.expect("never closed").forget();
+                "released"
+            }
+        }),
+    );
+    (router, release, arrived)
+}
+
+/// Ways to hold a connection without completing a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    /// TCP only, no TLS handshake.
+    Tcp,
+    /// The TLS handshake, then nothing.
+    Tls,
+    /// HTTP/2: the connection preface and an empty SETTINGS frame, then nothing (issue 11's attack).
+    H2Preface,
+    /// HTTP/1.1: headers never ended.
+    H1Headers,
+    /// HTTP/1.1: complete headers, the body stopped after 100 bytes.
+    H1Body,
+}
+
+async fn hold(addr: SocketAddr, bundle: &Bundle, how: Hold) -> io::Result<Box<dyn AsyncRead + Unpin + Send>> {
+    if how == Hold::Tcp {
+        return Ok(Box::new(TcpStream::connect(addr).await?));
+    }
+    let alpn: &[&[u8]] = if how == Hold::H2Preface { &[b"h2"] } else { &[b"http/1.1"] };
+    let mut tls = tls_connect(addr, bundle, alpn).await?;
+    let bytes = match how {
+        Hold::Tcp | Hold::Tls => Vec::new(),
+        Hold::H2Preface => [&b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..], &[0, 0, 0, 4, 0, 0, 0, 0, 0]].concat(),
+        Hold::H1Headers => {
+            b"POST /mutate HTTP/1.1\r\nHost: webhook.test\r\nContent-Type: application/json\r\n".to_vec()
+        }
+        Hold::H1Body => [request_head(NGINX_KUBECTL.len()).as_bytes(), &NGINX_KUBECTL[..100]].concat(),
+    };
+    tls.write_all(&bytes).await?;
+    tls.flush().await?;
+    Ok(Box::new(tls))
+}
+
+/// Reads until the server closes the connection (EOF or an error), ignoring what it sends first.
+async fn until_closed(mut stream: impl AsyncRead + Unpin) {
+    let mut buf = [0; 512];
+    while let Ok(1..) = stream.read(&mut buf).await {}
+}
+
+/// Issue 11, class 2: connections that never complete a request (idle HTTP/2 connections, silent TCP or TLS
+/// clients, headers or a body that stop) cannot take the webhook down. With every slot of `--max-connections`
+/// so held, a review on a new connection is answered at once (the oldest such connection makes room), and each
+/// held connection is closed by its deadline at the latest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_held_without_a_request_cannot_stop_the_webhook() {
+    const LIMIT: usize = 10;
+    let limits = Limits {
+        max_connections: LIMIT,
+        header_read_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(2),
+        // Longer than both: the connections below must be cut by the deadline of what they fail to send.
+        idle_timeout: Duration::from_secs(3),
+        ..Limits::default()
+    };
+    let certificate = bundle("webhook.test");
+    let app = server::webhook_router(app_state(SECRETS), limits);
+    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+
+    // Every slot held, two of each kind. The last ones complete a TLS handshake: the server has accepted them,
+    // so it has accepted every earlier one too.
+    let kinds = [Hold::Tcp, Hold::H1Body, Hold::H1Headers, Hold::Tls, Hold::H2Preface];
+    let mut held = Vec::new();
+    for how in kinds.iter().cycle().take(LIMIT) {
+        let stream = bounded("hold a connection", hold(server.addr, &certificate, *how)).await.expect("held");
+        let opened = Instant::now();
+        held.push((
+            *how,
+            tokio::spawn(async move {
+                until_closed(stream).await;
+                opened.elapsed()
+            }),
+        ));
+    }
+
+    let started = Instant::now();
+    let client = https_client(&[&certificate], Connections::New);
+    let (status, body, _) = bounded("a review", post_reqwest(&client, &server.url(), NGINX_KUBECTL)).await.unwrap();
+    let answered_in = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(injected(NGINX_KUBECTL, &body), ["dockerhub"]);
+    // Milliseconds (see the figures printed below); without making room it waits for the first deadline.
+    assert!(answered_in < Duration::from_millis(300), "answered after {answered_in:?}: it waited for a slot");
+
+    // Each held connection is closed: to make room, or at the deadline of what it did not send (the first
+    // request's headers: the header read timeout; a body: the request timeout, with a 408), never later.
+    let mut lifetimes = Vec::new();
+    for (how, closed) in held {
+        let lived = bounded("a held connection is closed", closed).await.unwrap();
+        let deadline = if how == Hold::H1Body { limits.request_timeout } else { limits.header_read_timeout };
+        assert!(lived < deadline + Duration::from_millis(400), "{how:?} held for {lived:?}");
+        lifetimes.push(format!("{how:?} {}ms", lived.as_millis()));
+    }
+    eprintln!("review answered in {answered_in:?} with all {LIMIT} slots held; held connections lived: {lifetimes:?}");
+
+    // Afterwards, reviews over HTTP/1.1 and HTTP/2 are answered.
+    let (status, body, _) = bounded("a review", post_reqwest(&client, &server.url(), GKE_ECHO)).await.unwrap();
+    assert_eq!((status, injected(GKE_ECHO, &body)), (200, vec!["hub".to_owned()]));
+    let h2 = h2_connect(server.addr, &certificate).await;
+    let (status, body) = bounded("an HTTP/2 review", h2_post(&h2.send, DRYRUN_MINIMAL)).await.unwrap();
+    assert_eq!((status, injected(DRYRUN_MINIMAL, &body)), (200, vec!["dockerhub".to_owned()]));
+}
+
+/// Issue 11, class 2, as the attacker ran it: one client keeps every slot of `--max-connections` busy with idle
+/// HTTP/2 connections (the preface only), opening a new one as soon as one is closed, while the API server sends
+/// reviews, each on a new connection. Every review is answered, without waiting for a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reopening_idle_http2_connections_cannot_stop_the_webhook() {
+    const LIMIT: usize = 64;
+    const REVIEWS: usize = 40;
+    let limits = Limits {
+        max_connections: LIMIT,
+        // Long: reviews must not depend on a held connection reaching its deadline.
+        header_read_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let certificate = bundle("webhook.test");
+    let app = server::webhook_router(app_state(SECRETS), limits);
+    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+
+    let (stop_tx, stop) = watch::channel(false);
+    let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut attackers = Vec::new();
+    for _ in 0..LIMIT {
+        let (stop, opened, certificate) = (stop.clone(), opened.clone(), certificate.clone());
+        let addr = server.addr;
+        attackers.push(tokio::spawn(async move {
+            while !*stop.borrow() {
+                if let Ok(stream) = hold(addr, &certificate, Hold::H2Preface).await {
+                    opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let mut stop = stop.clone();
+                    tokio::select! {
+                        () = until_closed(stream) => {}
+                        _ = stop.wait_for(|stop| *stop) => {}
+                    }
+                }
+            }
+        }));
+    }
+    // Every slot taken before the first review.
+    bounded("the attacker holds every slot", async {
+        while opened.load(std::sync::atomic::Ordering::Relaxed) < LIMIT {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+
+    let client = https_client(&[&certificate], Connections::New);
+    let mut latencies = Vec::new();
+    for _ in 0..REVIEWS {
+        let started = Instant::now();
+        let (status, body, _) = bounded("a review", post_reqwest(&client, &server.url(), NGINX_KUBECTL)).await.unwrap();
+        latencies.push(started.elapsed());
+        assert_eq!((status, injected(NGINX_KUBECTL, &body)), (200, vec!["dockerhub".to_owned()]));
+    }
+    stop_tx.send(true).unwrap();
+    for attacker in attackers {
+        bounded("the attacker stops", attacker).await.unwrap();
+    }
+    latencies.sort();
+    let (median, max) = (latencies[REVIEWS / 2], latencies[REVIEWS - 1]);
+    eprintln!(
+        "{REVIEWS} reviews answered while one client held all {LIMIT} slots with idle HTTP/2 connections \
+         ({} opened): median {median:?}, max {max:?}",
+        opened.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    // Tens of milliseconds (see the figures printed above); without making room, seconds.
+    assert!(max < Duration::from_secs(1), "a review waited {max:?}");
+}
+
+/// Issue 11, class 2: an HTTP/2 connection has at most `max_concurrent_streams` requests in progress, and once
+/// idle it is closed after the idle timeout with a GOAWAY; the client's PINGs, answered meanwhile, do not keep it
+/// open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_are_bounded_and_an_idle_http2_connection_is_closed() {
+    let limits = Limits { idle_timeout: Duration::from_millis(700), max_concurrent_streams: 2, ..Limits::default() };
+    let certificate = bundle("webhook.test");
+    let (app, release, mut arrived) = gated_router();
+    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+    let mut h2 = h2_connect(server.addr, &certificate).await;
+
+    release.add_permits(1);
+    let (status, _) = bounded("a first request", h2_post(&h2.send, b"{}")).await.unwrap();
+    assert_eq!(status, 200);
+    bounded("arrival", arrived.recv()).await.unwrap();
+    assert_eq!(h2.send.current_max_send_streams(), 2, "the server's SETTINGS_MAX_CONCURRENT_STREAMS");
+
+    // Three requests at once: two are in progress, the third waits for a stream.
+    let requests: Vec<_> = (0..3)
+        .map(|_| {
+            let send = h2.send.clone();
+            tokio::spawn(async move { h2_post(&send, b"{}").await })
+        })
+        .collect();
+    for _ in 0..2 {
+        bounded("arrival", arrived.recv()).await.unwrap();
+    }
+    let third = tokio::time::timeout(Duration::from_millis(300), arrived.recv()).await;
+    assert!(third.is_err(), "a third stream was in progress at once");
+    release.add_permits(3);
+    for request in requests {
+        assert_eq!(bounded("answer", request).await.unwrap().unwrap().0, 200);
+    }
+    let idle_from = Instant::now();
+
+    // Idle: PINGs every 100 ms are answered, and the connection is closed at the idle timeout all the same.
+    let mut ping = h2.ping;
+    let pinging = tokio::spawn(async move {
+        let mut pongs = 0;
+        while ping.ping(h2::Ping::opaque()).await.is_ok() {
+            pongs += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        pongs
+    });
+    let ended = bounded("the idle connection is closed", &mut h2.driver).await.unwrap();
+    let lived = idle_from.elapsed();
+    assert!(ended.is_ok(), "closed gracefully (GOAWAY): {ended:?}");
+    assert!(lived >= limits.idle_timeout - Duration::from_millis(100), "closed after {lived:?}");
+    assert!(lived < limits.idle_timeout + Duration::from_secs(2), "closed after {lived:?}");
+    let pongs = bounded("the pinger ends", pinging).await.unwrap();
+    assert!(pongs >= 3, "PINGs were answered while idle: {pongs}");
+}
+
+/// An HTTP/1.1 keep-alive connection without a request is closed after the idle timeout, or earlier when the
+/// header read timeout is shorter (with HTTP/1.1 it also bounds the wait for the next request's headers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http1_connection_is_closed() {
+    let certificate = bundle("webhook.test");
+    for (label, limits, expected) in [
+        (
+            "idle timeout",
+            Limits {
+                idle_timeout: Duration::from_millis(600),
+                header_read_timeout: Duration::from_secs(5),
+                ..Limits::default()
+            },
+            Duration::from_millis(600),
+        ),
+        (
+            "header read timeout",
+            Limits {
+                idle_timeout: Duration::from_secs(30),
+                header_read_timeout: Duration::from_millis(600),
+                ..Limits::default()
+            },
+            Duration::from_millis(600),
+        ),
+    ] {
+        let app = server::webhook_router(app_state(SECRETS), limits);
+        let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+        let mut conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+        assert_eq!(bounded("request", conn.post(GKE_ECHO)).await.unwrap().status, 200, "{label}");
+        let answered = Instant::now();
+        bounded("the idle connection is closed", conn.closed()).await;
+        let lived = answered.elapsed();
+        assert!(lived >= expected - Duration::from_millis(100), "{label}: closed after {lived:?}");
+        assert!(lived < expected + Duration::from_secs(2), "{label}: closed after {lived:?}");
+    }
+}
+
+/// A Content-Length over `--max-body-bytes` is answered 413 at once, not at the request timeout; a client that
+/// sends its oversized body anyway (here 1.5 times the limit) still receives the answer: what it sends is read
+/// and discarded instead of the connection being reset under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_body_over_the_limit_gets_413_at_once() {
+    let limits = Limits { max_body_bytes: 4096, ..Limits::default() };
+    let certificate = bundle("webhook.test");
+    let app = server::webhook_router(app_state(SECRETS), limits);
+    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+
+    let mut conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    conn.send(request_head(8 * 1024 * 1024).as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let response = bounded("413", conn.read_response()).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(response.status, 413);
+    assert!(String::from_utf8_lossy(&response.body).contains("--max-body-bytes"));
+    assert!(took < Duration::from_secs(1), "answered after {took:?} (request timeout {:?})", limits.request_timeout);
+    eprintln!("Content-Length 8 MiB over a 4 KiB limit, no body sent: 413 after {took:?}");
+
+    let conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let (reader, mut writer) = tokio::io::split(conn.io);
+    let length = limits.max_body_bytes * 3 / 2;
+    let oversized = [request_head(length).into_bytes(), vec![b' '; length]].concat();
+    let writing = tokio::spawn(async move { writer.write_all(&oversized).await });
+    let mut status_line = String::new();
+    bounded("the answer to a sent oversized body", BufReader::new(reader).read_line(&mut status_line)).await.unwrap();
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line:?}");
+    bounded("the whole body is written", writing).await.unwrap().expect("no reset while the body was sent");
+}
+
 // --- B: the binary -----------------------------------------------------------------------------------
 
 /// A Secret as `kubectl create secret docker-registry NAME --docker-server=REGISTRY ... -o yaml --dry-run=client`
@@ -932,18 +1336,38 @@ struct Served {
 }
 
 impl Served {
+    /// Local mode over `secrets_dir`.
     async fn start(certs: &Path, secrets_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = tokio::process::Command::new(BIN)
+        let mut args = vec![OsString::from("--secrets-dir"), secrets_dir.into()];
+        args.extend(extra.iter().map(OsString::from));
+        Self::launch(certs, &args, None, None).await
+    }
+
+    /// `serve` with `args`, `KUBECONFIG` when given (cluster mode), and at most `open_files` file descriptors
+    /// (soft and hard limit) when given.
+    async fn launch(certs: &Path, args: &[OsString], kubeconfig: Option<&Path>, open_files: Option<u32>) -> Self {
+        let mut command = match open_files {
+            None => tokio::process::Command::new(BIN),
+            Some(limit) => {
+                // The shell lowers the limit and replaces itself with the binary (same pid).
+                let mut command = tokio::process::Command::new("sh");
+                command.arg("-c").arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\"")).arg(BIN);
+                command
+            }
+        };
+        command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--reload-interval", "100ms"])
             .arg("--tls-cert")
             .arg(certs.join("tls.crt"))
             .arg("--tls-key")
             .arg(certs.join("tls.key"))
-            .arg("--secrets-dir")
-            .arg(secrets_dir)
-            .args(extra)
-            .env_clear()
+            .args(args)
+            .env_clear();
+        if let Some(kubeconfig) = kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -1191,12 +1615,14 @@ fn startup_errors_exit_2_with_one_line_naming_the_flag() {
     };
     let any = "127.0.0.1:0";
 
-    let cases: [(&str, Vec<String>, &[&str]); 5] = [
+    let not_a_ca = |args: Vec<String>| [args, vec!["--client-ca".to_owned(), key.to_owned()]].concat();
+    let cases: [(&str, Vec<String>, &[&str]); 6] = [
         ("missing certificate", serve(any, any, missing, Some(good)), &["--tls-cert", "missing.crt"]),
         ("bad YAML in --secrets-dir", serve(any, any, cert, Some(bad)), &["--secrets-dir", "broken.yaml"]),
         ("--listen port in use", serve(&taken, any, cert, Some(good)), &["--listen", &taken]),
         ("--admin-listen port in use", serve(any, &taken, cert, Some(good)), &["--admin-listen", &taken]),
         ("no cluster and no --secrets-dir", serve(any, any, cert, None), &["--secrets-dir"]),
+        ("--client-ca without a certificate", not_a_ca(serve(any, any, cert, Some(good))), &["--client-ca", "tls.key"]),
     ];
     for (label, args, expected) in cases {
         let stderr = failing_serve(&args);
@@ -1207,4 +1633,236 @@ fn startup_errors_exit_2_with_one_line_naming_the_flag() {
             assert!(errors[0].contains(needle), "{label}: {needle:?} in {:?}", errors[0]);
         }
     }
+}
+
+// --- B: the binary under attack (issue 11, classes 3, 7 and 10) -------------------------------------------
+
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the process's descriptors").count()
+}
+
+/// Issue 11, class 3: idle or half-sent requests on the admin port used to exhaust the process's file
+/// descriptors and take `/mutate` down with them. The binary runs with 128 descriptors; 300 admin connections
+/// (half silent, half stopping in the middle of their headers) cost it at most `--admin-max-connections`: the
+/// webhook keeps answering, `/readyz` too (a probe gets in by closing a connection that sent nothing), and every
+/// attacking connection is closed within the header read timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_port_cannot_use_up_the_descriptors_the_webhook_needs() {
+    const ATTACKERS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dev_certs(dir.path());
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("hub.yaml"), secret_manifest("dockerhub", "https://index.docker.io/v1/")).unwrap();
+    let args: Vec<OsString> =
+        ["--max-connections", "32", "--admin-max-connections", "4", "--header-read-timeout", "1s"]
+            .iter()
+            .map(OsString::from)
+            .chain([OsString::from("--secrets-dir"), secrets.into()])
+            .collect();
+    let served = Served::launch(&certs, &args, None, Some(128)).await;
+    served.until_ready().await;
+    let pid = served.child.id().unwrap();
+    let before = open_files(pid);
+
+    let mut held = Vec::new();
+    for i in 0..ATTACKERS {
+        let mut tcp = bounded("connect", TcpStream::connect(served.admin)).await.unwrap();
+        if i % 2 == 1 {
+            tcp.write_all(b"GET /readyz HTTP/1.1\r\nHost: admin\r\n").await.unwrap();
+        }
+        let opened = Instant::now();
+        held.push(tokio::spawn(async move {
+            until_closed(tcp).await;
+            opened.elapsed()
+        }));
+    }
+    let during = open_files(pid);
+    let started = Instant::now();
+    let (status, body) = served.mutate(NGINX_KUBECTL).await;
+    let mutate_took = started.elapsed();
+    assert_eq!((status, injected(NGINX_KUBECTL, &body)), (200, vec!["dockerhub".to_owned()]));
+    let started = Instant::now();
+    assert_eq!(served.admin_get("/readyz").await, (200, "ok\n".to_owned()), "a probe still gets in");
+    let readyz_took = started.elapsed();
+    // At once, not when the attacking connections time out (1 s).
+    assert!(
+        mutate_took < Duration::from_millis(500) && readyz_took < Duration::from_millis(500),
+        "{mutate_took:?} {readyz_took:?}"
+    );
+    // The admin port holds at most 4 connections (and one waiting for a slot).
+    assert!(during <= before + 5, "{during} descriptors open under attack, {before} before");
+
+    let mut longest = Duration::ZERO;
+    for attacker in held {
+        longest = longest.max(bounded("an attacking connection is closed", attacker).await.unwrap());
+    }
+    assert!(longest < Duration::from_secs(2), "an attacking connection lived {longest:?}");
+    assert_eq!(served.admin_get("/readyz").await.0, 200);
+    assert_eq!(served.mutate(NGINX_KUBECTL).await.0, 200);
+    eprintln!(
+        "{ATTACKERS} admin connections against a 128-descriptor process: {before} descriptors before, {during} \
+         during; /mutate answered in {mutate_took:?}, /readyz in {readyz_took:?}; each closed within {longest:?}"
+    );
+    let log = served.log();
+    assert!(!log.contains("accept failed") && !log.contains("Too many open files"), "{log}");
+}
+
+/// A kubeconfig for an API server that refuses every connection (a port nobody listens on).
+fn unreachable_kubeconfig(dir: &Path) -> PathBuf {
+    let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+    let path = dir.join("kubeconfig");
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: down\n  cluster: {{server: 'https://127.0.0.1:{port}', \
+         insecure-skip-tls-verify: true}}\nusers:\n- name: u\n  user: {{token: not-a-real-token}}\ncontexts:\n- name: down\n  \
+         context: {{cluster: down, user: u}}\ncurrent-context: down\n"
+    );
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// Issue 11, class 7, against the binary: with the API server unreachable (`/readyz` 503), a Pod CREATE whose
+/// image `--deny-unmatched` covers is not denied but allowed unchanged with the "credentials not loaded yet"
+/// warning, counted in `pullsecret_injector_admission_requests_total{outcome="credentials_not_loaded"}` and logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_its_first_sync_the_binary_allows_pods_unchanged_and_never_denies() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dev_certs(dir.path());
+    let kubeconfig = unreachable_kubeconfig(dir.path());
+    let args = [OsString::from("--deny-unmatched"), OsString::from("registry.example.com")];
+    let served = Served::launch(&certs, &args, Some(&kubeconfig), None).await;
+    let (status, body) = served.admin_get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("waiting for"), "{body}");
+
+    let review = pod_review("7d3f0e2a-3333-4000-8000-000000000003", &["registry.example.com/team/app:1"]);
+    let (status, body) = served.mutate(&review).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        injected(&review, &body),
+        Vec::<String>::new(),
+        "allowed, unchanged: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(warnings(&body), [format!("pullsecret-injector: {CREDENTIALS_NOT_LOADED}")]);
+    served.until_metric(r#"pullsecret_injector_admission_requests_total{outcome="credentials_not_loaded"}"#, 1.0).await;
+    let (_, metrics) = served.admin_get("/metrics").await;
+    assert_eq!(metric(&metrics, r#"pullsecret_injector_admission_requests_total{outcome="denied"}"#), None);
+    assert_eq!(served.admin_get("/readyz").await.0, 503, "still not ready");
+    assert!(served.log().contains("credentials not loaded yet"), "{}", served.log());
+}
+
+/// A CA for client certificates (the API server's side of mutual TLS), and client certificates it signs.
+struct ClientAuthority {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl ClientAuthority {
+    fn new(name: &str) -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self { pem, issuer: rcgen::Issuer::new(params, key) }
+    }
+
+    /// A client certificate (extended key usage clientAuth) and its key.
+    fn client(&self, name: &str) -> Identity {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
+        (vec![cert.der().clone()], key)
+    }
+}
+
+type Identity = (Vec<CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>);
+
+/// POSTs `body` to the binary's webhook over `version`, presenting `identity` (or no certificate).
+async fn post_with_identity(
+    served: &Served,
+    ca_pem: &[u8],
+    identity: Option<Identity>,
+    version: &'static rustls::SupportedProtocolVersion,
+    body: &[u8],
+) -> io::Result<Response> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca_pem).unwrap()).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = TcpStream::connect(served.webhook).await?;
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
+    let mut conn = Conn { io: BufReader::new(tls) };
+    conn.post(body).await
+}
+
+/// Issue 11, class 10: with `--client-ca` the webhook port accepts only clients presenting a certificate signed by
+/// that CA (the API server's admission client certificate). No certificate, or one from another CA, is refused
+/// in the TLS handshake (TLS 1.2 and 1.3); the right one gets its review answered. The CA file is reloaded
+/// like the serving certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_client_ca_only_clients_with_its_certificates_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dev_certs(dir.path());
+    let server_ca = std::fs::read(certs.join("ca.crt")).unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("hub.yaml"), secret_manifest("dockerhub", "https://index.docker.io/v1/")).unwrap();
+    let (api_server_ca, other_ca) = (ClientAuthority::new("API server client CA"), ClientAuthority::new("other CA"));
+    let ca_file = dir.path().join("client-ca.crt");
+    std::fs::write(&ca_file, &api_server_ca.pem).unwrap();
+    let served = Served::start(&certs, &secrets, &["--client-ca", ca_file.to_str().unwrap()]).await;
+    served.until_ready().await;
+
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let label = format!("{:?}", version.version);
+        let post = |identity| post_with_identity(&served, &server_ca, identity, version, NGINX_KUBECTL);
+        let response = bounded("the API server's client", post(Some(api_server_ca.client("kube-apiserver")))).await;
+        let response = response.unwrap_or_else(|e| panic!("{label}: the API server's certificate: {e}"));
+        assert_eq!((response.status, injected(NGINX_KUBECTL, &response.body)), (200, vec!["dockerhub".to_owned()]));
+        for (who, identity) in [("no certificate", None), ("another CA", Some(other_ca.client("kube-apiserver")))] {
+            let refused = bounded("a refused client", post(identity)).await;
+            let Err(error) = refused else { panic!("{label}, {who}: served") };
+            // The server's TLS alert, before any HTTP: TLS 1.2 fails the handshake, TLS 1.3 the first read.
+            assert!(error.to_string().contains("received fatal alert"), "{label}, {who}: {error}");
+            eprintln!("{label}, {who}: {error}");
+        }
+    }
+    // reqwest without a client certificate: refused too.
+    assert!(
+        served.client().post(format!("https://{}/mutate", served.webhook)).body(NGINX_KUBECTL).send().await.is_err()
+    );
+
+    // Rotation: another CA replaces the file; new connections are verified against it, without a restart.
+    std::fs::write(&ca_file, &other_ca.pem).unwrap();
+    let post = |identity| post_with_identity(&served, &server_ca, identity, &rustls::version::TLS13, NGINX_KUBECTL);
+    bounded("the new CA is used", async {
+        while post(Some(other_ca.client("kube-apiserver"))).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(post(Some(api_server_ca.client("kube-apiserver"))).await.is_err(), "the replaced CA's client");
+    assert!(served.log().contains("client CA reloaded"), "{}", served.log());
+    // A broken file keeps the current CA.
+    std::fs::write(&ca_file, "garbage").unwrap();
+    bounded("the failed reload is logged", async {
+        while !served.log().contains("client CA reload failed") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(post(Some(other_ca.client("kube-apiserver"))).await.unwrap().status, 200);
 }

@@ -147,3 +147,44 @@ fn a_tenant_wildcard_key_reaches_only_its_own_namespace() {
     let b = injected(&index, "tenant-b", pod("tenant-b", &["registry.corp.example.com/app"]));
     assert_eq!(b, ["corp-registry"], "tenant A's catch-all key is invisible in B");
 }
+
+/// Issue 11, class 8, through admission and `--deny-unmatched`: a tenant's Secret that is not a pull Secret the
+/// kubelet can use, named like the distributed credential, is what the kubelet reads in that namespace, so the
+/// name is not injected and the policy is not satisfied (it was both before); listing it by name changes nothing.
+/// Without any Secret of that name the race rule still injects the distributed name.
+#[test]
+fn a_non_pull_secret_named_like_the_distribution_satisfies_nothing() {
+    let deny: Policy = Policy { deny_unmatched: vec!["*.corp.example.com".parse().unwrap()], audit_only: false };
+    let image = "registry.corp.example.com/base/app";
+    let decide = |index: &CredentialIndex, listed: bool| {
+        let mut p = pod("tenant-b", &[image]);
+        if listed {
+            p["spec"]["imagePullSecrets"] = json!([{"name": "corp-registry"}]);
+        }
+        let body = admission::review_for_pod(&p, "tenant-b");
+        let response: Value = serde_json::from_slice(&admission::review(&body, index, &deny).body).unwrap();
+        (response["response"]["allowed"].as_bool().unwrap(), response["response"]["patch"].is_string())
+    };
+    assert_eq!(decide(&world(), false), (true, true), "no Secret of that name: the distributed name is injected");
+    let tenant_secrets = [
+        ("Opaque", json!({"stringData": {".dockerconfigjson": r#"{"auths":{"*.corp.example.com":{}}}"#}})),
+        ("kubernetes.io/basic-auth", json!({"stringData": {"username": "u", "password": "p"}})),
+        ("kubernetes.io/dockerconfigjson", json!({"data": {}})),
+        ("kubernetes.io/dockercfg", json!({"stringData": {".dockerconfigjson": r#"{"auths":{}}"#}})),
+    ];
+    for (type_, fields) in tenant_secrets {
+        let mut m = Manifests::default();
+        m.add_documents(Path::new("world.yaml"), WORLD, "default").unwrap();
+        let mut secret = json!({
+            "apiVersion": "v1", "kind": "Secret", "type": type_,
+            "metadata": {"name": "corp-registry", "namespace": "tenant-b"},
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            secret[k] = v.clone();
+        }
+        m.add_documents(Path::new("tenant.json"), &secret.to_string(), "default").unwrap();
+        let index = m.index();
+        assert_eq!(decide(&index, false), (false, false), "{type_}: denied, nothing injected");
+        assert_eq!(decide(&index, true), (false, false), "{type_}: listed by name, still no credential");
+    }
+}

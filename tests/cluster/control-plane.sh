@@ -120,8 +120,10 @@ start_apiserver() {
 }
 start_apiserver
 
+# clusterrole-aggregation-controller fills the built-in `admin`, `edit` and `view` ClusterRoles (tenants in the tests
+# are bound to `edit`, as on a real cluster).
 start kube-controller-manager --kubeconfig "$dir/kubeconfig" --leader-elect=false --secure-port 0 \
-  --controllers namespace-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,replicaset-controller,deployment-controller,job-controller,cronjob-controller,resourcequota-controller \
+  --controllers namespace-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,replicaset-controller,deployment-controller,job-controller,cronjob-controller,resourcequota-controller,clusterrole-aggregation-controller \
   --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" --use-service-account-credentials=false
 # Pods are refused until their namespace's `default` ServiceAccount exists: that is what "ready" means here.
 wait_for "the default ServiceAccount" "https://127.0.0.1:$api_port/api/v1/namespaces/default/serviceaccounts/default" \

@@ -140,7 +140,8 @@ impl ClusterWebhook {
     }
 
     fn patch_ca_bundle(&self, cp: &ControlPlane, pem: &str) {
-        let patch = json!([{"op": "replace", "path": "/webhooks/0/clientConfig/caBundle", "value": STANDARD.encode(pem)}]);
+        let patch =
+            json!([{"op": "replace", "path": "/webhooks/0/clientConfig/caBundle", "value": STANDARD.encode(pem)}]);
         run(cp.kubectl().args([
             "patch",
             "mutatingwebhookconfiguration",

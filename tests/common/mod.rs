@@ -4,6 +4,7 @@
 pub mod cluster_webhook;
 pub mod control_plane;
 pub mod kube_binaries;
+pub mod kubectl;
 
 use std::path::Path;
 use std::sync::Arc;
