@@ -3,8 +3,11 @@
 //!
 //! Watch as little as possible, keep as little as possible: Secrets are watched with a `type=` field selector (one
 //! watch per pull-Secret type), and every object is reduced on arrival to what matching needs (registry keys and
-//! decodability, or labels); even a relist buffers only the reduced form. That is why this feeds our own index and
-//! not a reflector `Store`, which would hold whole objects.
+//! decodability, or labels), within the index's bounds and before the index's lock is taken; even a relist buffers
+//! only the reduced form. That is why this feeds our own index and not a reflector `Store`, which would hold whole
+//! objects. Secrets of other types matter only when they hold a distribution's `targetName` (the kubelet then reads
+//! them, not the distribution): one metadata-only watch per target name, started and stopped with the
+//! distributions, learns those.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
