@@ -196,6 +196,18 @@ impl Drop for Registry {
     }
 }
 
+/// A child process (`serve`) killed and reaped when dropped, so that a failing assertion leaves no process behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.0.kill().ok();
+        }
+        self.0.wait().ok();
+    }
+}
+
 /// A port that was free a moment ago (the registry binds it itself).
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
@@ -820,24 +832,26 @@ fn serve_checks_credentials_periodically() {
     assert_eq!(run(&["certs", "--out", certs.to_str().unwrap(), "--dns", "localhost"]).code, 0);
     let admin = free_port();
     let log = dir.path().join("serve.log");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--admin-listen"])
-        .arg(format!("127.0.0.1:{admin}"))
-        .args([
-            "--tls-cert",
-            certs.join("tls.crt").to_str().unwrap(),
-            "--tls-key",
-            certs.join("tls.key").to_str().unwrap(),
-        ])
-        .args(["--secrets-dir", secrets.to_str().unwrap(), "--verify-interval", "200ms", "--shutdown-delay", "0s"])
-        .args(["--verify-ca-file", pki.ca_file.to_str().unwrap()])
-        // The registry is on loopback, which periodic checks refuse by default.
-        .arg("--verify-allow-local-addresses")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--admin-listen"])
+            .arg(format!("127.0.0.1:{admin}"))
+            .args([
+                "--tls-cert",
+                certs.join("tls.crt").to_str().unwrap(),
+                "--tls-key",
+                certs.join("tls.key").to_str().unwrap(),
+            ])
+            .args(["--secrets-dir", secrets.to_str().unwrap(), "--verify-interval", "200ms", "--shutdown-delay", "0s"])
+            .args(["--verify-ca-file", pki.ca_file.to_str().unwrap()])
+            // The registry is on loopback, which periodic checks refuse by default.
+            .arg("--verify-allow-local-addresses")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     // A plain HTTP/1.1 request: the admin port is plain HTTP on loopback.
     let metrics = || -> String {
         use std::io::{Read, Write};
@@ -863,8 +877,8 @@ fn serve_checks_credentials_periodically() {
     let host = registry.host();
     assert!(text.contains(&format!(r#"pullsecret_injector_credential_check{{namespace="team-a",secret="good",registry="{host}",status="ok"}} 1"#)), "{text}");
     assert!(text.contains(&format!(r#"pullsecret_injector_credential_check{{namespace="team-a",secret="wrong",registry="{host}",status="unauthorized"}} 1"#)), "{text}");
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(child.wait().unwrap().success());
+    Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    assert!(child.0.wait().unwrap().success());
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("credential stopped working"), "{logs}");
     assert_no_credentials(&text);
@@ -952,7 +966,11 @@ fn an_endless_token_response_costs_at_most_the_cap() {
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0u64;
     while child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(40), "verify did not finish");
+        if started.elapsed() > Duration::from_secs(40) {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("verify did not finish");
+        }
         if let Ok(status) = std::fs::read_to_string(&status_file)
             && let Some(kib) = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))
         {
@@ -1010,17 +1028,26 @@ fn periodic_checks_refuse_local_addresses_unless_allowed() {
     let serve_until = |extra: &[&str], done: &dyn Fn(&str) -> bool| -> (String, String) {
         let admin = free_port();
         let log = dir.path().join(format!("serve{}.log", extra.len()));
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", &format!("127.0.0.1:{admin}")])
-            .args(["--tls-cert", certs.join("tls.crt").to_str().unwrap()])
-            .args(["--tls-key", certs.join("tls.key").to_str().unwrap()])
-            .args(["--secrets-dir", secrets.to_str().unwrap(), "--verify-interval", "100ms", "--shutdown-delay", "0s"])
-            .args(extra)
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let mut child = Reaped(
+            Command::new(BIN)
+                .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", &format!("127.0.0.1:{admin}")])
+                .args(["--tls-cert", certs.join("tls.crt").to_str().unwrap()])
+                .args(["--tls-key", certs.join("tls.key").to_str().unwrap()])
+                .args([
+                    "--secrets-dir",
+                    secrets.to_str().unwrap(),
+                    "--verify-interval",
+                    "100ms",
+                    "--shutdown-delay",
+                    "0s",
+                ])
+                .args(extra)
+                .env("NO_PROXY", "127.0.0.1,localhost")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         let text = loop {
             let text = admin_get(admin, "/metrics");
@@ -1030,8 +1057,8 @@ fn periodic_checks_refuse_local_addresses_unless_allowed() {
             assert!(Instant::now() < deadline, "no check results:\n{text}\n{}", std::fs::read_to_string(&log).unwrap());
             std::thread::sleep(Duration::from_millis(50));
         };
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        assert!(child.wait().unwrap().success());
+        Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+        assert!(child.0.wait().unwrap().success());
         (text, std::fs::read_to_string(&log).unwrap())
     };
     let series = |text: &str, secret: &str| -> Option<String> {
