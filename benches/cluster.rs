@@ -10,12 +10,14 @@
 //! Each namespace gets the ten typical pull Secrets of `benches/common/workload.rs` and one unrelated Opaque
 //! Secret (10%). Without `run` (as `cargo test --benches` runs it) it does a small self-check: 5 namespaces.
 
+#[path = "common/process.rs"]
+mod process;
 #[path = "common/workload.rs"]
 mod workload;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
+use process::{http_get_ok, proc_status_kib};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -228,24 +231,4 @@ impl Drop for ControlPlane {
 
 fn free_addr() -> std::io::Result<SocketAddr> {
     std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
-}
-
-fn http_get_ok(addr: SocketAddr, path: &str) -> bool {
-    use std::io::Read as _;
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    if write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && &head[9..12] == b"200"
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
 }

@@ -18,8 +18,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -32,6 +32,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use process::{http_get_ok, proc_status_kib};
+
+#[path = "common/process.rs"]
+mod process;
 #[path = "common/workload.rs"]
 mod workload;
 
@@ -521,17 +525,6 @@ fn free_port() -> Result<u16, BoxError> {
     Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// `GET path` over plain HTTP; true on a 200.
-fn http_get_ok(addr: SocketAddr, path: &str) -> bool {
-    let Ok(mut s) = StdStream::connect_timeout(&addr, Duration::from_millis(100)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if write!(s, "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok() && &head[9..12] == b"200"
-}
-
 struct Server {
     child: Child,
     started: Instant,
@@ -577,15 +570,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
 }
 
 /// User and system CPU seconds of a process (Linux's USER_HZ is 100).
