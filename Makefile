@@ -86,7 +86,7 @@ deploy: ## Install on the current kubectl context with the self-signed overlay (
 	  | sed "s|CA_BUNDLE_PLACEHOLDER|$$(base64 < certs/ca.crt | tr -d '\n')|" | kubectl apply -f -
 
 e2e: ## The real-cluster suite against the current kubectl context with the webhook installed (opt-in)
-	PULLSECRET_INJECTOR_E2E=1 $(CARGO) test --locked --test real_cluster -- --test-threads=1
+	PULLSECRET_INJECTOR_E2E=1 $(CARGO) test --locked --test real_cluster -- --include-ignored --test-threads=1
 
 FUZZ_SECONDS ?= 60
 fuzz: ## Fuzz parsers, decoder, matcher, reviews, output escaping, and the matcher against the kubelet (FUZZ_SECONDS each)

@@ -821,8 +821,10 @@ fn webhook_rollout() -> Result<(), String> {
 
 /// Scenario 8: during a rolling restart of the webhook (new replicas start, old ones pause and drain), no Pod is
 /// admitted without its Secret. With `failurePolicy: Ignore` a dropped admission request would not fail the Pod;
-/// it would silently lack its Secret, which is what this looks for.
+/// it would silently lack its Secret, which is what this looks for. Ignored by `make test` (there is no Deployment to
+/// restart on the local control plane); `make e2e` includes it.
 #[test]
+#[ignore = "needs the webhook installed as a Deployment: make e2e"]
 fn no_pod_is_admitted_without_its_secret_during_a_webhook_rollout() {
     if kubeconfig().is_some() {
         eprintln!("skipped (restart): needs the webhook installed as a Deployment (`make e2e`)");
