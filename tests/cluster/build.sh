@@ -26,6 +26,12 @@ export CGO_ENABLED=0
 # validation). Off is the behaviour of the Go the release was built with.
 case "$(go env GOVERSION)" in go1.2[0-6]|go1.2[0-6].*) ;; *) export GOEXPERIMENT=nojsonv2 ;; esac
 
+# Go's build and module caches for these programs take ~4 GB, more than the binaries ever need again: they live in a
+# scratch folder that is removed once the build is done (a later rebuild, after a go.mod change, starts cold).
+scratch="$out/go-scratch"
+export GOCACHE="$scratch/build" GOMODCACHE="$scratch/mod"
+trim_go_caches() { [ ! -d "$scratch" ] || { go clean -modcache >/dev/null 2>&1 || true; rm -rf "$scratch"; }; }
+
 # Each program is rebuilt only when what it is built from changes: the Go version, the module graph and its own
 # source folder (so editing the oracle never relinks kube-apiserver).
 build() { # program package [source folder]
@@ -41,4 +47,5 @@ build etcd ./etcd etcd
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 build kubelet-oracle ./kubelet-oracle kubelet-oracle
+trim_go_caches
 echo "$out"

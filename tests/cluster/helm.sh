@@ -12,7 +12,11 @@ if [ ! -x "$out/helm" ]; then
   flock 9
   if [ ! -x "$out/helm" ]; then
     echo "helm.sh: building helm $version" >&2
+    # Go's caches go to a scratch folder removed afterwards: only the binary is kept (the caches are ~1 GB).
+    export GOCACHE="$out/go-scratch/build" GOMODCACHE="$out/go-scratch/mod"
     GOBIN=$out CGO_ENABLED=0 go install -trimpath "helm.sh/helm/v4/cmd/helm@$version"
+    go clean -modcache >/dev/null 2>&1 || true
+    rm -rf "$out/go-scratch"
   fi
 fi
 echo "$out/helm"
