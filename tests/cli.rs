@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/admission")
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
