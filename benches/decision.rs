@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use divan::{Bencher, black_box};
-use pullsecret_injector::admission;
-use pullsecret_injector::cache::LiveCredentials;
-use pullsecret_injector::credentials::{CredentialIndex, CredentialSource};
-use pullsecret_injector::decision::{self, Policy};
-use pullsecret_injector::dockerconfig::SecretKind;
+use pullsecret_injector::core::admission;
+use pullsecret_injector::core::credentials::{CredentialIndex, CredentialSource};
+use pullsecret_injector::core::decision::{self, Policy};
+use pullsecret_injector::core::pod::PodView;
+use pullsecret_injector::kubelet::docker_config::SecretKind;
 use pullsecret_injector::metrics::Metrics;
-use pullsecret_injector::pod::PodView;
+use pullsecret_injector::sources::live::LiveCredentials;
 
 #[path = "common/workload.rs"]
 mod workload;

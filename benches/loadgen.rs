@@ -888,10 +888,10 @@ fn report(flags: &Flags) -> Result<(), BoxError> {
 // Self-check (`cargo test --benches`): every load mode, briefly, against the webhook served in-process.
 
 fn self_check() -> Result<(), BoxError> {
-    use pullsecret_injector::cache::{LiveCredentials, Readiness};
-    use pullsecret_injector::credentials::CredentialIndex;
+    use pullsecret_injector::core::credentials::CredentialIndex;
     use pullsecret_injector::metrics::Metrics;
-    use pullsecret_injector::server::{self, AppState, Limits, Shutdown};
+    use pullsecret_injector::serve::http::{self, AppState, Limits, Shutdown};
+    use pullsecret_injector::sources::live::{LiveCredentials, Readiness};
 
     let divan = "decision     fastest │ slowest │ median │ mean │ samples │ iters\n\
                  ├─ decide    1 µs    │ 2 µs    │ 1.5 µs │ 1 µs │ 100     │ 100\n\
@@ -901,14 +901,15 @@ fn self_check() -> Result<(), BoxError> {
     assert_eq!(parsed, [("decide".to_string(), 1.5), ("review/a.json".to_string(), 1500.0)], "divan table");
 
     let dir = tempfile::tempdir()?;
-    let bundle = pullsecret_injector::certs::generate(&[], &["127.0.0.1".parse()?], 1)?;
-    pullsecret_injector::certs::write_bundle(dir.path(), &bundle)?;
-    let certs = pullsecret_injector::tls::CertStore::load(&dir.path().join("tls.crt"), &dir.path().join("tls.key"))?;
+    let bundle = pullsecret_injector::serve::certs::generate(&[], &["127.0.0.1".parse()?], 1)?;
+    pullsecret_injector::serve::certs::write_bundle(dir.path(), &bundle)?;
+    let certs =
+        pullsecret_injector::serve::tls::CertStore::load(&dir.path().join("tls.crt"), &dir.path().join("tls.key"))?;
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(LiveCredentials::new(metrics.clone()));
     let mut index = CredentialIndex::new();
     index.replace_secrets(
-        pullsecret_injector::dockerconfig::SecretKind::DockerConfigJson,
+        pullsecret_injector::kubelet::docker_config::SecretKind::DockerConfigJson,
         &workload::fleet_secrets(workload::FIXTURE_NAMESPACES.len()),
     );
     live.replace(index);
@@ -924,10 +925,10 @@ fn self_check() -> Result<(), BoxError> {
     let addr = listener.local_addr()?;
     let (stop, shutdown) = Shutdown::new();
     let limits = Limits::default();
-    let served = runtime.spawn(server::serve_https(
+    let served = runtime.spawn(http::serve_https(
         listener,
         certs.server_config(),
-        server::webhook_router(state, limits),
+        http::webhook_router(state, limits),
         limits,
         shutdown,
         Duration::from_secs(1),

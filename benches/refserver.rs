@@ -131,7 +131,8 @@ fn main() {
 /// One request over TLS on an ephemeral port, so that `cargo test --benches` proves the server works.
 async fn self_check() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let bundle = pullsecret_injector::certs::generate(&[], &["127.0.0.1".parse().unwrap()], 1).expect("certificate");
+    let bundle =
+        pullsecret_injector::serve::certs::generate(&[], &["127.0.0.1".parse().unwrap()], 1).expect("certificate");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(serve_tls(listener, tls_config(bundle.cert_pem.as_bytes(), bundle.key_pem.as_bytes())));

@@ -1,34 +1,25 @@
 //! pullsecret-injector: a Kubernetes mutating admission webhook that adds to each Pod the `imagePullSecrets` whose
 //! registry keys the kubelet will actually match for its images.
 //!
-//! The modules follow the data: an image reference ([`reference`]) and a registry key ([`keyring`], with Go's URL
-//! parsing in [`gourl`] and `filepath.Match` in [`glob`]) meet in the kubelet's keyring; Secrets are decoded by
-//! [`dockerconfig`] into [`credentials`]; [`decision`] decides for a [`pod`]; [`admission`] speaks the API server's
-//! protocol; [`offline`] and [`cli`] expose the same decision on the command line.
+//! The folders follow the layers (docs/architecture.md draws the data flow), each using only those above it:
+//! - [`kubelet`]: the kubelet's Go behaviour, ported (image references, Go URL and glob corners, the keyring,
+//!   pull-Secret payloads); knows no Kubernetes object.
+//! - [`core`]: pure: the Pod view, a namespace's credentials and their index, the decision, the admission protocol.
+//! - [`sources`]: where credentials come from (manifests, a directory, the cluster's watches) and the live cache.
+//! - [`distribute`]: the `ClusterPullSecret` resource and its controller.
+//! - [`verify`]: do the credentials work (one-off and periodic).
+//! - [`serve`]: the webhook server (config, HTTP, TLS, connection guards, certificates).
+//! - [`commands`]: the command line and the offline commands.
+//!
+//! Two modules cut across: [`safe_text`] (every text that came from outside passes through it before it is shown)
+//! and [`metrics`].
 
-pub mod admission;
-pub mod cache;
-pub mod certs;
-pub mod checks;
-pub mod cli;
-pub mod cluster;
-pub mod connections;
-pub mod controller;
-pub mod crd;
-pub mod credentials;
-pub mod decision;
-pub mod dockerconfig;
-pub mod glob;
-pub mod gourl;
-pub mod inputs;
-pub mod keyring;
-pub mod local;
+pub mod commands;
+pub mod core;
+pub mod distribute;
+pub mod kubelet;
 pub mod metrics;
-pub mod offline;
-pub mod pod;
-pub mod reference;
 pub mod safe_text;
 pub mod serve;
-pub mod server;
-pub mod tls;
+pub mod sources;
 pub mod verify;

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kube::CustomResourceExt;
-use pullsecret_injector::certs;
-use pullsecret_injector::cli::{Cli, Command, LogArgs, LogFormat, ServeCmd};
-use pullsecret_injector::crd::ClusterPullSecret;
-use pullsecret_injector::offline::{self, MutateArgs};
+use pullsecret_injector::commands::args::{Cli, Command, LogArgs, LogFormat, ServeCmd};
+use pullsecret_injector::commands::offline::{self, MutateArgs};
+use pullsecret_injector::distribute::resource::ClusterPullSecret;
+use pullsecret_injector::serve::certs;
+use pullsecret_injector::serve::http::Limits;
 use pullsecret_injector::serve::{self, ServeOptions};
-use pullsecret_injector::server::Limits;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -116,7 +116,7 @@ fn run_serve(cmd: &ServeCmd) -> Result<(), (u8, String)> {
     runtime.block_on(serve::run(options)).map_err(|e| (2, e.to_string()))
 }
 
-fn run_certs(cmd: &pullsecret_injector::cli::CertsCmd) -> Result<(), (u8, String)> {
+fn run_certs(cmd: &pullsecret_injector::commands::args::CertsCmd) -> Result<(), (u8, String)> {
     if cmd.dns.is_empty() && cmd.ip.is_empty() {
         return Err((2, "certs: give at least one --dns NAME or --ip ADDR".into()));
     }
@@ -130,8 +130,8 @@ fn run_certs(cmd: &pullsecret_injector::cli::CertsCmd) -> Result<(), (u8, String
     Ok(())
 }
 
-fn run_verify(cmd: &pullsecret_injector::cli::VerifyCmd) -> Result<(), (u8, String)> {
-    use pullsecret_injector::inputs::Manifests;
+fn run_verify(cmd: &pullsecret_injector::commands::args::VerifyCmd) -> Result<(), (u8, String)> {
+    use pullsecret_injector::sources::manifests::Manifests;
     use pullsecret_injector::verify::{self, VerifyOptions};
     let manifests = Manifests::load(&cmd.secrets.secrets, &cmd.namespace).map_err(|e| (2, e.to_string()))?;
     if cmd.insecure_skip_tls_verify {

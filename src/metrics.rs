@@ -4,43 +4,19 @@
 //! its values are display-safe (key userinfo redacted in any spelling, control characters escaped) and bounded
 //! (63, 253 and 256 characters: see `checks::publish_metrics`).
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::admission::Outcome;
+use crate::core::admission::Outcome;
 
+/// `outcome` is `admission::Outcome::as_str`: the one list of outcomes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    pub outcome: OutcomeLabel,
-}
-
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum OutcomeLabel {
-    patched,
-    unchanged,
-    denied,
-    skipped,
-    invalid,
-    internal_error,
-    /// Answered before the credentials' first sync: allowed unchanged with a warning, never denied.
-    credentials_not_loaded,
-}
-
-impl From<Outcome> for OutcomeLabel {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Patched => OutcomeLabel::patched,
-            Outcome::Unchanged => OutcomeLabel::unchanged,
-            Outcome::Denied => OutcomeLabel::denied,
-            Outcome::Skipped => OutcomeLabel::skipped,
-            Outcome::Invalid => OutcomeLabel::invalid,
-        }
-    }
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -197,8 +173,8 @@ impl Metrics {
     }
 
     /// Counts one answered review.
-    pub fn record(&self, outcome: OutcomeLabel, injected: usize, warnings: usize, seconds: f64) {
-        self.requests.get_or_create(&OutcomeLabels { outcome }).inc();
+    pub fn record(&self, outcome: Outcome, injected: usize, warnings: usize, seconds: f64) {
+        self.requests.get_or_create(&OutcomeLabels { outcome: outcome.as_str() }).inc();
         self.injected_secrets.inc_by(injected as u64);
         self.warnings.inc_by(warnings as u64);
         self.latency.observe(seconds);
@@ -219,7 +195,7 @@ mod tests {
     #[test]
     fn exposition_has_the_counters_with_labels() {
         let m = Metrics::new();
-        m.record(OutcomeLabel::patched, 2, 1, 0.0001);
+        m.record(Outcome::Patched, 2, 1, 0.0001);
         m.cache_objects.get_or_create(&KindLabels { kind: "secrets" }).set(3);
         let text = m.encode();
         assert!(text.contains("pullsecret_injector_admission_requests_total{outcome=\"patched\"} 1"), "{text}");

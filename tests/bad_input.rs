@@ -1,4 +1,4 @@
-//! A catalogue of bad inputs against the running webhook: the real TLS accept loop (`server::serve_https`) on
+//! A catalogue of bad inputs against the running webhook: the real TLS accept loop (`http::serve_https`) on
 //! 127.0.0.1:0 with the real router, reached by reqwest (an ordinary HTTPS client trusting only the test CA) for
 //! well-framed bodies and by a hand-written HTTP/1.1 client over tokio-rustls for broken framing.
 //!
@@ -26,14 +26,14 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use pullsecret_injector::admission::WARNING_PREFIX;
+use pullsecret_injector::core::admission::WARNING_PREFIX;
 
-use pullsecret_injector::certs::{self, Bundle};
-use pullsecret_injector::credentials::{CredentialSource, NamespaceCredentials};
-use pullsecret_injector::decision::{MAX_WARNING_CHARS, MAX_WARNINGS};
+use pullsecret_injector::core::credentials::{CredentialSource, NamespaceCredentials};
+use pullsecret_injector::core::decision::{MAX_WARNING_CHARS, MAX_WARNINGS};
 use pullsecret_injector::metrics::Metrics;
-use pullsecret_injector::server::{self, AppState, Limits, Shutdown};
-use pullsecret_injector::tls::CertStore;
+use pullsecret_injector::serve::certs::{self, Bundle};
+use pullsecret_injector::serve::http::{self, AppState, Limits, Shutdown};
+use pullsecret_injector::serve::tls::CertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
@@ -754,7 +754,7 @@ struct TlsServer {
 impl TlsServer {
     async fn start(state: AppState, limits: Limits) -> Self {
         let metrics = state.metrics.clone();
-        Self::start_app(server::webhook_router(state, limits), metrics, limits).await
+        Self::start_app(http::webhook_router(state, limits), metrics, limits).await
     }
 
     /// Serves `app` (the webhook router or a stand-in); `metrics` is what [`TlsServer::metrics`] reports.
@@ -767,7 +767,7 @@ impl TlsServer {
         let addr = listener.local_addr().unwrap();
         let (stop, shutdown) = Shutdown::new();
         let drain = Duration::from_secs(5);
-        let task = tokio::spawn(server::serve_https(listener, store.server_config(), app, limits, shutdown, drain));
+        let task = tokio::spawn(http::serve_https(listener, store.server_config(), app, limits, shutdown, drain));
         Self { addr, bundle, metrics, stop, task, _dir: dir }
     }
 

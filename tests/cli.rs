@@ -326,5 +326,5 @@ fn the_committed_crd_is_the_generated_one() {
     let committed =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/base/crd.yaml")).unwrap();
     let body: String = committed.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
-    assert_eq!(body, stdout(&out), "run `make manifests` after changing src/crd.rs");
+    assert_eq!(body, stdout(&out), "run `make manifests` after changing src/distribute/resource.rs");
 }

@@ -1,8 +1,8 @@
-//! The cluster credential source (`cluster::run`) end to end: the real kube-rs `Client` and watchers, over a
+//! The cluster credential source (`cluster::watch`) end to end: the real kube-rs `Client` and watchers, over a
 //! fake API server that answers like kube-apiserver, feeding the real `LiveCredentials` that admission reads.
 //!
 //! The client's transport is a `tower_test` mock; [`FakeApi`] takes each request from its handle and dispatches it
-//! by path and query, as the four watches of `cluster::run` send them (kube-runtime 5 defaults: ListWatch strategy,
+//! by path and query, as the four watches of `cluster::watch` send them (kube-runtime 5 defaults: ListWatch strategy,
 //! `limit=500` pages without `resourceVersion`, then `watch=true&timeoutSeconds=290&allowWatchBookmarks=true&
 //! resourceVersion=<list's>`). Lists answer realistic `*List` JSON (built-in items without `kind`/`apiVersion`,
 //! as the API server sends them); watches answer a streaming body of newline-delimited WatchEvents that the test
@@ -26,12 +26,12 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::body::{Bytes, Frame};
 use hyper::{Method, Request, Response, StatusCode};
-use pullsecret_injector::admission;
-use pullsecret_injector::cache::{LiveCredentials, Readiness};
-use pullsecret_injector::cluster::{self, SYNC_PARTS};
-use pullsecret_injector::credentials::{CredentialSource as _, Origin};
-use pullsecret_injector::decision::Policy;
+use pullsecret_injector::core::admission;
+use pullsecret_injector::core::credentials::{CredentialSource as _, Origin};
+use pullsecret_injector::core::decision::Policy;
 use pullsecret_injector::metrics::Metrics;
+use pullsecret_injector::sources::cluster::{self, SYNC_PARTS};
+use pullsecret_injector::sources::live::{LiveCredentials, Readiness};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tower_test::mock;
@@ -68,7 +68,7 @@ type WatchFrame = Result<Frame<Bytes>, io::Error>;
 type Responder = mock::SendResponse<Response<ResponseBody>>;
 type Query = BTreeMap<String, String>;
 
-/// The collections `cluster::run` watches: the four it always watches, and the Secrets of other types named like
+/// The collections `cluster::watch` watches: the four it always watches, and the Secrets of other types named like
 /// the distributions' `targetName` (every ClusterPullSecret of these tests has `corp-pull`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Coll {
@@ -322,7 +322,7 @@ impl FakeApi {
         }
     }
 
-    /// What every request must look like (kube-runtime 5's watcher with `cluster::run`'s configs).
+    /// What every request must look like (kube-runtime 5's watcher with `cluster::watch`'s configs).
     fn assert_protocol(&self) {
         let state = self.state();
         assert!(state.unexpected.is_empty(), "unexpected requests: {:?}", state.unexpected);
@@ -613,7 +613,7 @@ fn cluster_pull_secret(name: &str, rv: &str, source: (&str, &str), tier: &str, t
 
 // --- Harness -----------------------------------------------------------------------------------------------
 
-/// `cluster::run` over a fake API server, with the state admission reads.
+/// `cluster::watch` over a fake API server, with the state admission reads.
 struct Harness {
     api: FakeApi,
     live: Arc<LiveCredentials>,
@@ -630,7 +630,7 @@ impl Harness {
         let live = Arc::new(LiveCredentials::new(metrics.clone()));
         let readiness = Arc::new(Readiness::waiting_for(&SYNC_PARTS));
         let server = tokio::spawn(api.clone().serve(handle));
-        let source = tokio::spawn(cluster::run(client, live.clone(), readiness.clone(), metrics.clone()));
+        let source = tokio::spawn(cluster::watch(client, live.clone(), readiness.clone(), metrics.clone()));
         Self { api: api.clone(), live, readiness, metrics, tasks: vec![source, server] }
     }
 
@@ -1069,7 +1069,7 @@ async fn gone_makes_the_watch_relist() {
 /// 4b. A paged list that breaks between pages (the `continue` token expired: 410) starts over, and nothing of the
 /// broken attempt survives: a Secret seen on page 1 and deleted before the retry must not be injected.
 ///
-/// Fails against `src/cluster.rs` as it is: `watch` ignores `Event::Init`, so the feed's relist buffer keeps the
+/// Fails against `src/sources/cluster.rs` as it is: `watch` ignores `Event::Init`, so the feed's relist buffer keeps the
 /// broken attempt's page 1, and `stale-gcr` stays injected forever (no DELETED event will ever come for it).
 /// Un-ignore once `Event::Init` clears the buffer.
 #[tokio::test]

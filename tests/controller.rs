@@ -3,10 +3,10 @@
 //! The client's transport is a `tower_test` mock. [`Fake`] is a small stateful API server: it keeps Secrets,
 //! answers `GET`/`POST`/`PATCH`/`DELETE` on them the way kube-apiserver does (metadata-only answers for a
 //! `PartialObjectMetadata` Accept header, 409 AlreadyExists, the `uid` guards of apply and delete, 422 on a change of
-//! `type`), takes status patches and Events, serves lists and streaming watches for `controller::run`, and
+//! `type`), takes status patches and Events, serves lists and streaming watches for `controller::distribute`, and
 //! records every request. Tests drive `controller::reconcile` over caches filled as the watches would fill them,
 //! then assert the exact API calls, their bodies, the resulting Secrets, and that no credential reached a status,
-//! an Event or a log line; one test drives `controller::run` and its watches end to end.
+//! an Event or a log line; one test drives `controller::distribute` and its watches end to end.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -25,10 +25,10 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::Event;
-use pullsecret_injector::controller::{self, Context};
-use pullsecret_injector::crd::ClusterPullSecret;
+use pullsecret_injector::distribute::controller::{self, Context};
+use pullsecret_injector::distribute::resource::ClusterPullSecret;
 use pullsecret_injector::metrics::Metrics;
-use pullsecret_injector::server::Shutdown;
+use pullsecret_injector::serve::http::Shutdown;
 use serde_json::{Value, json};
 use tower_test::mock;
 
@@ -397,7 +397,7 @@ impl Fake {
             ("PATCH", ["apis", "events.k8s.io", "v1", "namespaces", "default", "events", _]) => {
                 (StatusCode::OK, r.body.clone())
             }
-            // Lists and watches of `controller::run`.
+            // Lists and watches of `controller::distribute`.
             ("GET", path) => {
                 let Some(collection) = collection(path, &r.query) else {
                     return respond(not_found("unknown", &r.path));
@@ -1062,7 +1062,7 @@ async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
     // The same shutdown signal `serve` hands its other tasks.
     let (stop, shutdown) = Shutdown::new();
     let metrics = Arc::new(Metrics::new());
-    let task = tokio::spawn(controller::run(fake.client(), metrics.clone(), shutdown.wait()));
+    let task = tokio::spawn(controller::distribute(fake.client(), metrics.clone(), shutdown.wait()));
 
     until("the first copy", || fake.secret("team-a", "corp-registry").is_some()).await;
     assert_eq!(

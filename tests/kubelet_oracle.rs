@@ -111,7 +111,7 @@ fn kubelet_names(oracle: &mut Oracle, case: &Case) -> Vec<Option<Vec<String>>> {
 const SHA256_EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const SHA256_BUSYBOX: &str = "sha256:86e0e091d0da6bde2456dbb48306f3956bbeb2eae1b5b9a43045843f69fe4aaa";
 
-/// Spec §3 N1–N21: the images (expected values are the unit tests' in src/reference.rs; here the kubelet decides).
+/// Spec §3 N1–N21: the images (expected values are the unit tests' in src/kubelet/reference.rs; here the kubelet decides).
 fn n_vectors() -> Vec<String> {
     let mut images: Vec<String> = [
         "root",
@@ -149,7 +149,7 @@ fn n_vectors() -> Vec<String> {
     images
 }
 
-/// Spec §5 D1–D31 (and the §7 JSON and base64 facts of the unit tests in src/dockerconfig.rs): (id, Secret).
+/// Spec §5 D1–D31 (and the §7 JSON and base64 facts of the unit tests in src/kubelet/docker_config.rs): (id, Secret).
 fn d_vectors() -> Vec<(String, Secret)> {
     let mut out: Vec<(String, Secret)> = Vec::new();
     #[rustfmt::skip]

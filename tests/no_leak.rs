@@ -10,7 +10,7 @@
 //! - `mutate` (every `-o`, a Pod and an AdmissionReview, a denial, warnings), `explain`, `verify` (text and json,
 //!   with and without the registry's CA, `--insecure-skip-tls-verify`), `certs`, and error exits.
 //! - In process: `Debug` of `CredentialIndex`, `NamespaceCredentials`, `CandidateSecret`,
-//!   `dockerconfig::RegistryEntry`, decode errors (`Debug` and `Display`), decisions and reviews.
+//!   `docker_config::RegistryEntry`, decode errors (`Debug` and `Display`), decisions and reviews.
 //!
 //! Issue 11: the namespace `hostile` holds a password written into registry keys in every spelling of userinfo
 //! (`HTTPS://`, `Http://`, `oci://`, `//`, no scheme, userinfo before the scheme, a `/` in the password, `%40`,
@@ -31,13 +31,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use pullsecret_injector::admission;
-use pullsecret_injector::certs;
-use pullsecret_injector::credentials::CandidateSecret;
-use pullsecret_injector::decision::{self, Policy};
-use pullsecret_injector::dockerconfig::{self, SecretKind};
-use pullsecret_injector::inputs::Manifests;
-use pullsecret_injector::pod::PodView;
+use pullsecret_injector::core::admission;
+use pullsecret_injector::core::credentials::CandidateSecret;
+use pullsecret_injector::core::decision::{self, Policy};
+use pullsecret_injector::core::pod::PodView;
+use pullsecret_injector::kubelet::docker_config::{self, SecretKind};
+use pullsecret_injector::serve::certs;
+use pullsecret_injector::sources::manifests::Manifests;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -61,7 +61,7 @@ const KEY_PASSWORD: &str = "in-key-Pa55-91d2e7";
 const DENIED_HOST: &str = "deny.registry.invalid";
 
 /// A whole text log line hidden in a Pod name after a newline (issue 11, class 9).
-const FORGED_LINE: &str = "2030-01-01T00:00:00.000000Z  INFO pullsecret_injector::server: forged-log-line";
+const FORGED_LINE: &str = "2030-01-01T00:00:00.000000Z  INFO pullsecret_injector::serve::http: forged-log-line";
 
 /// The registry keys of the namespace `hostile`: `KEY_PASSWORD` as userinfo in every spelling (issue 11, class 1),
 /// then keys that only carry control and bidi characters (class 9). Hosts end in `.invalid`: nothing is reached.
@@ -1025,14 +1025,14 @@ fn debug_and_error_values_never_hold_a_credential() {
             audit.check("CandidateSecret::from_secret", &format!("{candidate:#?}"));
         }
         let Some((kind, payload)) = pull_payload(secret) else { continue };
-        match dockerconfig::decode(kind, &payload) {
+        match docker_config::decode(kind, &payload) {
             Ok(entries) => {
                 decoded += entries.len();
                 audit.check("RegistryEntry", &format!("{entries:?} {entries:#?}"));
             }
             Err(error) => audit.check("DecodeError", &format!("{error} {error:?} {error:#?}")),
         }
-        if let Err(error) = dockerconfig::decode_keys(kind, &payload) {
+        if let Err(error) = docker_config::decode_keys(kind, &payload) {
             audit.check("DecodeError (keys)", &format!("{error} {error:?}"));
         }
     }

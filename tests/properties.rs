@@ -5,14 +5,15 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use proptest::prelude::*;
-use pullsecret_injector::admission;
-use pullsecret_injector::credentials::CredentialIndex;
-use pullsecret_injector::decision::Policy;
-use pullsecret_injector::dockerconfig::{self, SecretKind};
-use pullsecret_injector::inputs::Manifests;
-use pullsecret_injector::keyring::{self, Keyring};
-use pullsecret_injector::reference;
-use pullsecret_injector::{offline, verify};
+use pullsecret_injector::commands::offline;
+use pullsecret_injector::core::admission;
+use pullsecret_injector::core::credentials::CredentialIndex;
+use pullsecret_injector::core::decision::Policy;
+use pullsecret_injector::kubelet::docker_config::{self, SecretKind};
+use pullsecret_injector::kubelet::keyring::{self, Keyring};
+use pullsecret_injector::kubelet::reference;
+use pullsecret_injector::sources::manifests::Manifests;
+use pullsecret_injector::verify;
 use serde_json::{Value, json};
 
 /// Image-like strings: mostly plausible references, with the characters that matter to the grammar.
@@ -63,8 +64,8 @@ proptest! {
     #[test]
     fn docker_config_decoding_never_panics_and_keys_agree(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         for kind in [SecretKind::DockerConfigJson, SecretKind::DockerCfg] {
-            let full = dockerconfig::decode(kind, &bytes);
-            let keys = dockerconfig::decode_keys(kind, &bytes);
+            let full = docker_config::decode(kind, &bytes);
+            let keys = docker_config::decode_keys(kind, &bytes);
             match (full, keys) {
                 (Ok(entries), Ok(keys)) => {
                     let from_entries: Vec<String> = entries.into_iter().map(|e| e.key).collect();
@@ -85,7 +86,7 @@ proptest! {
             (k.clone(), json!({"auth": auth}))
         }).collect();
         let payload = serde_json::to_vec(&json!({"auths": auths})).unwrap();
-        let decoded = dockerconfig::decode(SecretKind::DockerConfigJson, &payload).unwrap();
+        let decoded = docker_config::decode(SecretKind::DockerConfigJson, &payload).unwrap();
         let expected: BTreeMap<String, (String, String)> = entries.clone();
         let got: BTreeMap<String, (String, String)> =
             decoded.into_iter().map(|e| (e.key, (e.username, e.password))).collect();

@@ -25,11 +25,11 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use pullsecret_injector::cache::{CERTIFICATE, Readiness};
-use pullsecret_injector::certs::{self, Bundle};
-use pullsecret_injector::decision::Policy;
-use pullsecret_injector::server::{self, AppState, CREDENTIALS_NOT_LOADED, Limits, Shutdown};
-use pullsecret_injector::tls::CertStore;
+use pullsecret_injector::core::decision::Policy;
+use pullsecret_injector::serve::certs::{self, Bundle};
+use pullsecret_injector::serve::http::{self, AppState, CREDENTIALS_NOT_LOADED, Limits, Shutdown};
+use pullsecret_injector::serve::tls::CertStore;
+use pullsecret_injector::sources::live::{CERTIFICATE, Readiness};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
@@ -215,7 +215,7 @@ fn get(path: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn real_reviews_get_exactly_the_matching_secrets() {
-    let router = server::webhook_router(app_state(SECRETS), Limits::default());
+    let router = http::webhook_router(app_state(SECRETS), Limits::default());
     let cases: [(&str, Vec<u8>, &[&str]); 6] = [
         ("kubectl apply of nginx (Docker Hub)", NGINX_KUBECTL.to_vec(), &["dockerhub"]),
         ("GKE capture, jmalloc/echo-server", GKE_ECHO.to_vec(), &["hub"]),
@@ -243,7 +243,7 @@ async fn real_reviews_get_exactly_the_matching_secrets() {
 
 #[tokio::test]
 async fn private_images_without_a_credential_are_allowed_with_warnings() {
-    let router = server::webhook_router(app_state(SECRETS), Limits::default());
+    let router = http::webhook_router(app_state(SECRETS), Limits::default());
     let request = in_namespace(REPLICASET_INIT, "elsewhere");
     let (status, _, body) = call(router, post_mutate(request)).await;
     assert_eq!(status, StatusCode::OK);
@@ -256,7 +256,7 @@ async fn private_images_without_a_credential_are_allowed_with_warnings() {
 
 #[tokio::test]
 async fn malformed_reviews_are_rejected_as_the_contract_says() {
-    let router = server::webhook_router(app_state(SECRETS), Limits::default());
+    let router = http::webhook_router(app_state(SECRETS), Limits::default());
 
     // No uid: HTTP 400 and one line of reason.
     let (status, headers, body) = call(router.clone(), post_mutate(MALFORMED_NO_UID)).await;
@@ -299,7 +299,7 @@ async fn malformed_reviews_are_rejected_as_the_contract_says() {
 #[tokio::test]
 async fn bodies_over_the_limit_get_413_and_the_limit_itself_is_accepted() {
     let limit = 4096;
-    let router = server::webhook_router(app_state(SECRETS), Limits { max_body_bytes: limit, ..Limits::default() });
+    let router = http::webhook_router(app_state(SECRETS), Limits { max_body_bytes: limit, ..Limits::default() });
     // The same review padded with JSON whitespace to exactly `limit` bytes, and to one byte more.
     let padded = |len: usize| {
         let mut body = DRYRUN_MINIMAL.to_vec();
@@ -324,7 +324,7 @@ async fn readyz_waits_for_every_part_and_turns_503_on_shutdown() {
     let mut state = app_state(SECRETS);
     let readiness = Arc::new(Readiness::waiting_for(&["certificate", "secrets-dir"]));
     state.readiness = readiness.clone();
-    let admin = server::admin_router(state);
+    let admin = http::admin_router(state);
     let readyz = async || {
         let (status, _, body) = call(admin.clone(), get("/readyz")).await;
         (status, String::from_utf8(body.to_vec()).unwrap())
@@ -350,8 +350,8 @@ async fn readyz_waits_for_every_part_and_turns_503_on_shutdown() {
 #[tokio::test]
 async fn metrics_are_openmetrics_and_count_requests() {
     let state = app_state(SECRETS);
-    let admin = server::admin_router(state.clone());
-    let webhook = server::webhook_router(state, Limits::default());
+    let admin = http::admin_router(state.clone());
+    let webhook = http::webhook_router(state, Limits::default());
     let scrape = async || {
         let (status, headers, body) = call(admin.clone(), get("/metrics")).await;
         assert_eq!(status, StatusCode::OK);
@@ -393,8 +393,8 @@ async fn reviews_are_decided_only_once_the_credentials_are_loaded() {
     readiness.mark_done(CERTIFICATE);
     readiness.mark_done("secrets");
     state.readiness = readiness.clone();
-    let webhook = server::webhook_router(state.clone(), Limits::default());
-    let admin = server::admin_router(state);
+    let webhook = http::webhook_router(state.clone(), Limits::default());
+    let admin = http::admin_router(state);
     // Would be patched; would be denied (its gcr.io image has no credential in `elsewhere`).
     let denied = in_namespace(REPLICASET_INIT, "elsewhere");
     let mut not_a_pod = json(MALFORMED_NO_UID);
@@ -455,7 +455,7 @@ impl TlsServer {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, shutdown) = Shutdown::new();
-        let task = tokio::spawn(server::serve_https(listener, certs.server_config(), app, limits, shutdown, drain));
+        let task = tokio::spawn(http::serve_https(listener, certs.server_config(), app, limits, shutdown, drain));
         Self { addr, certs, dir, stop, task: Some(task) }
     }
 
@@ -641,7 +641,7 @@ fn fast_limits() -> Limits {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_reviews_over_keep_alive_connections() {
     let first = bundle("webhook.test");
-    let app = server::webhook_router(app_state(SECRETS), Limits::default());
+    let app = http::webhook_router(app_state(SECRETS), Limits::default());
     let server = TlsServer::start(&first, app, Limits::default(), Duration::from_secs(5)).await;
 
     // An ordinary client (reqwest, rustls, the test CA as the only root), by IP and by name.
@@ -681,7 +681,7 @@ async fn https_serves_reviews_over_keep_alive_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_certificate_serves_new_connections_while_old_ones_keep_working() {
     let (first, second) = (bundle("first.test"), bundle("second.test"));
-    let app = server::webhook_router(app_state(SECRETS), Limits::default());
+    let app = http::webhook_router(app_state(SECRETS), Limits::default());
     let server = TlsServer::start(&first, app, Limits::default(), Duration::from_secs(5)).await;
     let fingerprint_before = server.certs.fingerprint();
 
@@ -723,7 +723,7 @@ async fn rotating_five_times_under_load_fails_no_request() {
     const MAX_PER_WORKER: usize = 2_000;
     let bundles: Vec<Bundle> = (0..=ROTATIONS).map(|i| bundle(&format!("gen{i}.test"))).collect();
     let trusted: Vec<&Bundle> = bundles.iter().collect();
-    let app = server::webhook_router(app_state(SECRETS), Limits::default());
+    let app = http::webhook_router(app_state(SECRETS), Limits::default());
     let server = TlsServer::start(&bundles[0], app, Limits::default(), Duration::from_secs(5)).await;
 
     let (stop_tx, stop) = watch::channel(false);
@@ -778,12 +778,11 @@ async fn rotating_five_times_under_load_fails_no_request() {
 /// A router that reports each request as soon as its headers are in (before its body is read).
 fn reporting_router(state: AppState, limits: Limits) -> (Router, mpsc::UnboundedReceiver<()>) {
     let (arrived_tx, arrived) = mpsc::unbounded_channel();
-    let router = server::webhook_router(state, limits).layer(tower::util::MapRequestLayer::new(
-        move |request: Request<Body>| {
+    let router =
+        http::webhook_router(state, limits).layer(tower::util::MapRequestLayer::new(move |request: Request<Body>| {
             let _ = arrived_tx.send(());
             request
-        },
-    ));
+        }));
     (router, arrived)
 }
 
@@ -856,7 +855,7 @@ async fn shutdown_gives_up_on_a_stuck_request_at_the_drain_bound() {
 async fn a_slowloris_is_cut_off_while_others_are_served() {
     let certificate = bundle("webhook.test");
     let limits = fast_limits();
-    let app = server::webhook_router(app_state(SECRETS), limits);
+    let app = http::webhook_router(app_state(SECRETS), limits);
     let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
 
     let slow = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
@@ -896,7 +895,7 @@ async fn a_slowloris_is_cut_off_while_others_are_served() {
 
 async fn silent_server(limits: Limits) -> (TlsServer, Bundle) {
     let certificate = bundle("webhook.test");
-    let app = server::webhook_router(app_state(SECRETS), limits);
+    let app = http::webhook_router(app_state(SECRETS), limits);
     (TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await, certificate)
 }
 
@@ -928,7 +927,7 @@ async fn a_client_silent_after_the_handshake_is_cut_off() {
 async fn a_body_slower_than_the_request_timeout_gets_408() {
     let certificate = bundle("webhook.test");
     let limits = Limits { request_timeout: Duration::from_millis(500), ..Limits::default() };
-    let app = server::webhook_router(app_state(SECRETS), limits);
+    let app = http::webhook_router(app_state(SECRETS), limits);
     let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
 
     let mut conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
@@ -1062,7 +1061,7 @@ async fn connections_held_without_a_request_cannot_stop_the_webhook() {
         ..Limits::default()
     };
     let certificate = bundle("webhook.test");
-    let app = server::webhook_router(app_state(SECRETS), limits);
+    let app = http::webhook_router(app_state(SECRETS), limits);
     let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
 
     // Every slot held, two of each kind. The last ones complete a TLS handshake: the server has accepted them,
@@ -1123,7 +1122,7 @@ async fn a_client_reopening_idle_http2_connections_cannot_stop_the_webhook() {
         ..Limits::default()
     };
     let certificate = bundle("webhook.test");
-    let app = server::webhook_router(app_state(SECRETS), limits);
+    let app = http::webhook_router(app_state(SECRETS), limits);
     let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
 
     let (stop_tx, stop) = watch::channel(false);
@@ -1255,7 +1254,7 @@ async fn an_idle_http1_connection_is_closed() {
             Duration::from_millis(600),
         ),
     ] {
-        let app = server::webhook_router(app_state(SECRETS), limits);
+        let app = http::webhook_router(app_state(SECRETS), limits);
         let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
         let mut conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
         assert_eq!(bounded("request", conn.post(GKE_ECHO)).await.unwrap().status, 200, "{label}");
@@ -1274,7 +1273,7 @@ async fn an_idle_http1_connection_is_closed() {
 async fn an_announced_body_over_the_limit_gets_413_at_once() {
     let limits = Limits { max_body_bytes: 4096, ..Limits::default() };
     let certificate = bundle("webhook.test");
-    let app = server::webhook_router(app_state(SECRETS), limits);
+    let app = http::webhook_router(app_state(SECRETS), limits);
     let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
 
     let mut conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
@@ -1562,8 +1561,8 @@ async fn the_binary_keeps_serving_when_its_certificate_turns_to_garbage() {
     assert_eq!(metric(&metrics, success), None, "restoring the loaded pair is no change: {metrics}");
     // A genuinely new pair (same CA) is swapped in and counted.
     let bundle =
-        pullsecret_injector::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1).unwrap();
-    pullsecret_injector::certs::write_bundle(&certs, &bundle).unwrap();
+        pullsecret_injector::serve::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1).unwrap();
+    pullsecret_injector::serve::certs::write_bundle(&certs, &bundle).unwrap();
     served.until_metric(success, 1.0).await;
 }
 

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use pullsecret_injector::admission;
-use pullsecret_injector::credentials::CredentialIndex;
-use pullsecret_injector::decision::Policy;
-use pullsecret_injector::inputs::Manifests;
+use pullsecret_injector::core::admission;
+use pullsecret_injector::core::credentials::CredentialIndex;
+use pullsecret_injector::core::decision::Policy;
+use pullsecret_injector::sources::manifests::Manifests;
 use serde_json::{Value, json};
 
 const WORLD: &str = r#"

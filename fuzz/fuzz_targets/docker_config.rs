@@ -1,7 +1,7 @@
 //! The docker config decoder: never panics, and the key-only decoder agrees with the full one.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pullsecret_injector::dockerconfig::{SecretKind, decode, decode_keys};
+use pullsecret_injector::kubelet::docker_config::{SecretKind, decode, decode_keys};
 
 fuzz_target!(|data: &[u8]| {
     for kind in [SecretKind::DockerConfigJson, SecretKind::DockerCfg] {

@@ -1,7 +1,7 @@
 //! The image reference parser: never panics; a parsed name is a fixed point of normalization.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pullsecret_injector::reference::parse_normalized_named;
+use pullsecret_injector::kubelet::reference::parse_normalized_named;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

@@ -1,7 +1,7 @@
 //! Key normalization and matching: never panic; explain agrees with lookup. Input: key, a NUL, then an image.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pullsecret_injector::keyring::{Keyring, lint_key};
+use pullsecret_injector::kubelet::keyring::{Keyring, lint_key};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pullsecret_injector::dockerconfig::{self, SecretKind};
+use pullsecret_injector::kubelet::docker_config::{self, SecretKind};
 use pullsecret_injector::safe_text;
 
 const PLANTED: &str = "PLANTEDpw7";
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     let shown = safe_text::key(&planted);
     assert!(!shown.contains(PLANTED), "{planted:?} -> {shown:?}");
     let payload = serde_json::json!({ "auths": { &planted: { "auth": "!" } } }).to_string();
-    if let Err(error) = dockerconfig::decode_keys(SecretKind::DockerConfigJson, payload.as_bytes()) {
+    if let Err(error) = docker_config::decode_keys(SecretKind::DockerConfigJson, payload.as_bytes()) {
         let message = error.to_string();
         assert!(!message.contains(PLANTED), "{planted:?} -> {message:?}");
         assert!(safe_text::is_safe(&message), "{message:?}");

@@ -9,11 +9,11 @@ pub mod kubectl;
 use std::path::Path;
 use std::sync::Arc;
 
-use pullsecret_injector::cache::{LiveCredentials, Readiness};
-use pullsecret_injector::decision::Policy;
-use pullsecret_injector::inputs::Manifests;
+use pullsecret_injector::core::decision::Policy;
 use pullsecret_injector::metrics::Metrics;
-use pullsecret_injector::server::AppState;
+use pullsecret_injector::serve::http::AppState;
+use pullsecret_injector::sources::live::{LiveCredentials, Readiness};
+use pullsecret_injector::sources::manifests::Manifests;
 
 /// The state `serve` builds in local mode over the manifests in `text` (YAML or JSON, read as file `name`), ready.
 pub fn app_state(name: &str, text: &str) -> AppState {

@@ -1,6 +1,6 @@
-// Spec §4 vectors M1-M120 (`../shared/spec/kubelet-matching.md`): (id, lookup string, config key as written,
+// Spec §4 vectors M1-M120 (`docs/kubelet-matching.md`): (id, lookup string, config key as written,
 // match), each evaluated with a keyring holding only that key, so the Docker Hub fallback is evaluated in isolation.
-// One table, two users: the keyring unit tests (src/keyring.rs) and the differential test against the kubelet
+// One table, two users: the keyring unit tests (src/kubelet/keyring.rs) and the differential test against the kubelet
 // (tests/kubelet_oracle.rs), both with include!. Not formatted by rustfmt (not part of any module tree).
 &[
     // 4.1 Docker Hub forms

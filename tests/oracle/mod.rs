@@ -3,7 +3,7 @@
 //! line, a generator of cases (driven by a seeded RNG in `tests/kubelet_oracle.rs`, by the fuzzer's bytes in
 //! `fuzz/fuzz_targets/kubelet_oracle.rs`), the Rust core's answer, and the comparison.
 //!
-//! The Rust answer uses the library exactly as the decision does (`dockerconfig::classify`/`decode`,
+//! The Rust answer uses the library exactly as the decision does (`docker_config::classify`/`decode`,
 //! `keyring::Keyring`, `reference::parse_normalized_named`); nothing here re-implements a matching rule.
 #![allow(dead_code)]
 
@@ -14,9 +14,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use pullsecret_injector::dockerconfig;
-use pullsecret_injector::keyring::{self, Keyring};
-use pullsecret_injector::reference;
+use pullsecret_injector::kubelet::docker_config;
+use pullsecret_injector::kubelet::keyring::{self, Keyring};
+use pullsecret_injector::kubelet::reference;
 use serde_json::Value;
 
 // --- cases ---------------------------------------------------------------------------------------------------------
@@ -180,8 +180,8 @@ pub fn ours(case: &Case) -> Answer<OurCredential> {
     let mut ring = Keyring::new();
     let mut keyring_error = None;
     for (i, secret) in secrets.iter().enumerate() {
-        let Some((kind, payload)) = dockerconfig::classify(Some(&secret.type_), &secret.data) else { continue };
-        match dockerconfig::decode(kind, payload) {
+        let Some((kind, payload)) = docker_config::classify(Some(&secret.type_), &secret.data) else { continue };
+        match docker_config::decode(kind, payload) {
             Ok(entries) => {
                 for entry in entries {
                     let credential = Credential {

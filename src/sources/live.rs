@@ -21,7 +21,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::credentials::{
+use crate::core::credentials::{
     CredentialIndex, CredentialSource, IndexLimits, Limit, NamespaceCredentials, OverLimit, UNSEEN_NAMESPACE,
     ViewInputs,
 };
@@ -472,7 +472,7 @@ mod tests {
         assert!(Readiness::waiting_for(&[]).credentials_loaded());
     }
 
-    use crate::credentials::{CredentialSource, IndexLimits};
+    use crate::core::credentials::{CredentialSource, IndexLimits};
     use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -14,10 +14,10 @@ use std::str::FromStr;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use serde_json::json;
 
-use crate::credentials::NamespaceCredentials;
-use crate::keyring::{Keyring, LookupTarget};
-use crate::pod::{self, ContainerKind, PodView};
-use crate::reference;
+use crate::core::credentials::NamespaceCredentials;
+use crate::core::pod::{self, ContainerKind, PodView};
+use crate::kubelet::keyring::{Keyring, LookupTarget};
+use crate::kubelet::reference;
 
 /// The API server truncates warnings over 256 characters (CONTRACT.md: one line, at most 256).
 pub const MAX_WARNING_CHARS: usize = 256;
@@ -494,8 +494,8 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::credentials::{CandidateSecret, Origin};
-    use crate::dockerconfig::SecretKind;
+    use crate::core::credentials::{CandidateSecret, Origin};
+    use crate::kubelet::docker_config::SecretKind;
 
     fn candidate(name: &str, keys: &[&str]) -> Arc<CandidateSecret> {
         Arc::new(CandidateSecret {
@@ -794,7 +794,7 @@ mod tests {
         ];
         for key in &spellings {
             let payload = json!({"auths": {key: {"auth": "not base64!"}}}).to_string();
-            let reason = crate::dockerconfig::decode_keys(SecretKind::DockerConfigJson, payload.as_bytes())
+            let reason = crate::kubelet::docker_config::decode_keys(SecretKind::DockerConfigJson, payload.as_bytes())
                 .map(|_| ())
                 .unwrap_err()
                 .to_string();

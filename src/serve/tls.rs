@@ -529,7 +529,7 @@ fn der_time(tag: u8, contents: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::{self, Bundle, CERT_FILE, KEY_FILE};
+    use crate::serve::certs::{self, Bundle, CERT_FILE, KEY_FILE};
     use std::fs;
     use std::net::{IpAddr, Ipv4Addr};
     use std::os::unix::fs::symlink;

@@ -4,7 +4,7 @@
 //! [`CredentialIndex`] holds the primary state: every Secret reduced to what matching needs, the namespaces'
 //! labels and the distributions. It does not keep snapshots itself: a change only marks its namespace dirty, in a
 //! first-in first-out queue that coalesces repeated changes of one namespace ([`CredentialIndex::next_dirty`]).
-//! Whoever serves admission (`cache::LiveCredentials`) takes the namespaces from that queue one at a time, builds
+//! Whoever serves admission (`live::LiveCredentials`) takes the namespaces from that queue one at a time, builds
 //! each one's [`NamespaceCredentials`] off the request path from [`ViewInputs`] (one sort, no quadratic step) and
 //! publishes it as an immutable snapshot. The same index serves `mutate`/`explain` and the secrets directory, which
 //! build a namespace's view on demand with [`CredentialIndex::view`], so the three reach the same decision from
@@ -24,10 +24,10 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::{Selector, SelectorExt};
 
-use crate::crd::ClusterPullSecret;
-use crate::dockerconfig::{self, SecretKind};
-use crate::keyring::{IndexedKeyring, Keyring};
-use crate::pod;
+use crate::core::pod;
+use crate::distribute::resource::ClusterPullSecret;
+use crate::kubelet::docker_config::{self, SecretKind};
+use crate::kubelet::keyring::{IndexedKeyring, Keyring};
 
 /// `--max-secret-bytes` default: the payload size a pull Secret may have to be indexed.
 pub const DEFAULT_MAX_SECRET_BYTES: usize = 256 * 1024;
@@ -113,7 +113,7 @@ pub struct CandidateSecret {
 impl std::fmt::Debug for CandidateSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let keys =
-            self.keys.as_ref().map(|keys| keys.iter().map(|k| dockerconfig::redact_userinfo(k)).collect::<Vec<_>>());
+            self.keys.as_ref().map(|keys| keys.iter().map(|k| docker_config::redact_userinfo(k)).collect::<Vec<_>>());
         f.debug_struct("CandidateSecret")
             .field("name", &self.name)
             .field("kind", &self.kind)
@@ -142,7 +142,7 @@ impl CandidateSecret {
         Some(Self {
             name: secret.metadata.name.clone()?,
             kind,
-            keys: dockerconfig::decode_keys(kind, payload).map_err(|e| e.to_string()),
+            keys: docker_config::decode_keys(kind, payload).map_err(|e| e.to_string()),
             origin: Origin::Namespace,
         })
     }
@@ -208,7 +208,7 @@ impl Reduced {
             let over = OverLimit { limit: Limit::SecretBytes, size: payload.len(), max: limits.max_secret_bytes };
             return Some(empty(over, name));
         }
-        let keys = dockerconfig::decode_keys(kind, payload).map_err(|e| e.to_string());
+        let keys = docker_config::decode_keys(kind, payload).map_err(|e| e.to_string());
         if let Ok(keys) = &keys
             && keys.len() > limits.max_keys_per_secret
         {
@@ -948,7 +948,7 @@ impl ViewInputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{ClusterPullSecretSpec, SourceSecretRef};
+    use crate::distribute::resource::{ClusterPullSecretSpec, SourceSecretRef};
     use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 

@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::server::{Limits, Shutdown};
+use crate::serve::http::{Limits, Shutdown};
 
 /// Time a connection gets to close by itself once told to (an HTTP/2 GOAWAY and its PING round trip, an answer
 /// being written) before it is dropped.

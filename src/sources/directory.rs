@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::cache::LiveCredentials;
-use crate::inputs::{self, InputError, Manifests};
 use crate::metrics::{Metrics, ResultLabels};
+use crate::sources::live::LiveCredentials;
+use crate::sources::manifests::{self, InputError, Manifests};
 
 /// Namespace given to manifests in the directory that do not name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -81,7 +81,7 @@ pub async fn watch(
 /// A hash of what the directory holds, without reading file contents.
 pub fn fingerprint(dir: &Path) -> Result<u64, InputError> {
     let mut hasher = DefaultHasher::new();
-    for file in inputs::manifest_files(dir)? {
+    for file in manifests::manifest_files(dir)? {
         let meta = std::fs::metadata(&file).map_err(|source| InputError::Read { path: file.clone(), source })?;
         file.hash(&mut hasher);
         meta.len().hash(&mut hasher);

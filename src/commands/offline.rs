@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::admission::{self, Outcome};
-use crate::credentials::{CredentialIndex, CredentialSource, NamespaceCredentials};
-use crate::decision::{self, PodKeyring, Policy};
-use crate::inputs::{self, InputError, Manifests};
-use crate::keyring;
-use crate::pod::{ContainerImage, ContainerKind, PodView};
-use crate::reference;
+use crate::core::admission::{self, Outcome};
+use crate::core::credentials::{CredentialIndex, CredentialSource, NamespaceCredentials};
+use crate::core::decision::{self, PodKeyring, Policy};
+use crate::core::pod::{ContainerImage, ContainerKind, PodView};
+use crate::kubelet::keyring;
+use crate::kubelet::reference;
 use crate::safe_text;
+use crate::sources::manifests::{self, InputError, Manifests};
 
 impl CredentialSource for CredentialIndex {
     fn namespace(&self, namespace: &str) -> Arc<NamespaceCredentials> {
@@ -71,7 +71,7 @@ pub struct MutateArgs<'a> {
 /// the other outputs print nothing, so that a CI step that runs `mutate` fails on a denial.
 pub fn mutate(args: &MutateArgs<'_>, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
     let (label, text) = read_input(args.file)?;
-    let mut docs = inputs::parse_documents(Path::new(&label), &text)?;
+    let mut docs = manifests::parse_documents(Path::new(&label), &text)?;
     if docs.len() != 1 {
         return Err(CliError::Usage(format!(
             "{label}: expected one Pod or AdmissionReview, found {} documents",

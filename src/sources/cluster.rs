@@ -23,11 +23,11 @@ use serde::de::DeserializeOwned;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{info, warn};
 
-use crate::cache::{LiveCredentials, Readiness};
-use crate::crd::ClusterPullSecret;
-use crate::credentials::{IndexLimits, Reduced};
-use crate::dockerconfig::SecretKind;
+use crate::core::credentials::{IndexLimits, Reduced};
+use crate::distribute::resource::ClusterPullSecret;
+use crate::kubelet::docker_config::SecretKind;
 use crate::metrics::{KindLabels, Metrics};
+use crate::sources::live::{LiveCredentials, Readiness};
 
 /// Readiness parts, one per watch, and `secret-names`: for every distribution's `targetName`, the Secrets of other
 /// types that hold that name are known (a distributed credential is not offered where one does, class 8).
@@ -44,7 +44,7 @@ const LAG_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs every watch until the returned future is dropped. Each watch retries with kube-rs' default backoff; each
 /// marks its readiness part once its first complete list is visible to admission.
-pub async fn run(client: Client, live: Arc<LiveCredentials>, readiness: Arc<Readiness>, metrics: Arc<Metrics>) {
+pub async fn watch(client: Client, live: Arc<LiveCredentials>, readiness: Arc<Readiness>, metrics: Arc<Metrics>) {
     live.update(|index| index.learn_other_secrets_by_name());
     let max_lag = live.options().max_lag;
     if !max_lag.is_zero() {
@@ -55,7 +55,7 @@ pub async fn run(client: Client, live: Arc<LiveCredentials>, readiness: Arc<Read
     let secrets = |kind: SecretKind, part: &'static str| {
         let api: Api<Secret> = Api::all(client.clone());
         let config = watcher::Config::default().fields(&format!("type={}", kind.secret_type()));
-        watch(
+        drive(
             watcher(api, config),
             Some(part),
             "secrets",
@@ -65,7 +65,7 @@ pub async fn run(client: Client, live: Arc<LiveCredentials>, readiness: Arc<Read
             SecretFeed { kind, limits, buffer: Vec::new() },
         )
     };
-    let namespaces = watch(
+    let namespaces = drive(
         watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()),
         Some(SYNC_PARTS[2]),
         "namespaces",
@@ -74,7 +74,7 @@ pub async fn run(client: Client, live: Arc<LiveCredentials>, readiness: Arc<Read
         metrics.clone(),
         NamespaceFeed { buffer: Vec::new() },
     );
-    let cluster_pull_secrets = watch(
+    let cluster_pull_secrets = drive(
         watcher(Api::<ClusterPullSecret>::all(client.clone()), watcher::Config::default()),
         Some(SYNC_PARTS[3]),
         "clusterpullsecrets",
@@ -149,7 +149,7 @@ async fn other_secrets_by_name(
             let api: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
             let config = watcher::Config::default().fields(&other_secrets_selector(&name));
             let stream = watcher(api, config);
-            let task = watch(
+            let task = drive(
                 stream,
                 None,
                 "secret-names",
@@ -306,7 +306,7 @@ impl Feed<ClusterPullSecret> for ClusterPullSecretFeed {
 }
 
 /// Drives one watch stream into the index.
-async fn watch<K, F>(
+async fn drive<K, F>(
     stream: impl Stream<Item = Result<Event<K>, watcher::Error>>,
     part: Option<&'static str>,
     kind_label: &'static str,

@@ -9,16 +9,16 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::credentials::CredentialSource;
-use crate::decision::{self, Decision, Policy};
-use crate::pod::{PodError, PodView, RawPod};
+use crate::core::credentials::CredentialSource;
+use crate::core::decision::{self, Decision, Policy};
+use crate::core::pod::{PodError, PodView, RawPod};
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 pub const KIND: &str = "AdmissionReview";
 /// Prefix of every warning, so that `kubectl` users know where it comes from.
 pub const WARNING_PREFIX: &str = "pullsecret-injector: ";
 
-/// How a review ended, for logs and metrics (each variant is a metric label).
+/// How a review was answered, for logs and metrics (`as_str` is the metric label): the one list of outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// Secrets were added.
@@ -31,6 +31,10 @@ pub enum Outcome {
     Skipped,
     /// The body was not a usable AdmissionReview.
     Invalid,
+    /// The decision failed (a bug): allowed unchanged, never blocked.
+    InternalError,
+    /// Answered before the credentials' first sync: allowed unchanged with a warning, never denied.
+    CredentialsNotLoaded,
 }
 
 impl Outcome {
@@ -41,6 +45,8 @@ impl Outcome {
             Outcome::Denied => "denied",
             Outcome::Skipped => "skipped",
             Outcome::Invalid => "invalid",
+            Outcome::InternalError => "internal_error",
+            Outcome::CredentialsNotLoaded => "credentials_not_loaded",
         }
     }
 }
@@ -331,7 +337,7 @@ pub fn internal_error(body: &[u8]) -> Reviewed {
     let reason = "internal error; Pod left unchanged".to_string();
     let Some(uid) = lenient_uid(body) else {
         return Reviewed {
-            outcome: Outcome::Invalid,
+            outcome: Outcome::InternalError,
             http_status: 500,
             body: format!("{reason}\n").into_bytes(),
             info: RequestInfo::default(),
@@ -339,7 +345,7 @@ pub fn internal_error(body: &[u8]) -> Reviewed {
             reason: Some(reason),
         };
     };
-    skipped(RequestInfo { uid, ..Default::default() }, reason)
+    Reviewed { outcome: Outcome::InternalError, ..skipped(RequestInfo { uid, ..Default::default() }, reason) }
 }
 
 fn lenient_uid(body: &[u8]) -> Option<String> {
@@ -383,8 +389,8 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::credentials::{CandidateSecret, NamespaceCredentials, Origin};
-    use crate::dockerconfig::SecretKind;
+    use crate::core::credentials::{CandidateSecret, NamespaceCredentials, Origin};
+    use crate::kubelet::docker_config::SecretKind;
 
     struct OneNamespace(Arc<NamespaceCredentials>);
 
@@ -423,7 +429,7 @@ mod tests {
         let mut listed = pod.clone();
         listed["spec"]["imagePullSecrets"] = json!([{"name": "hub"}]);
         let mut opted_out = pod.clone();
-        opted_out["metadata"]["labels"] = json!({crate::pod::INJECT_LABEL: crate::pod::INJECT_DISABLED});
+        opted_out["metadata"]["labels"] = json!({crate::core::pod::INJECT_LABEL: crate::core::pod::INJECT_DISABLED});
         let mut no_namespace = pod_request(pod.clone());
         no_namespace["namespace"] = json!("");
         no_namespace["object"]["metadata"]["namespace"] = json!("other");
@@ -522,7 +528,7 @@ mod tests {
         assert_eq!(outcome(no_namespace), Outcome::Skipped, "no request namespace");
 
         let mut mirror = pod.clone();
-        mirror["metadata"]["annotations"] = json!({crate::pod::MIRROR_ANNOTATION: "x"});
+        mirror["metadata"]["annotations"] = json!({crate::core::pod::MIRROR_ANNOTATION: "x"});
         let as_user = |username: &str, groups: &[&str]| {
             let mut request = pod_request(mirror.clone());
             request["userInfo"] = json!({"username": username, "groups": groups});

@@ -1,7 +1,7 @@
 //! `serve`: the HTTPS webhook (`POST /mutate`) and the plain-HTTP admin port (`/healthz`, `/readyz`, `/metrics`).
 //!
 //! Handlers only translate: the body goes to [`admission::review`] unchanged and its answer comes back unchanged.
-//! Both ports are served by [`crate::connections`], which applies the connection guards ([`Limits`]) to every
+//! Both ports are served by [`crate::serve::connections`], which applies the connection guards ([`Limits`]) to every
 //! connection: rustls with a hot-swappable certificate on the webhook port, plain HTTP on the admin port.
 
 use std::net::SocketAddr;
@@ -20,12 +20,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info, info_span, warn};
 
-use crate::admission::{self, Outcome, RequestInfo};
-use crate::cache::Readiness;
-use crate::connections;
-use crate::credentials::{CredentialSource, NamespaceCredentials};
-use crate::decision::Policy;
-use crate::metrics::{Metrics, OutcomeLabel};
+use crate::core::admission::{self, Outcome, RequestInfo};
+use crate::core::credentials::{CredentialSource, NamespaceCredentials};
+use crate::core::decision::Policy;
+use crate::metrics::Metrics;
+use crate::serve::connections;
+use crate::sources::live::Readiness;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -49,7 +49,7 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// A connection with no request in progress is closed after this.
     pub idle_timeout: Duration,
-    /// Open connections at most (see [`crate::connections`] for what happens at the limit).
+    /// Open connections at most (see [`crate::serve::connections`] for what happens at the limit).
     pub max_connections: usize,
     /// HTTP/2 streams (requests) in progress at once on one connection.
     pub max_concurrent_streams: u32,
@@ -182,7 +182,7 @@ async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
         Err(_) => {
             let reviewed = admission::internal_error(&body);
             warn!(uid = %reviewed.info.uid, "internal error while deciding; Pod allowed unchanged");
-            state.metrics.record(OutcomeLabel::internal_error, 0, 0, elapsed);
+            state.metrics.record(reviewed.outcome, 0, 0, elapsed);
             return reply(reviewed.http_status, reviewed.body);
         }
     };
@@ -191,7 +191,7 @@ async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
     }
     let injected = reviewed.decision.as_ref().map_or(0, |d| if d.denied.is_none() { d.add.len() } else { 0 });
     let warnings = reviewed.decision.as_ref().map_or(0, |d| d.warnings.len());
-    state.metrics.record(reviewed.outcome.into(), injected, warnings, elapsed);
+    state.metrics.record(reviewed.outcome, injected, warnings, elapsed);
     if reviewed.outcome == Outcome::Unchanged && !tracing::enabled!(tracing::Level::DEBUG) {
         // Its only log line is at debug: do not build the span for nothing.
         return reply(reviewed.http_status, reviewed.body);
@@ -222,12 +222,12 @@ async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
 
 /// A Pod CREATE before the credentials' first sync: allowed unchanged with a warning, counted, logged.
 fn credentials_not_loaded(state: &AppState, info: &RequestInfo, elapsed: f64) -> Response {
-    state.metrics.record(OutcomeLabel::credentials_not_loaded, 0, 1, elapsed);
+    state.metrics.record(Outcome::CredentialsNotLoaded, 0, 1, elapsed);
     warn!(
         uid = %info.uid,
         namespace = %info.namespace,
         pod = %info.pod,
-        outcome = "credentials_not_loaded",
+        outcome = Outcome::CredentialsNotLoaded.as_str(),
         "credentials not loaded yet; Pod allowed unchanged"
     );
     let answer = serde_json::json!({

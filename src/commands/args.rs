@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::decision::{Policy, RegistryPattern};
-use crate::offline::MutateOutput;
+use crate::commands::offline::MutateOutput;
+use crate::core::decision::{Policy, RegistryPattern};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -181,7 +181,7 @@ pub struct IndexArgs {
     /// hides a distributed credential of that name.
     #[arg(
         long,
-        default_value_t = crate::credentials::DEFAULT_MAX_SECRET_BYTES,
+        default_value_t = crate::core::credentials::DEFAULT_MAX_SECRET_BYTES,
         value_name = "BYTES",
         value_parser = positive,
         env = "PULLSECRET_INJECTOR_MAX_SECRET_BYTES"
@@ -190,7 +190,7 @@ pub struct IndexArgs {
     /// A pull Secret with more registry keys than this is not indexed either, with the same consequences.
     #[arg(
         long,
-        default_value_t = crate::credentials::DEFAULT_MAX_KEYS_PER_SECRET,
+        default_value_t = crate::core::credentials::DEFAULT_MAX_KEYS_PER_SECRET,
         value_name = "N",
         value_parser = positive,
         env = "PULLSECRET_INJECTOR_MAX_KEYS_PER_SECRET"
@@ -201,7 +201,7 @@ pub struct IndexArgs {
     /// with the same consequences.
     #[arg(
         long,
-        default_value_t = crate::credentials::DEFAULT_MAX_KEYS_PER_NAMESPACE,
+        default_value_t = crate::core::credentials::DEFAULT_MAX_KEYS_PER_NAMESPACE,
         value_name = "N",
         value_parser = positive,
         env = "PULLSECRET_INJECTOR_MAX_KEYS_PER_NAMESPACE"
@@ -214,9 +214,9 @@ pub struct IndexArgs {
 }
 
 impl IndexArgs {
-    pub fn options(&self) -> crate::cache::IndexOptions {
-        crate::cache::IndexOptions {
-            limits: crate::credentials::IndexLimits {
+    pub fn options(&self) -> crate::sources::live::IndexOptions {
+        crate::sources::live::IndexOptions {
+            limits: crate::core::credentials::IndexLimits {
                 max_secret_bytes: self.max_secret_bytes,
                 max_keys_per_secret: self.max_keys_per_secret,
                 max_keys_per_namespace: self.max_keys_per_namespace,

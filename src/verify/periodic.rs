@@ -19,11 +19,11 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client};
 use tracing::{info, warn};
 
-use crate::dockerconfig::SecretKind;
-use crate::inputs::Manifests;
-use crate::local::DEFAULT_NAMESPACE;
+use crate::kubelet::docker_config::SecretKind;
 use crate::metrics::{CheckLabels, Metrics};
 use crate::safe_text;
+use crate::sources::directory::DEFAULT_NAMESPACE;
+use crate::sources::manifests::Manifests;
 use crate::verify::{self, CheckResult, Status, VerifyOptions};
 
 /// Where the Secrets to check come from.
@@ -34,7 +34,7 @@ pub enum CheckSource {
 }
 
 /// Runs the checks every `interval` until `shutdown`.
-pub async fn run(
+pub async fn check_periodically(
     source: CheckSource,
     interval: Duration,
     options: VerifyOptions,

@@ -68,10 +68,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
-use crate::crd::{ClusterPullSecret, ClusterPullSecretStatus, SourceSecretRef};
-use crate::dockerconfig::{self, SecretKind};
+use crate::core::pod;
+use crate::distribute::resource::{ClusterPullSecret, ClusterPullSecretStatus, SourceSecretRef};
+use crate::kubelet::docker_config::{self, SecretKind};
 use crate::metrics::Metrics;
-use crate::pod;
 
 /// Field manager of every write, and the reporting controller of Events.
 pub const FIELD_MANAGER: &str = "pullsecret-injector";
@@ -188,7 +188,7 @@ impl SourceState {
         if payload.is_empty() {
             return Self::Undecodable(format!("data key {key} is missing or empty"));
         }
-        match dockerconfig::decode_keys(kind, payload) {
+        match docker_config::decode_keys(kind, payload) {
             Ok(_) => Self::Usable(SourcePayload { kind, payload: payload.to_vec(), hash: source_hash(kind, payload) }),
             Err(e) => Self::Undecodable(format!("{key}: {e}")),
         }
@@ -426,7 +426,7 @@ pub fn plan(desired: &Desired<'_>, existing: &[ExistingSecret]) -> Vec<CopyActio
 
 /// What a pass found and did, for the status and Events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub struct PassReport {
     /// Why `namespaceSelector` could not be parsed.
     pub invalid_selector: Option<String>,
     /// `None`: the source is usable; otherwise (reason, message).
@@ -455,7 +455,7 @@ pub struct ConditionSpec {
 }
 
 /// The three conditions for an outcome.
-pub fn conditions_for(outcome: &Outcome, target_name: &str, source: &SourceSecretRef) -> [ConditionSpec; 3] {
+pub fn conditions_for(outcome: &PassReport, target_name: &str, source: &SourceSecretRef) -> [ConditionSpec; 3] {
     let source_ready = match &outcome.source_problem {
         None => ConditionSpec {
             type_: SOURCE_READY,
@@ -514,7 +514,7 @@ pub fn status_for(
     previous: Option<&ClusterPullSecretStatus>,
     generation: Option<i64>,
     specs: &[ConditionSpec],
-    outcome: &Outcome,
+    outcome: &PassReport,
     now: Timestamp,
 ) -> ClusterPullSecretStatus {
     let now = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
@@ -556,7 +556,7 @@ pub struct EventSpec {
 pub fn events_for(
     previous: Option<&ClusterPullSecretStatus>,
     specs: &[ConditionSpec],
-    outcome: &Outcome,
+    outcome: &PassReport,
 ) -> Vec<EventSpec> {
     let mut events = Vec::new();
     for spec in specs {
@@ -760,7 +760,7 @@ pub async fn reconcile(cps: Arc<ClusterPullSecret>, ctx: Arc<Context>) -> Result
     }
 
     let actions = plan(&desired, &existing);
-    let mut outcome = Outcome {
+    let mut outcome = PassReport {
         invalid_selector: selector.err(),
         source_problem: match &source {
             SourceState::Usable(_) => None,
@@ -968,7 +968,7 @@ pub fn error_policy(cps: Arc<ClusterPullSecret>, error: &Error, ctx: Arc<Context
 }
 
 /// Runs the controller until `shutdown` resolves (then lets passes in flight finish).
-pub async fn run(client: Client, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn distribute(client: Client, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()> + Send + 'static) {
     let (namespaces, namespace_writer) = reflector::store();
     let namespace_changes =
         watcher::watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), watcher::Config::default())
@@ -1088,7 +1088,7 @@ fn changes<K>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::ClusterPullSecretSpec;
+    use crate::distribute::resource::ClusterPullSecretSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
     const PASSWORD: &str = "s3cr3t-Pa55";
@@ -1634,8 +1634,8 @@ mod tests {
         assert_eq!(update.metadata.name.as_deref(), Some("corp"), "targetName defaults to the resource's name");
     }
 
-    fn outcome() -> Outcome {
-        Outcome { selected: 3, synced: 3, ..Default::default() }
+    fn outcome() -> PassReport {
+        PassReport { selected: 3, synced: 3, ..Default::default() }
     }
 
     fn source_ref() -> SourceSecretRef {
@@ -1644,22 +1644,22 @@ mod tests {
 
     #[test]
     fn ready_reason_names_the_first_problem() {
-        let reason = |o: &Outcome| conditions_for(o, "corp", &source_ref())[0].reason;
+        let reason = |o: &PassReport| conditions_for(o, "corp", &source_ref())[0].reason;
         assert_eq!(reason(&outcome()), "Synced");
-        let conflicted = Outcome { conflicts: vec!["a".into()], ..outcome() };
+        let conflicted = PassReport { conflicts: vec!["a".into()], ..outcome() };
         assert_eq!(reason(&conflicted), "Conflict");
-        let failed = Outcome { failures: vec!["create a/corp: 403 Forbidden".into()], ..conflicted.clone() };
+        let failed = PassReport { failures: vec!["create a/corp: 403 Forbidden".into()], ..conflicted.clone() };
         assert_eq!(reason(&failed), "SyncFailed");
-        let missing = Outcome { source_problem: Some(("SourceNotFound", "gone".into())), ..failed.clone() };
+        let missing = PassReport { source_problem: Some(("SourceNotFound", "gone".into())), ..failed.clone() };
         assert_eq!(reason(&missing), "SourceNotReady");
         assert_eq!(conditions_for(&missing, "corp", &source_ref())[1].reason, "SourceNotFound");
-        let invalid = Outcome { invalid_selector: Some("bad operator".into()), ..missing };
+        let invalid = PassReport { invalid_selector: Some("bad operator".into()), ..missing };
         assert_eq!(reason(&invalid), "InvalidSelector");
     }
 
     #[test]
     fn conflict_message_names_at_most_five_namespaces() {
-        let many = Outcome { conflicts: (1..=7).map(|i| format!("ns{i}")).collect(), ..outcome() };
+        let many = PassReport { conflicts: (1..=7).map(|i| format!("ns{i}")).collect(), ..outcome() };
         let [_, _, c] = conditions_for(&many, "corp", &source_ref());
         assert_eq!((c.type_, c.status, c.reason), (CONFLICT, true, "SecretNotManaged"));
         assert!(c.message.contains("in 7 namespace(s): ns1, ns2, ns3, ns4, ns5 and 2 more"), "{}", c.message);
@@ -1677,7 +1677,7 @@ mod tests {
         );
         assert_eq!(status_for(Some(&first), Some(1), &specs, &outcome(), t1), first, "nothing changed: same status");
 
-        let fewer = Outcome { selected: 4, ..outcome() };
+        let fewer = PassReport { selected: 4, ..outcome() };
         let specs2 = conditions_for(&fewer, "corp", &source_ref());
         let second = status_for(Some(&first), Some(2), &specs2, &fewer, t1);
         let ready = &second.conditions[0];
@@ -1688,7 +1688,7 @@ mod tests {
         );
         assert_eq!(ready.observed_generation, Some(2));
 
-        let missing = Outcome { source_problem: Some(("SourceNotFound", "gone".into())), ..outcome() };
+        let missing = PassReport { source_problem: Some(("SourceNotFound", "gone".into())), ..outcome() };
         let third = status_for(Some(&second), Some(2), &conditions_for(&missing, "corp", &source_ref()), &missing, t1);
         assert_eq!(third.conditions[1].status, "False");
         assert_eq!(third.conditions[1].last_transition_time, Time(t1), "status flipped: new transition time");
@@ -1704,7 +1704,7 @@ mod tests {
 
     #[test]
     fn a_restored_copy_is_a_warning_naming_its_namespaces() {
-        let restored = Outcome { restored: (1..=6).map(|i| format!("t{i}")).collect(), ..outcome() };
+        let restored = PassReport { restored: (1..=6).map(|i| format!("t{i}")).collect(), ..outcome() };
         let events = events_for(None, &conditions_for(&restored, "corp", &source_ref()), &restored);
         assert_eq!(
             events,
@@ -1721,7 +1721,7 @@ mod tests {
     #[test]
     fn warnings_on_a_new_problem_only_and_a_note_when_copies_change() {
         let t0 = Timestamp::from_second(1_700_000_000).unwrap();
-        let missing = Outcome {
+        let missing = PassReport {
             source_problem: Some(("SourceNotFound", "source Secret platform/corp does not exist".into())),
             ..outcome()
         };
@@ -1732,7 +1732,7 @@ mod tests {
         let status = status_for(None, None, &specs, &missing, t0);
         assert!(events_for(Some(&status), &specs, &missing).is_empty(), "a standing problem is not repeated");
 
-        let conflicted = Outcome { conflicts: vec!["a".into()], created: 1, ..outcome() };
+        let conflicted = PassReport { conflicts: vec!["a".into()], created: 1, ..outcome() };
         let specs = conditions_for(&conflicted, "corp", &source_ref());
         let events = events_for(Some(&status), &specs, &conflicted);
         let reasons: Vec<_> = events.iter().map(|e| (e.warning, e.reason.as_str())).collect();

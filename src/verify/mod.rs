@@ -5,7 +5,7 @@
 //! performs: `GET /v2/` without credentials, then the authentication the registry's `WWW-Authenticate`
 //! challenge asks for (Basic, or a Bearer token fetched from the challenge's realm with Basic credentials).
 //!
-//! Secrets are decoded exactly as the kubelet decodes them ([`crate::dockerconfig`]), so an entry that works
+//! Secrets are decoded exactly as the kubelet decodes them ([`crate::kubelet::docker_config`]), so an entry that works
 //! here is the credential the kubelet hands to the runtime, and a Secret the kubelet cannot decode (R4) is
 //! reported as `invalid-secret` instead of being checked.
 //!
@@ -28,6 +28,8 @@
 //! - nothing a registry or a key holds can panic a check: URLs are validated before reqwest sees them, and a
 //!   panic would still only turn that one entry into an `error` row.
 
+pub mod periodic;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
@@ -43,8 +45,8 @@ use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{Client, StatusCode, Url};
 use serde::Serialize;
 
-use crate::dockerconfig::{self, DecodeError, RegistryEntry, SecretKind};
-use crate::keyring;
+use crate::kubelet::docker_config::{self, DecodeError, RegistryEntry, SecretKind};
+use crate::kubelet::keyring;
 use crate::safe_text;
 
 /// What `--insecure-skip-tls-verify` should print on stderr before checking (the CLI prints it).
@@ -401,7 +403,7 @@ pub async fn verify(secrets: &[Secret], options: &VerifyOptions) -> Result<Vec<C
     for secret in secrets {
         let Some((kind, payload)) = pull_payload(secret) else { continue };
         let (namespace, name) = secret_name(secret);
-        match dockerconfig::decode(kind, &payload) {
+        match docker_config::decode(kind, &payload) {
             Ok(entries) => rows.extend(entries.into_iter().map(|entry| Row::Check {
                 namespace: namespace.clone(),
                 secret: name.clone(),
@@ -449,7 +451,7 @@ pub fn lint(secrets: &[Secret]) -> Vec<String> {
         let Some((kind, payload)) = pull_payload(secret) else { continue };
         let (namespace, name) = secret_name(secret);
         // Undecodable Secrets are `verify`'s invalid-secret rows, not lint notes.
-        let Ok(keys) = dockerconfig::decode_keys(kind, &payload) else { continue };
+        let Ok(keys) = docker_config::decode_keys(kind, &payload) else { continue };
         if keys.is_empty() && kind == SecretKind::DockerConfigJson {
             notes.push(format!(
                 "{namespace}/{name}: .dockerconfigjson has no registry entries (they belong under \"auths\")"
@@ -595,7 +597,7 @@ fn pull_payload(secret: &Secret) -> Option<(SecretKind, Vec<u8>)> {
     let mut data: BTreeMap<String, Vec<u8>> =
         secret.data.iter().flatten().map(|(key, value)| (key.clone(), value.0.clone())).collect();
     data.extend(secret.string_data.iter().flatten().map(|(key, value)| (key.clone(), value.clone().into_bytes())));
-    dockerconfig::classify(secret.type_.as_deref(), &data).map(|(kind, payload)| (kind, payload.to_vec()))
+    docker_config::classify(secret.type_.as_deref(), &data).map(|(kind, payload)| (kind, payload.to_vec()))
 }
 
 /// The namespace and name of a Secret, display-safe (escaped, bounded).

@@ -3,11 +3,11 @@
 //! string (R24-R27), the try order (R28, R34) and the Docker Hub fallback (R29-R32).
 //!
 //! Everything here reproduces the kubelet built with Go 1.26 (Kubernetes 1.36), odd corners
-//! included; the Go parsing it relies on lives in [`crate::gourl`] and [`crate::glob`].
+//! included; the Go parsing it relies on lives in [`crate::kubelet::go_url`] and [`crate::kubelet::go_glob`].
 //! [`lint_key`] separately points out keys that almost certainly do not do what their author meant.
 
-use crate::glob;
-use crate::gourl::{self, GoUrl, UrlError};
+use crate::kubelet::go_glob;
+use crate::kubelet::go_url::{self, GoUrl, UrlError};
 
 /// The normalized key whose items the Docker Hub fallback returns (R29: exactly this string).
 pub const DOCKER_HUB_FALLBACK_KEY: &str = "index.docker.io";
@@ -27,9 +27,9 @@ pub fn try_normalize_key(key_as_written: &str) -> Result<String, UrlError> {
 /// `https://` or `http://`.
 fn parse_as_written(key: &str) -> Result<GoUrl, UrlError> {
     if key.starts_with("https://") || key.starts_with("http://") {
-        gourl::parse(key)
+        go_url::parse(key)
     } else {
-        gourl::parse(&format!("https://{key}"))
+        go_url::parse(&format!("https://{key}"))
     }
 }
 
@@ -90,8 +90,8 @@ impl SplitUrl {
         if let Some(plain) = Self::parse_plain(schemeless) {
             return Ok(plain);
         }
-        let url = gourl::parse(&format!("https://{schemeless}"))?;
-        let (host, port) = match gourl::split_host_port(&url.host) {
+        let url = go_url::parse(&format!("https://{schemeless}"))?;
+        let (host, port) = match go_url::split_host_port(&url.host) {
             Ok((host, port)) => (host.to_owned(), port.to_owned()),
             Err(_) => (url.host, String::new()),
         };
@@ -130,7 +130,7 @@ impl SplitUrl {
             return Reason::PathNotPrefix;
         }
         for (label, (pattern, name)) in self.host.split('.').zip(target.host.split('.')).enumerate() {
-            match glob::matches(pattern, name) {
+            match go_glob::matches(pattern, name) {
                 Ok(true) => {}
                 Ok(false) => return Reason::LabelMismatch { label },
                 Err(_) => return Reason::BadPattern { label },
@@ -786,7 +786,7 @@ mod tests {
     /// Spec §4 vectors M1-M120: (id, lookup string, config key as written, match), each with a
     /// keyring holding only that key so the Docker Hub fallback is evaluated in isolation. Shared with
     /// the differential test against the kubelet (tests/kubelet_oracle.rs).
-    const MATCH_VECTORS: &[(&str, &str, &str, bool)] = include!("../tests/data/spec_match_vectors.rs");
+    const MATCH_VECTORS: &[(&str, &str, &str, bool)] = include!("../../tests/data/spec_match_vectors.rs");
 
     #[test]
     fn spec_match_vectors() {
@@ -875,8 +875,8 @@ mod tests {
     #[test]
     fn plain_parse_agrees_with_the_general_parse() {
         let general = |s: &str| {
-            let url = gourl::parse(&format!("https://{s}"))?;
-            let (host, port) = match gourl::split_host_port(&url.host) {
+            let url = go_url::parse(&format!("https://{s}"))?;
+            let (host, port) = match go_url::split_host_port(&url.host) {
                 Ok((host, port)) => (host.to_owned(), port.to_owned()),
                 Err(_) => (url.host, String::new()),
             };

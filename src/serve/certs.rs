@@ -1,7 +1,7 @@
 //! Development and self-signed certificates for the webhook (`pullsecret-injector certs`).
 //!
 //! [`generate`] makes a throw-away CA and a serving certificate it signs; [`write_bundle`] lays them out the way a
-//! Kubernetes TLS Secret is mounted (`ca.crt`, `tls.crt`, `tls.key`) so [`crate::tls::CertStore`] can serve them;
+//! Kubernetes TLS Secret is mounted (`ca.crt`, `tls.crt`, `tls.key`) so [`crate::serve::tls::CertStore`] can serve them;
 //! [`ca_bundle`] is what goes into the `MutatingWebhookConfiguration`'s `caBundle`. The CA's private key is
 //! discarded: rotating means generating a new bundle (and a new `caBundle`), which keeps nothing secret lying around
 //! that could sign further certificates.
@@ -117,7 +117,7 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: u32) -> Result<Bundle, Cer
 /// Writes `dir/ca.crt`, `dir/tls.crt` (mode 0644) and `dir/tls.key` (mode 0600 from its creation, so the key is
 /// never readable by others, not even briefly), creating `dir`. Each file is written to a temporary file in `dir`
 /// and renamed over the target, so a reader never sees half a file. The files are replaced one after the other:
-/// a reader may see the new key with the old certificate for a moment, which [`crate::tls::CertStore::reload`]
+/// a reader may see the new key with the old certificate for a moment, which [`crate::serve::tls::CertStore::reload`]
 /// rejects as a mismatched pair (keeping the old certificate) until the next poll.
 pub fn write_bundle(dir: &Path, bundle: &Bundle) -> io::Result<()> {
     fs::create_dir_all(dir)?;

@@ -5,6 +5,11 @@
 //! the API server apply `failurePolicy: Ignore`, admitting a Pod without its Secrets); then it stops accepting and
 //! lets in-flight requests finish; the process exits 0 within `--shutdown-timeout`.
 
+pub mod certs;
+pub mod connections;
+pub mod http;
+pub mod tls;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,14 +17,15 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
-use crate::cache::{self, IndexOptions, LiveCredentials, Readiness};
-use crate::checks::{self, CheckSource};
-use crate::decision::Policy;
+use crate::core::decision::Policy;
+use crate::distribute::controller;
 use crate::metrics::{Metrics, ResultLabels};
-use crate::server::{self, AppState, Limits, Shutdown};
-use crate::tls::{CertStore, ClientCa, TlsError};
+use crate::serve::http::{AppState, Limits, Shutdown};
+use crate::serve::tls::{CertStore, ClientCa, TlsError};
+use crate::sources::live::{self, IndexOptions, LiveCredentials, Readiness};
+use crate::sources::{cluster, directory};
 use crate::verify::VerifyOptions;
-use crate::{cluster, controller, local};
+use crate::verify::periodic::{self, CheckSource};
 
 /// Everything `serve` needs, from flags.
 #[derive(Debug, Clone)]
@@ -54,8 +60,8 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
     let started = Instant::now();
     let metrics = Arc::new(Metrics::new());
     let parts: Vec<&'static str> = match options.secrets_dir {
-        Some(_) => vec![cache::CERTIFICATE, "secrets-dir"],
-        None => [&[cache::CERTIFICATE][..], &cluster::SYNC_PARTS[..]].concat(),
+        Some(_) => vec![live::CERTIFICATE, "secrets-dir"],
+        None => [&[live::CERTIFICATE][..], &cluster::SYNC_PARTS[..]].concat(),
     };
     raise_fd_limit(options.limits.max_connections + options.admin_max_connections);
     let readiness = Arc::new(Readiness::waiting_for(&parts));
@@ -71,14 +77,14 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
         Some(path) => Some(ClientCa::load(path).map_err(|e| StartError(format!("--client-ca: {e}")))?),
         None => None,
     };
-    readiness.mark_done(cache::CERTIFICATE);
+    readiness.mark_done(live::CERTIFICATE);
 
     let check_source = match &options.secrets_dir {
         Some(dir) => {
-            let fingerprint = local::load(dir, &live).map_err(|e| StartError(format!("--secrets-dir: {e}")))?;
+            let fingerprint = directory::load(dir, &live).map_err(|e| StartError(format!("--secrets-dir: {e}")))?;
             readiness.mark_done("secrets-dir");
             info!(dir = %dir.display(), secrets = live.read(|i| i.secret_count()), "credentials loaded from directory");
-            tokio::spawn(local::watch(
+            tokio::spawn(directory::watch(
                 dir.clone(),
                 live.clone(),
                 metrics.clone(),
@@ -95,13 +101,13 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
                 ))
             })?;
             // ClusterPullSecret distribution runs in every replica (its writes converge: see controller.rs).
-            tokio::spawn(controller::run(client.clone(), metrics.clone(), shutdown.clone().wait()));
+            tokio::spawn(controller::distribute(client.clone(), metrics.clone(), shutdown.clone().wait()));
             let (live, readiness, metrics) = (live.clone(), readiness.clone(), metrics.clone());
             let stop = shutdown.clone().wait();
             let check_client = client.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = cluster::run(client, live, readiness, metrics) => {}
+                    _ = cluster::watch(client, live, readiness, metrics) => {}
                     _ = stop => {}
                 }
             });
@@ -110,11 +116,11 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
     };
     if let Some((interval, verify_options)) = options.verify.clone() {
         info!(?interval, "periodic credential checks on");
-        tokio::spawn(checks::run(check_source, interval, verify_options, metrics.clone(), shutdown.clone().wait()));
+        tokio::spawn(periodic::check_periodically(check_source, interval, verify_options, metrics.clone(), shutdown.clone().wait()));
     }
 
-    let webhook_listener = server::bind(options.listen, "--listen").await.map_err(StartError)?;
-    let admin_listener = server::bind(options.admin_listen, "--admin-listen").await.map_err(StartError)?;
+    let webhook_listener = http::bind(options.listen, "--listen").await.map_err(StartError)?;
+    let admin_listener = http::bind(options.admin_listen, "--admin-listen").await.map_err(StartError)?;
     let state = AppState {
         credentials: live.clone(),
         policy: Arc::new(options.policy.clone()),
@@ -161,18 +167,18 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
         mutual_tls = client_ca.is_some(),
         "serving"
     );
-    let webhook = tokio::spawn(server::serve_https(
+    let webhook = tokio::spawn(http::serve_https(
         webhook_listener,
         certs.server_config_with(client_ca.as_ref()),
-        server::webhook_router(state.clone(), options.limits),
+        http::webhook_router(state.clone(), options.limits),
         options.limits,
         shutdown.clone(),
         options.shutdown_timeout,
     ));
     let (admin_stop_tx, admin_shutdown) = Shutdown::new();
-    let admin = tokio::spawn(server::serve_admin(
+    let admin = tokio::spawn(http::serve_admin(
         admin_listener,
-        server::admin_router(state),
+        http::admin_router(state),
         options.limits.admin(options.admin_max_connections),
         admin_shutdown,
         ADMIN_DRAIN,

@@ -1,0 +1,8 @@
+//! The pure core: what the decision reads of a Pod, the credentials a namespace offers (and the index that keeps
+//! them), the decision itself with its patch and warnings, and the AdmissionReview protocol around it. No I/O:
+//! every source and every command feeds this same core.
+
+pub mod admission;
+pub mod credentials;
+pub mod decision;
+pub mod pod;
