@@ -4,9 +4,10 @@
 //! The folders follow the layers (docs/architecture.md draws the data flow), each using only those above it:
 //! - [`kubelet`]: the kubelet's Go behaviour, ported (image references, Go URL and glob corners, the keyring,
 //!   pull-Secret payloads); knows no Kubernetes object.
-//! - [`core`]: pure: the Pod view, a namespace's credentials and their index, the decision, the admission protocol.
+//! - [`core`]: pure: the Pod view, the `ClusterPullSecret` resource, a namespace's credentials and their index, the
+//!   decision, the admission protocol.
 //! - [`sources`]: where credentials come from (manifests, a directory, the cluster's watches) and the live cache.
-//! - [`distribute`]: the `ClusterPullSecret` resource and its controller.
+//! - [`distribute`]: the `ClusterPullSecret` controller (copies of a source Secret in the selected namespaces).
 //! - [`verify`]: do the credentials work (one-off and periodic).
 //! - [`serve`]: the webhook server (config, HTTP, TLS, connection guards, certificates).
 //! - [`commands`]: the command line and the offline commands.

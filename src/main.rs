@@ -1,4 +1,4 @@
-//! The binary: parse the command line, set up logging, run the command, map errors to exit codes (CONTRACT.md:
+//! The binary: parse the command line, set up logging, run the command, map errors to exit codes (docs/contract.md:
 //! 0 success, 1 the command found a problem, 2 unusable input or flags).
 
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use clap::Parser;
 use kube::CustomResourceExt;
 use pullsecret_injector::commands::args::{Cli, Command, LogArgs, LogFormat, ServeCmd};
 use pullsecret_injector::commands::offline::{self, MutateArgs};
-use pullsecret_injector::distribute::resource::ClusterPullSecret;
+use pullsecret_injector::core::cluster_pull_secret::ClusterPullSecret;
 use pullsecret_injector::serve::certs;
 use pullsecret_injector::serve::http::Limits;
 use pullsecret_injector::serve::{self, ServeOptions};

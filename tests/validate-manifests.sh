@@ -455,7 +455,7 @@ def check_crd(r, objs):
     if (spec["group"], names["kind"], names["plural"], spec["scope"]) != (
             "pullsecret-injector.io", "ClusterPullSecret", "clusterpullsecrets", "Cluster") or \
             "cps" not in names.get("shortNames", []):
-        errors.append(f"{r}: CRD names/scope differ from CONTRACT.md")
+        errors.append(f"{r}: CRD names/scope differ from docs/contract.md")
     versions = {v["name"]: v for v in spec["versions"]}
     v1 = versions.get("v1alpha1")
     if not v1 or not (v1["served"] and v1["storage"]) or "status" not in v1.get("subresources", {}):

@@ -1,4 +1,4 @@
-//! The command line (CONTRACT.md): one binary, subcommands, every flag also an environment variable
+//! The command line (docs/contract.md): one binary, subcommands, every flag also an environment variable
 //! `PULLSECRET_INJECTOR_<FLAG>`.
 
 use std::net::{IpAddr, SocketAddr};

@@ -1,7 +1,7 @@
 //! AdmissionReview v1 in, AdmissionReview v1 out: the translation between the API server's protocol and the
 //! decision. Synchronous and free of I/O, so `serve` and `mutate` share it byte for byte.
 //!
-//! Errors follow CONTRACT.md: a body that is not an AdmissionReview is rejected (HTTP 400, or `allowed: false`
+//! Errors follow docs/contract.md: a body that is not an AdmissionReview is rejected (HTTP 400, or `allowed: false`
 //! when its `uid` is known); a review we cannot act on (another kind or operation, a Pod we do not understand) is
 //! allowed unchanged with a warning, because the webhook never blocks a Pod for its own limits.
 

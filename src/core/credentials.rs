@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::core::{Selector, SelectorExt};
+use kube::core::Selector;
 
+use crate::core::cluster_pull_secret::{self, ClusterPullSecret};
 use crate::core::pod;
-use crate::distribute::resource::ClusterPullSecret;
 use crate::kubelet::docker_config::{self, SecretKind};
 use crate::kubelet::keyring::{IndexedKeyring, Keyring};
 
@@ -162,23 +162,13 @@ impl CandidateSecret {
     }
 }
 
-/// The pull-Secret kind of a Secret, and its payload when the kubelet reads it (non-empty, R1-R2).
-fn pull_payload(secret: &Secret) -> Option<(SecretKind, &[u8])> {
-    let kind = pull_kind(secret)?;
-    let key = kind.data_key();
-    let payload: &[u8] = match secret.string_data.as_ref().and_then(|d| d.get(key)) {
-        Some(text) => text.as_bytes(),
-        None => &secret.data.as_ref()?.get(key)?.0,
-    };
-    (!payload.is_empty()).then_some((kind, payload))
-}
-
-fn pull_kind(secret: &Secret) -> Option<SecretKind> {
-    match secret.type_.as_deref()? {
-        t if t == SecretKind::DockerConfigJson.secret_type() => Some(SecretKind::DockerConfigJson),
-        t if t == SecretKind::DockerCfg.secret_type() => Some(SecretKind::DockerCfg),
-        _ => None,
-    }
+/// The pull-Secret kind of a Secret, and its payload when the kubelet reads it (R1-R2, `docker_config::classify`).
+/// `stringData` is read as the API server stores it: its entries overwrite `data`'s (manifests on disk carry it).
+pub fn pull_payload(secret: &Secret) -> Option<(SecretKind, &[u8])> {
+    docker_config::classify(secret.type_.as_deref(), |key| match secret.string_data.as_ref().and_then(|d| d.get(key)) {
+        Some(text) => Some(text.as_bytes()),
+        None => Some(secret.data.as_ref()?.get(key)?.0.as_slice()),
+    })
 }
 
 /// What the index keeps of one Secret.
@@ -198,7 +188,9 @@ impl Reduced {
     /// Secret without a name.
     pub fn of(secret: &Secret, limits: &IndexLimits) -> Option<Self> {
         let name = secret.metadata.name.clone()?;
-        let Some(kind) = pull_kind(secret) else { return Some(Self::Other { name }) };
+        let Some(kind) = secret.type_.as_deref().and_then(SecretKind::of_type) else {
+            return Some(Self::Other { name });
+        };
         let Some((_, payload)) = pull_payload(secret) else { return Some(Self::Ignored { name, kind }) };
         let empty = |over: OverLimit, name: String| Self::Candidate {
             candidate: CandidateSecret { name, kind, keys: Ok(Vec::new()), origin: Origin::Namespace },
@@ -393,7 +385,8 @@ pub struct CredentialIndex {
     /// until then a distribution of that name is not offered. Off: `others` holds every Secret of another type.
     others_by_name: bool,
     others_listed: HashSet<String>,
-    namespaces: HashMap<String, BTreeMap<String, String>>,
+    /// Each known namespace: its labels, and whether it is terminating.
+    namespaces: HashMap<String, (BTreeMap<String, String>, bool)>,
     distributions: BTreeMap<String, Distribution>,
     distributions_listed: bool,
     candidate_count: usize,
@@ -534,7 +527,7 @@ impl CredentialIndex {
             }
         }
         for secret in secrets {
-            if pull_kind(secret).is_none()
+            if secret.type_.as_deref().and_then(SecretKind::of_type).is_none()
                 && let (Some(ns), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name)
             {
                 self.apply_other_secret(ns, name);
@@ -593,9 +586,9 @@ impl CredentialIndex {
     /// Adds or replaces a Namespace (its labels decide opt-out and distribution).
     pub fn apply_namespace(&mut self, namespace: &Namespace) {
         let Some(name) = &namespace.metadata.name else { return };
-        let labels = namespace.metadata.labels.clone().unwrap_or_default();
-        if self.namespaces.get(name) != Some(&labels) {
-            self.namespaces.insert(name.clone(), labels);
+        let facts = namespace_facts(namespace);
+        if self.namespaces.get(name) != Some(&facts) {
+            self.namespaces.insert(name.clone(), facts);
             self.touch(name);
         }
     }
@@ -620,10 +613,8 @@ impl CredentialIndex {
 
     /// Replaces every Namespace at once (a relist).
     pub fn replace_namespaces<'a>(&mut self, namespaces: impl IntoIterator<Item = &'a Namespace>) {
-        let new: HashMap<String, BTreeMap<String, String>> = namespaces
-            .into_iter()
-            .filter_map(|n| Some((n.metadata.name.clone()?, n.metadata.labels.clone().unwrap_or_default())))
-            .collect();
+        let new: HashMap<String, (BTreeMap<String, String>, bool)> =
+            namespaces.into_iter().filter_map(|n| Some((n.metadata.name.clone()?, namespace_facts(n)))).collect();
         let changed: Vec<String> = self
             .namespaces
             .iter()
@@ -682,7 +673,7 @@ impl CredentialIndex {
     /// What building one namespace's snapshot needs, taken out of the index (shared `Arc`s, no key copied), so
     /// that the build runs without holding whatever guards the index.
     pub fn view_inputs(&self, namespace: &str) -> ViewInputs {
-        let labels = self.namespaces.get(namespace).cloned().unwrap_or_default();
+        let (labels, terminating) = self.namespaces.get(namespace).cloned().unwrap_or_default();
         let mut own = Vec::new();
         let mut taken = BTreeSet::new();
         for (name, entry) in self.secrets.get(namespace).into_iter().flatten() {
@@ -703,19 +694,22 @@ impl CredentialIndex {
                 // Until the webhook knows whether a Secret of another type holds the name, it does not offer it.
                 || (self.others_by_name && !self.others_listed.contains(target))
                 || distributed.iter().any(|(s, _)| s.name == target);
-            if !shadowed && selects(d, &labels) {
+            if !shadowed && d.selects(&labels, terminating) {
                 distributed.push((offered.clone(), *over));
             }
         }
         ViewInputs { labels, own, distributed, limits: self.limits }
     }
 
-    /// Namespaces a ClusterPullSecret selects (for the controller and `explain`): known namespaces whose labels
-    /// match, minus those that opted out.
+    /// Namespaces a ClusterPullSecret selects (`explain`): known namespaces it selects ([`cluster_pull_secret::selects`]).
     pub fn selected_namespaces(&self, cluster_pull_secret: &str) -> Vec<String> {
         let Some(d) = self.distributions.get(cluster_pull_secret) else { return Vec::new() };
-        let mut out: Vec<String> =
-            self.namespaces.iter().filter(|(_, labels)| selects(d, labels)).map(|(name, _)| name.clone()).collect();
+        let mut out: Vec<String> = self
+            .namespaces
+            .iter()
+            .filter(|(_, (labels, t))| d.selects(labels, *t))
+            .map(|(name, _)| name.clone())
+            .collect();
         out.sort();
         out
     }
@@ -888,8 +882,16 @@ impl CredentialIndex {
     }
 }
 
-fn selects(d: &Distribution, labels: &BTreeMap<String, String>) -> bool {
-    !pod::opted_out(labels) && d.selector.as_ref().is_some_and(|s| s.matches(labels))
+impl Distribution {
+    /// [`cluster_pull_secret::selects`]; a selector that cannot be parsed selects nothing.
+    fn selects(&self, labels: &BTreeMap<String, String>, terminating: bool) -> bool {
+        self.selector.as_ref().is_some_and(|s| cluster_pull_secret::selects(s, labels, terminating))
+    }
+}
+
+/// What the index keeps of a Namespace: its labels and whether it is terminating.
+fn namespace_facts(namespace: &Namespace) -> (BTreeMap<String, String>, bool) {
+    (namespace.metadata.labels.clone().unwrap_or_default(), namespace.metadata.deletion_timestamp.is_some())
 }
 
 /// What one namespace's snapshot is built from ([`CredentialIndex::view_inputs`]).
@@ -948,7 +950,7 @@ impl ViewInputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::distribute::resource::{ClusterPullSecretSpec, SourceSecretRef};
+    use crate::core::cluster_pull_secret::{ClusterPullSecretSpec, SourceSecretRef};
     use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -1067,6 +1069,15 @@ mod tests {
         // Rotation of the source reaches every copy's candidate.
         index.apply_secret(&docker_secret("platform", "corp", "corp2.example.com"));
         assert_eq!(index.view("t2").get("corp-registry").unwrap().keys, Ok(vec!["corp2.example.com".into()]));
+
+        // A terminating namespace is selected by neither the index nor the controller (one rule).
+        let mut terminating = namespace("t2", &[("tier", "internal")]);
+        terminating.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()));
+        index.apply_namespace(&terminating);
+        assert!(index.view("t2").get("corp-registry").is_none(), "terminating");
+        assert_eq!(index.selected_namespaces("corp-registry"), ["t1"]);
+        index.apply_namespace(&namespace("t2", &[("tier", "internal")]));
 
         index.delete_cluster_pull_secret("corp-registry");
         assert!(index.view("t2").get("corp-registry").is_none());

@@ -19,7 +19,7 @@ use crate::core::pod::{self, ContainerKind, PodView};
 use crate::kubelet::keyring::{Keyring, LookupTarget};
 use crate::kubelet::reference;
 
-/// The API server truncates warnings over 256 characters (CONTRACT.md: one line, at most 256).
+/// The API server truncates warnings over 256 characters (docs/contract.md: one line, at most 256).
 pub const MAX_WARNING_CHARS: usize = 256;
 /// More warnings than this are summarised in one last line; a client shows them all, one per line.
 pub const MAX_WARNINGS: usize = 20;
@@ -396,7 +396,7 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
     Decision { add, warnings: finish_warnings(warnings), denied, opt_out, images }
 }
 
-/// The JSON patch that appends `add` to the Pod's list (CONTRACT.md): one `add` of the whole array when the field
+/// The JSON patch that appends `add` to the Pod's list (docs/contract.md): one `add` of the whole array when the field
 /// is absent, else one `add .../-` per name. `None` when there is nothing to add.
 pub fn patch(pod: &PodView, add: &[String]) -> Option<Patch> {
     if add.is_empty() {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// Label that opts a Pod or a Namespace out of injection (CONTRACT.md).
+/// Label that opts a Pod or a Namespace out of injection (docs/contract.md).
 pub const INJECT_LABEL: &str = "pullsecret-injector.io/inject";
 /// The value of [`INJECT_LABEL`] that disables injection.
 pub const INJECT_DISABLED: &str = "disabled";

@@ -2,7 +2,7 @@
 //! namespace its selector picks, follows the source's rotation, and removes the copies it manages from namespaces
 //! that are no longer selected.
 //!
-//! What it guarantees (CONTRACT.md, `ClusterPullSecret`):
+//! What it guarantees (docs/contract.md, `ClusterPullSecret`):
 //! - A copy exists only in a selected namespace: one whose labels match `namespaceSelector`, that is not opted out
 //!   (`pullsecret-injector.io/inject: disabled`, the same rule as admission) and that is not terminating.
 //! - A Secret it does not manage is never written or deleted. "Managed" means a controller `ownerReference` to
@@ -57,7 +57,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::core::{PartialObjectMeta, Selector, SelectorExt};
+use kube::core::{PartialObjectMeta, Selector};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -68,8 +68,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
-use crate::core::pod;
-use crate::distribute::resource::{ClusterPullSecret, ClusterPullSecretStatus, SourceSecretRef};
+use crate::core::cluster_pull_secret::{self, ClusterPullSecret, ClusterPullSecretStatus, SourceSecretRef};
+use crate::core::credentials::pull_payload;
 use crate::kubelet::docker_config::{self, SecretKind};
 use crate::metrics::Metrics;
 
@@ -171,23 +171,18 @@ impl SourceState {
     /// the kubelet's business and are not distributed.
     pub fn from_secret(secret: Option<&Secret>) -> Self {
         let Some(secret) = secret else { return Self::NotFound };
-        let kind = match secret.type_.as_deref() {
-            Some(t) if t == SecretKind::DockerConfigJson.secret_type() => SecretKind::DockerConfigJson,
-            Some(t) if t == SecretKind::DockerCfg.secret_type() => SecretKind::DockerCfg,
-            other => {
-                return Self::Undecodable(format!(
+        let Some((kind, payload)) = pull_payload(secret) else {
+            return Self::Undecodable(match secret.type_.as_deref().and_then(SecretKind::of_type) {
+                Some(kind) => format!("data key {} is missing or empty", kind.data_key()),
+                None => format!(
                     "type {:?} is not {} or {}",
-                    other.unwrap_or(""),
+                    secret.type_.as_deref().unwrap_or(""),
                     SecretKind::DockerConfigJson.secret_type(),
                     SecretKind::DockerCfg.secret_type()
-                ));
-            }
+                ),
+            });
         };
         let key = kind.data_key();
-        let payload = secret.data.as_ref().and_then(|d| d.get(key)).map(|b| b.0.as_slice()).unwrap_or_default();
-        if payload.is_empty() {
-            return Self::Undecodable(format!("data key {key} is missing or empty"));
-        }
         match docker_config::decode_keys(kind, payload) {
             Ok(_) => Self::Usable(SourcePayload { kind, payload: payload.to_vec(), hash: source_hash(kind, payload) }),
             Err(e) => Self::Undecodable(format!("{key}: {e}")),
@@ -360,7 +355,7 @@ impl CopyAction {
     }
 }
 
-/// Namespaces a [`Desired`] selects: labels match, not opted out (same rule as admission), not terminating.
+/// Namespaces a [`Desired`] selects ([`cluster_pull_secret::selects`], the rule admission uses too).
 pub fn selected_namespaces<'a>(
     selector: &Selector,
     namespaces: impl IntoIterator<Item = &'a ObjectMeta>,
@@ -368,10 +363,12 @@ pub fn selected_namespaces<'a>(
     let empty = BTreeMap::new();
     namespaces
         .into_iter()
-        .filter(|ns| ns.deletion_timestamp.is_none())
         .filter(|ns| {
-            let labels = ns.labels.as_ref().unwrap_or(&empty);
-            !pod::opted_out(labels) && selector.matches(labels)
+            cluster_pull_secret::selects(
+                selector,
+                ns.labels.as_ref().unwrap_or(&empty),
+                ns.deletion_timestamp.is_some(),
+            )
         })
         .filter_map(|ns| ns.name.clone())
         .collect()
@@ -1088,7 +1085,8 @@ fn changes<K>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::distribute::resource::ClusterPullSecretSpec;
+    use crate::core::cluster_pull_secret::ClusterPullSecretSpec;
+    use crate::core::pod;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
     const PASSWORD: &str = "s3cr3t-Pa55";

@@ -1,5 +1,4 @@
-//! Distribution: the `ClusterPullSecret` resource (`resource`) and the controller that keeps a copy of its source
-//! Secret in every selected namespace (`controller`).
+//! Distribution: the controller that keeps a copy of each `ClusterPullSecret`'s source Secret in every namespace it
+//! selects (the resource itself, and which namespaces it selects, are in `core::cluster_pull_secret`).
 
 pub mod controller;
-pub mod resource;

@@ -22,7 +22,7 @@
 //! nesting limit (serde_json skips ignored values at any depth).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
 use base64::Engine as _;
@@ -40,6 +40,11 @@ pub enum SecretKind {
 }
 
 impl SecretKind {
+    /// The kind a Secret `type` names, exactly (the type is case-sensitive); `None` for every other type.
+    pub fn of_type(secret_type: &str) -> Option<Self> {
+        [Self::DockerConfigJson, Self::DockerCfg].into_iter().find(|kind| kind.secret_type() == secret_type)
+    }
+
     /// The Secret `type` that selects this payload.
     pub const fn secret_type(self) -> &'static str {
         match self {
@@ -57,16 +62,18 @@ impl SecretKind {
     }
 }
 
-/// R1/R2: which payload of a Secret the kubelet reads, from its `type` and data keys. `None` means the
-/// kubelet silently ignores the Secret: another type, a data key that does not belong to the type
-/// (D31), or an empty payload.
-pub fn classify<'a>(secret_type: Option<&str>, data: &'a BTreeMap<String, Vec<u8>>) -> Option<(SecretKind, &'a [u8])> {
-    // The kubelet tests the `.dockerconfigjson` branch first; each branch needs the exact type AND its
-    // own key with a non-empty value.
-    [SecretKind::DockerConfigJson, SecretKind::DockerCfg].into_iter().find_map(|kind| {
-        let payload = data.get(kind.data_key())?;
-        (secret_type == Some(kind.secret_type()) && !payload.is_empty()).then_some((kind, payload.as_slice()))
-    })
+/// R1/R2: which payload of a Secret the kubelet reads, from its `type` and data keys (`payload_of` looks a data key
+/// up). `None` means the kubelet silently ignores the Secret: another type, a data key that does not belong to the
+/// type (D31), or an empty payload. The one copy of this rule: `core::credentials::pull_payload` applies it to a
+/// Kubernetes Secret for every caller.
+pub fn classify<'a>(
+    secret_type: Option<&str>,
+    payload_of: impl FnOnce(&str) -> Option<&'a [u8]>,
+) -> Option<(SecretKind, &'a [u8])> {
+    // The type must be exactly one of the two, and the payload must sit under that type's own key, non-empty.
+    let kind = SecretKind::of_type(secret_type?)?;
+    let payload = payload_of(kind.data_key())?;
+    (!payload.is_empty()).then_some((kind, payload))
 }
 
 /// One registry entry as the kubelet keeps it (R12): only username, password and email survive;
@@ -1080,8 +1087,8 @@ mod tests {
             ("no data", Some("kubernetes.io/dockerconfigjson"), &[], None),
         ];
         for (id, secret_type, data, want) in table {
-            let data: BTreeMap<String, Vec<u8>> = data.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect();
-            assert_eq!(classify(*secret_type, &data), *want, "{id}");
+            let data: std::collections::BTreeMap<String, Vec<u8>> = data.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect();
+            assert_eq!(classify(*secret_type, |key| data.get(key).map(Vec::as_slice)), *want, "{id}");
         }
     }
 

@@ -116,7 +116,13 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
     };
     if let Some((interval, verify_options)) = options.verify.clone() {
         info!(?interval, "periodic credential checks on");
-        tokio::spawn(periodic::check_periodically(check_source, interval, verify_options, metrics.clone(), shutdown.clone().wait()));
+        tokio::spawn(periodic::check_periodically(
+            check_source,
+            interval,
+            verify_options,
+            metrics.clone(),
+            shutdown.clone().wait(),
+        ));
     }
 
     let webhook_listener = http::bind(options.listen, "--listen").await.map_err(StartError)?;

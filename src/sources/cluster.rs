@@ -23,8 +23,8 @@ use serde::de::DeserializeOwned;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{info, warn};
 
+use crate::core::cluster_pull_secret::ClusterPullSecret;
 use crate::core::credentials::{IndexLimits, Reduced};
-use crate::distribute::resource::ClusterPullSecret;
 use crate::kubelet::docker_config::SecretKind;
 use crate::metrics::{KindLabels, Metrics};
 use crate::sources::live::{LiveCredentials, Readiness};

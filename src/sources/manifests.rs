@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::core::cluster_pull_secret::ClusterPullSecret;
 use crate::core::credentials::{CredentialIndex, IndexLimits};
-use crate::distribute::resource::ClusterPullSecret;
 use crate::kubelet::docker_config::SecretKind;
 
 /// Why manifests could not be read. The message names the file (and document) and the problem, on one line.

@@ -1,4 +1,4 @@
-//! `verify`: do the credentials in pull Secrets actually work (CONTRACT.md `verify`)?
+//! `verify`: do the credentials in pull Secrets actually work (docs/contract.md `verify`)?
 //!
 //! Every registry entry of every `kubernetes.io/dockerconfigjson` / `kubernetes.io/dockercfg` Secret is tried
 //! against the registry its key names, with the Docker Registry HTTP API v2 handshake a container runtime
@@ -30,7 +30,6 @@
 
 pub mod periodic;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -45,6 +44,7 @@ use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{Client, StatusCode, Url};
 use serde::Serialize;
 
+use crate::core::credentials::pull_payload;
 use crate::kubelet::docker_config::{self, DecodeError, RegistryEntry, SecretKind};
 use crate::kubelet::keyring;
 use crate::safe_text;
@@ -90,7 +90,7 @@ const MIN_SCRUB_LEN: usize = 4;
 pub enum VerifyOutput {
     /// A table for people, followed by lint notes.
     Text,
-    /// Exactly the JSON array of results (CONTRACT.md); lint notes go to stderr.
+    /// Exactly the JSON array of results (docs/contract.md); lint notes go to stderr.
     Json,
 }
 
@@ -341,7 +341,7 @@ pub struct CheckResult {
     pub detail: String,
 }
 
-/// CONTRACT.md's status values.
+/// docs/contract.md's status values.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
@@ -529,7 +529,7 @@ pub fn render(
     Ok(())
 }
 
-/// Exit 0 when every entry is ok or skipped (CONTRACT.md), else 1.
+/// Exit 0 when every entry is ok or skipped (docs/contract.md), else 1.
 pub fn all_ok(results: &[CheckResult]) -> bool {
     results.iter().all(|r| matches!(r.status, Status::Ok | Status::Skipped))
 }
@@ -590,14 +590,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 enum Row {
     Done(CheckResult),
     Check { namespace: String, secret: String, entry: RegistryEntry },
-}
-
-/// R1/R2 on the Secret as the API server stores it: `stringData` entries overwrite `data` entries.
-fn pull_payload(secret: &Secret) -> Option<(SecretKind, Vec<u8>)> {
-    let mut data: BTreeMap<String, Vec<u8>> =
-        secret.data.iter().flatten().map(|(key, value)| (key.clone(), value.0.clone())).collect();
-    data.extend(secret.string_data.iter().flatten().map(|(key, value)| (key.clone(), value.clone().into_bytes())));
-    docker_config::classify(secret.type_.as_deref(), &data).map(|(kind, payload)| (kind, payload.to_vec()))
 }
 
 /// The namespace and name of a Secret, display-safe (escaped, bounded).

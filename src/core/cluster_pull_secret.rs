@@ -1,10 +1,23 @@
-//! The `ClusterPullSecret` custom resource (CONTRACT.md): a platform team's credential, distributed to the
+//! The `ClusterPullSecret` custom resource (docs/contract.md): a platform team's credential, distributed to the
 //! namespaces its selector picks.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
+use kube::core::{Selector, SelectorExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::core::pod;
+
+/// The one rule for which namespaces a ClusterPullSecret selects, shared by the credential index (what admission
+/// offers) and the controller (where copies go): the selector matches the namespace's labels, the namespace has not
+/// opted out (`pullsecret-injector.io/inject: disabled`, the label admission honours) and is not terminating (no Pod
+/// can be created there, and a copy written there would only be deleted with it).
+pub fn selects(selector: &Selector, labels: &BTreeMap<String, String>, terminating: bool) -> bool {
+    !terminating && !pod::opted_out(labels) && selector.matches(labels)
+}
 
 /// Distributes one pull Secret to every namespace selected by `namespaceSelector`.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
