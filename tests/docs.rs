@@ -202,9 +202,10 @@ fn nothing_refers_to_files_outside_the_repository() {
     let found: Vec<String> = files
         .iter()
         .flat_map(|(file, text)| {
-            text.lines().enumerate().filter_map(move |(i, line)| {
-                outside.iter().any(|o| line.contains(o.as_str())).then(|| format!("{file}:{}: {}", i + 1, line.trim()))
-            })
+            text.lines()
+                .enumerate()
+                .filter(|(_, line)| outside.iter().any(|o| line.contains(o.as_str())))
+                .map(move |(i, line)| format!("{file}:{}: {}", i + 1, line.trim()))
         })
         .collect();
     assert!(found.is_empty(), "references to files outside the repository (use docs/ instead):\n{}", found.join("\n"));

@@ -403,7 +403,7 @@ pub async fn verify(secrets: &[Secret], options: &VerifyOptions) -> Result<Vec<C
     for secret in secrets {
         let Some((kind, payload)) = pull_payload(secret) else { continue };
         let (namespace, name) = secret_name(secret);
-        match docker_config::decode(kind, &payload) {
+        match docker_config::decode(kind, payload) {
             Ok(entries) => rows.extend(entries.into_iter().map(|entry| Row::Check {
                 namespace: namespace.clone(),
                 secret: name.clone(),
@@ -451,7 +451,7 @@ pub fn lint(secrets: &[Secret]) -> Vec<String> {
         let Some((kind, payload)) = pull_payload(secret) else { continue };
         let (namespace, name) = secret_name(secret);
         // Undecodable Secrets are `verify`'s invalid-secret rows, not lint notes.
-        let Ok(keys) = docker_config::decode_keys(kind, &payload) else { continue };
+        let Ok(keys) = docker_config::decode_keys(kind, payload) else { continue };
         if keys.is_empty() && kind == SecretKind::DockerConfigJson {
             notes.push(format!(
                 "{namespace}/{name}: .dockerconfigjson has no registry entries (they belong under \"auths\")"
