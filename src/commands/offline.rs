@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::core::admission::{self, Outcome};
 use crate::core::credentials::{CredentialIndex, CredentialSource, NamespaceCredentials};
-use crate::core::decision::{self, PodKeyring, Policy};
+use crate::core::decision::{self, Policy};
 use crate::core::pod::{ContainerImage, ContainerKind, PodView};
 use crate::kubelet::keyring;
 use crate::kubelet::reference;
@@ -209,8 +209,7 @@ pub fn explain(
         ..Default::default()
     };
     let mut warnings = Vec::new();
-    let keyring = PodKeyring::build(&pod, &view, !view.opted_out(), &mut warnings);
-    let verdicts = keyring.explain(&target);
+    let verdicts = decision::explain_keys(&pod, &view, !view.opted_out(), &target, &mut warnings);
     writeln!(out)?;
     if verdicts.is_empty() {
         say(out, format_args!("No pull Secret key in namespace {}.", shown_name(namespace)))?;
@@ -231,17 +230,12 @@ pub fn explain(
             for key in keys {
                 // A key can carry `user:password@` (the kubelet ignores it): never print that part.
                 let shown = safe_text::key(key);
-                if keyring::normalize_key(key).is_none() {
-                    say(
-                        out,
-                        format_args!(
-                            "  dropped   {shown:<40}  from {}  (not a valid URL: the kubelet drops this key)",
-                            shown_name(&secret.name)
-                        ),
-                    )?;
+                let review = keyring::key_notes(key);
+                if review.dropped {
+                    say(out, format_args!("  dropped   {shown:<40}  from {}", shown_name(&secret.name)))?;
                 }
-                for lint in keyring::lint_key(key) {
-                    say(out, format_args!("  note      {shown}: {}", safe_text::line(&lint, 1024)))?;
+                for note in review.notes {
+                    say(out, format_args!("  note      {shown}: {}", safe_text::line(&note, 1024)))?;
                 }
             }
         }

@@ -27,7 +27,7 @@ use kube::core::Selector;
 use crate::core::cluster_pull_secret::{self, ClusterPullSecret};
 use crate::core::pod;
 use crate::kubelet::docker_config::{self, SecretKind};
-use crate::kubelet::keyring::{IndexedKeyring, Keyring};
+use crate::kubelet::keyring::Keyring;
 
 /// `--max-secret-bytes` default: the payload size a pull Secret may have to be indexed.
 pub const DEFAULT_MAX_SECRET_BYTES: usize = 256 * 1024;
@@ -247,7 +247,7 @@ pub struct NamespaceCredentials {
 pub struct NamespaceKeys {
     /// The keyring of every decodable candidate, added in `secrets` order; each item is the candidate's index in
     /// `secrets`. A Pod's keyring has the same keys with fewer items (see `decision`).
-    pub keyring: IndexedKeyring<u32>,
+    pub keyring: Keyring<u32>,
     /// Indices in `secrets` of the candidates the kubelet cannot decode (for the warnings), ascending.
     pub undecodable: Vec<u32>,
 }
@@ -265,7 +265,7 @@ impl NamespaceCredentials {
             .flat_map(|(i, keys)| keys.iter().map(move |key| (key.as_str(), index(i))));
         let keyring = Keyring::from_entries(entries);
         let undecodable = secrets.iter().enumerate().filter(|(_, s)| s.keys.is_err()).map(|(i, _)| index(i)).collect();
-        let keys = NamespaceKeys { keyring: IndexedKeyring::new(keyring), undecodable };
+        let keys = NamespaceKeys { keyring, undecodable };
         Self { labels, secrets, keys }
     }
 
@@ -1292,7 +1292,7 @@ mod tests {
         );
         let view = built.view;
         assert_eq!(view.secrets.len(), 7, "every Secret keeps its name");
-        assert_eq!(view.keys().keyring.keyring().len(), 9 + 9 + 3);
+        assert_eq!(view.keys().keyring.len(), 9 + 9 + 3);
         for name in ["big", "many", "c", "d"] {
             assert_eq!(view.get(name).unwrap().keys, Ok(vec![]), "{name}");
         }
@@ -1320,7 +1320,7 @@ mod tests {
         let started = Instant::now();
         let view = index.view("t");
         let took = started.elapsed();
-        assert_eq!(view.keys().keyring.keyring().len(), 60_000);
+        assert_eq!(view.keys().keyring.len(), 60_000);
         assert!(took < std::time::Duration::from_secs(30), "60,000 keys took {took:?}");
     }
 

@@ -11,8 +11,7 @@
 use std::collections::HashSet;
 use std::str::FromStr;
 
-use json_patch::{AddOperation, Patch, PatchOperation};
-use serde_json::json;
+use json_patch::Patch;
 
 use crate::core::credentials::NamespaceCredentials;
 use crate::core::pod::{self, ContainerKind, PodView};
@@ -43,7 +42,7 @@ impl RegistryPattern {
     }
 
     fn matches_target(&self, target: &LookupTarget) -> bool {
-        !self.keyring.lookup_target(target).is_empty()
+        !self.keyring.lookup(target).is_empty()
     }
 }
 
@@ -112,74 +111,17 @@ enum Member {
     Candidate(usize),
 }
 
-/// The kubelet's keyring for the Pod's final list, and the names behind its members, built key by key exactly as
-/// the kubelet builds it. `explain` shows it; `decide` reaches the same lookups faster with [`PodMembers`].
-pub struct PodKeyring<'a> {
-    keyring: Keyring<Member>,
-    listed: Vec<&'a str>,
-    ns: &'a NamespaceCredentials,
-}
-
-impl<'a> PodKeyring<'a> {
-    /// Builds the keyring from the Pod's listed Secrets (in order) and, when `inject`, every decodable
-    /// candidate not already listed. Warnings about undecodable Secrets go to `warnings`.
-    pub fn build(pod: &'a PodView, ns: &'a NamespaceCredentials, inject: bool, warnings: &mut Vec<String>) -> Self {
-        let listed: Vec<&str> = pod.listed_secrets().collect();
-        let mut keyring = Keyring::new();
-        let mut seen = HashSet::with_capacity(listed.len());
-        for (i, name) in listed.iter().enumerate() {
-            let Some(secret) = ns.get(name) else { continue };
-            match &secret.keys {
-                Ok(keys) => {
-                    for key in keys {
-                        keyring.add(key, Member::Listed(i));
-                    }
-                }
-                Err(reason) if seen.insert(*name) => warnings.push(undecodable_listed(name, reason)),
-                Err(_) => {}
-            }
-        }
-        if inject {
-            let listed_set: HashSet<&str> = listed.iter().copied().collect();
-            for (i, secret) in ns.secrets.iter().enumerate() {
-                if listed_set.contains(secret.name.as_str()) {
-                    continue;
-                }
-                match &secret.keys {
-                    Ok(keys) => {
-                        let member = Member::Candidate(i);
-                        for key in keys {
-                            keyring.add(key, member);
-                        }
-                    }
-                    Err(reason) => warnings
-                        .push(format!("Secret {:?} skipped: the kubelet cannot decode it ({reason})", secret.name)),
-                }
-            }
-        }
-        Self { keyring, listed, ns }
-    }
-
-    fn name(&self, member: Member) -> &'a str {
-        match member {
-            Member::Listed(i) => self.listed[i],
-            Member::Candidate(i) => &self.ns.secrets[i].name,
-        }
-    }
-
-    /// Every normalized key with its Secrets and whether (and why) it matches `target`, in the kubelet's order.
-    pub fn explain(&self, target: &str) -> Vec<KeyExplanation> {
-        self.keyring
-            .explain(target)
-            .into_iter()
-            .map(|v| KeyExplanation {
-                secrets: v.items.iter().map(|m| self.name(*m).to_string()).collect(),
-                reason: v.describe(),
-                key: v.key,
-                matched: v.matched,
-            })
-            .collect()
-    }
+/// `explain`: every normalized key of the Pod's keyring (its listed Secrets and, when `inject`, the candidates not
+/// listed) with its Secrets and whether (and why) it matches `target`, in the kubelet's order. The same keyring view
+/// and lookup rule as [`decide`]; warnings about undecodable Secrets go to `warnings`.
+pub fn explain_keys(
+    pod: &PodView,
+    ns: &NamespaceCredentials,
+    inject: bool,
+    target: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<KeyExplanation> {
+    PodMembers::new(pod, ns, inject, warnings).explain(target)
 }
 
 /// One normalized key of a Pod's keyring, as `explain` shows it.
@@ -199,7 +141,8 @@ pub struct KeyExplanation {
 /// holds (a name listed twice counts twice, R6) and, when injecting, every candidate not listed; in a slot, the
 /// kubelet's add order puts the listed ones first, in list order, then the candidates in name order. A slot left
 /// without items is a key the Pod's keyring does not have, so it adds nothing and does not count as a direct
-/// match for the Docker Hub fallback (R32). `PodKeyring` builds the same keyring key by key; the tests compare.
+/// match for the Docker Hub fallback (R32). The tests build the same keyring key by key, as the kubelet does, and
+/// compare.
 struct PodMembers<'a> {
     ns: &'a NamespaceCredentials,
     /// Each listed name, with the index of its decodable candidate when the namespace has one.
@@ -288,6 +231,27 @@ impl<'a> PodMembers<'a> {
             Member::Listed(i) => self.listed[i].0,
             Member::Candidate(i) => &self.ns.secrets[i].name,
         }
+    }
+
+    /// [`explain_keys`]: the namespace keyring's verdicts over the slots the Pod's keyring holds.
+    fn explain(&self, target: &str) -> Vec<KeyExplanation> {
+        let members = |slot: u32| {
+            let mut out = Vec::new();
+            self.expand(slot, &mut out);
+            out
+        };
+        self.ns
+            .keys()
+            .keyring
+            .explain(target, |slot| !members(slot).is_empty())
+            .into_iter()
+            .map(|v| KeyExplanation {
+                secrets: members(v.slot).into_iter().map(|m| self.name(m).to_string()).collect(),
+                reason: v.describe(),
+                key: v.key,
+                matched: v.matched,
+            })
+            .collect()
     }
 }
 
@@ -396,33 +360,16 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
     Decision { add, warnings: finish_warnings(warnings), denied, opt_out, images }
 }
 
-/// The JSON patch that appends `add` to the Pod's list (docs/contract.md): one `add` of the whole array when the field
-/// is absent, else one `add .../-` per name. `None` when there is nothing to add.
+/// [`patch_json`] as a `json_patch::Patch` (to apply it locally: `mutate`).
 pub fn patch(pod: &PodView, add: &[String]) -> Option<Patch> {
-    if add.is_empty() {
-        return None;
-    }
-    let ops = if pod.pull_secrets.is_none() {
-        let list: Vec<_> = add.iter().map(|name| json!({ "name": name })).collect();
-        vec![PatchOperation::Add(AddOperation {
-            path: "/spec/imagePullSecrets".parse().expect("static pointer"),
-            value: list.into(),
-        })]
-    } else {
-        add.iter()
-            .map(|name| {
-                PatchOperation::Add(AddOperation {
-                    path: "/spec/imagePullSecrets/-".parse().expect("static pointer"),
-                    value: json!({ "name": name }),
-                })
-            })
-            .collect()
-    };
-    Some(Patch(ops))
+    let bytes = patch_json(pod, add)?;
+    Some(serde_json::from_slice(&bytes).expect("patch_json writes a valid JSON patch"))
 }
 
-/// [`patch`] serialized: exactly the bytes of `serde_json::to_vec(&patch(pod, add))`, written directly, without
-/// building the patch as JSON values first (the admission response carries it base64-encoded).
+/// The JSON patch that appends `add` to the Pod's list (docs/contract.md): one `add` of the whole array when the
+/// field is absent, else one `add .../-` per name; `None` when there is nothing to add. The one patch writer: the
+/// bytes are written directly, without building JSON values first (the admission response carries them
+/// base64-encoded).
 pub fn patch_json(pod: &PodView, add: &[String]) -> Option<Vec<u8>> {
     if add.is_empty() {
         return None;
@@ -547,6 +494,76 @@ mod tests {
         (names, decision)
     }
 
+    /// The kubelet's keyring for the Pod's final list, built key by key exactly as the kubelet builds it: the
+    /// reference `PodMembers` is compared with.
+    struct PodKeyring<'a> {
+        keyring: Keyring<Member>,
+        listed: Vec<&'a str>,
+        ns: &'a NamespaceCredentials,
+    }
+
+    impl<'a> PodKeyring<'a> {
+        /// Builds the keyring from the Pod's listed Secrets (in order) and, when `inject`, every decodable
+        /// candidate not already listed. Warnings about undecodable Secrets go to `warnings`.
+        fn build(pod: &'a PodView, ns: &'a NamespaceCredentials, inject: bool, warnings: &mut Vec<String>) -> Self {
+            let listed: Vec<&str> = pod.listed_secrets().collect();
+            let mut keyring = Keyring::new();
+            let mut seen = HashSet::with_capacity(listed.len());
+            for (i, name) in listed.iter().enumerate() {
+                let Some(secret) = ns.get(name) else { continue };
+                match &secret.keys {
+                    Ok(keys) => {
+                        for key in keys {
+                            keyring.add(key, Member::Listed(i));
+                        }
+                    }
+                    Err(reason) if seen.insert(*name) => warnings.push(undecodable_listed(name, reason)),
+                    Err(_) => {}
+                }
+            }
+            if inject {
+                let listed_set: HashSet<&str> = listed.iter().copied().collect();
+                for (i, secret) in ns.secrets.iter().enumerate() {
+                    if listed_set.contains(secret.name.as_str()) {
+                        continue;
+                    }
+                    match &secret.keys {
+                        Ok(keys) => {
+                            let member = Member::Candidate(i);
+                            for key in keys {
+                                keyring.add(key, member);
+                            }
+                        }
+                        Err(reason) => warnings
+                            .push(format!("Secret {:?} skipped: the kubelet cannot decode it ({reason})", secret.name)),
+                    }
+                }
+            }
+            Self { keyring, listed, ns }
+        }
+
+        fn name(&self, member: Member) -> &'a str {
+            match member {
+                Member::Listed(i) => self.listed[i],
+                Member::Candidate(i) => &self.ns.secrets[i].name,
+            }
+        }
+
+        /// Every normalized key with its Secrets and whether (and why) it matches `target`, in the kubelet's order.
+        fn explain(&self, target: &str) -> Vec<KeyExplanation> {
+            self.keyring
+                .explain(target, |_| true)
+                .into_iter()
+                .map(|v| KeyExplanation {
+                    secrets: self.keyring.items(v.slot).iter().map(|m| self.name(*m).to_string()).collect(),
+                    reason: v.describe(),
+                    key: v.key,
+                    matched: v.matched,
+                })
+                .collect()
+        }
+    }
+
     /// `decide`'s keyring view over the namespace's parsed keys (`PodMembers`) gives the lookups and warnings of the
     /// keyring the kubelet builds key by key (`PodKeyring`), for every combination here of listed Secrets (absent,
     /// unknown, repeated, undecodable, sharing keys with candidates), opt-out, and images reaching direct matches,
@@ -596,29 +613,43 @@ mod tests {
                 assert_eq!(fast_warnings, slow_warnings, "{listed:?} inject={inject}");
                 for image in images {
                     let target = reference::parse_normalized_named(image).unwrap().name();
-                    let want: Vec<&str> = slow.keyring.lookup(&target).into_iter().map(|m| slow.name(m)).collect();
+                    let want: Vec<&str> = slow.keyring.lookup_str(&target).into_iter().map(|m| slow.name(m)).collect();
                     let got: Vec<&str> = fast
                         .lookup(&LookupTarget::new(&target), &mut Vec::new())
                         .into_iter()
                         .map(|m| fast.name(m))
                         .collect();
                     assert_eq!(got, want, "{image} with {listed:?} inject={inject}");
+                    assert_eq!(fast.explain(&target), slow.explain(&target), "{image} with {listed:?} inject={inject}");
                 }
             }
         }
     }
 
-    /// `patch_json` writes the bytes serde writes for `patch`, with and without the field, for names that need
-    /// escaping too.
+    /// `patch_json` writes a JSON patch that parses and applies, for names that need escaping too: the Pod's list
+    /// afterwards is its own entries, then exactly the names added.
     #[test]
     fn patch_json_is_the_serialized_patch() {
         let names: Vec<String> =
             ["a", "pull-secret", "quo\"te", "back\\slash", "ünï", "tab\t"].map(String::from).into();
         for listed in [None, Some(&["x"][..]), Some(&[][..])] {
-            let view = PodView::from_value(&pod_json(&["nginx"], listed)).unwrap();
-            for n in 0..=names.len() {
-                let want = patch(&view, &names[..n]).map(|p| serde_json::to_vec(&p).unwrap());
-                assert_eq!(patch_json(&view, &names[..n]), want, "{listed:?} {n}");
+            let pod = pod_json(&["nginx"], listed);
+            let view = PodView::from_value(&pod).unwrap();
+            assert!(patch_json(&view, &[]).is_none());
+            for n in 1..=names.len() {
+                let bytes = patch_json(&view, &names[..n]).unwrap();
+                let parsed: Patch = serde_json::from_slice(&bytes).unwrap();
+                let mut patched = pod.clone();
+                json_patch::patch(&mut patched, &parsed).unwrap();
+                let list: Vec<&str> = patched["spec"]["imagePullSecrets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["name"].as_str().unwrap())
+                    .collect();
+                let want: Vec<&str> =
+                    listed.unwrap_or_default().iter().copied().chain(names[..n].iter().map(String::as_str)).collect();
+                assert_eq!(list, want, "{listed:?} {n}");
             }
         }
     }

@@ -211,12 +211,12 @@ impl std::fmt::Display for Fallback {
 
 /// One normalized key of a keyring, judged against one lookup string (for `explain`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyVerdict<T> {
+pub struct KeyVerdict {
+    /// Its slot, whose items ([`Keyring::items`]) are in add order (R18).
+    pub slot: u32,
     /// The normalized key (R16).
     pub key: String,
-    /// Its items in add order (R18).
-    pub items: Vec<T>,
-    /// Whether `items` are part of [`Keyring::lookup`]'s result (directly or by the fallback).
+    /// Whether the slot's items are part of [`Keyring::lookup`]'s result (directly or by the fallback).
     pub matched: bool,
     /// The direct-match outcome (R24-R27).
     pub reason: Reason,
@@ -224,7 +224,7 @@ pub struct KeyVerdict<T> {
     pub fallback: Option<Fallback>,
 }
 
-impl<T> KeyVerdict<T> {
+impl KeyVerdict {
     /// One line for `explain`: the direct-match reason, plus what the Docker Hub fallback did when
     /// it concerns this key (a fallback match has a direct reason such as a label-count mismatch).
     pub fn describe(&self) -> String {
@@ -256,19 +256,39 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Slot<T> {
     }
 }
 
-/// One pull-Secret keyring (R18-R19, R28-R32): items of type `T` (e.g. a Secret index) added in
-/// pod `imagePullSecrets` order.
+/// One pull-Secret keyring (R18-R19, R28-R32): items of type `T` (e.g. a Secret index) added in Pod
+/// `imagePullSecrets` order, and the one lookup path of the project (admission, `mutate`, `explain` and the
+/// differential tests against the kubelet all go through [`Keyring::direct_matches`]).
 ///
-/// Slots are kept unique and in descending byte order of the normalized key as they are added
-/// (the order `Add` re-sorts to after every call), so lookups never sort.
+/// Slots are kept unique and in descending byte order of the normalized key (the order `Add` re-sorts to after
+/// every call), so lookups never sort. They are indexed so that a lookup checks only the keys that can match
+/// instead of every key (a namespace may hold thousands; admission looks up every image of every Pod): a key whose
+/// host has no glob metacharacter matches only a target with exactly that host (R26b and R26d: same label count,
+/// each label equal), so those slots are found by binary search on the target's host; the keys with a glob are
+/// checked one by one, only those with the target's port and label count (R26a, R26b). Every candidate then goes
+/// through [`SplitUrl::check`]: only keys that cannot match are skipped (`tests::the_index_skips_only_keys_that_cannot_match`).
 #[derive(Debug, Clone)]
 pub struct Keyring<T> {
     slots: Vec<Slot<T>>,
+    /// Slots of the keys without a glob in their host, sorted by host, then slot (try order).
+    by_host: Vec<u32>,
+    /// Slots (try order) of the keys with a glob in their host, grouped by port and label count, sorted by
+    /// (port, labels): a target is checked against one group at most, found by binary search.
+    globbed: Vec<GlobGroup>,
+    /// The slot of `index.docker.io`, if any (R29).
+    fallback: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct GlobGroup {
+    port: String,
+    labels: usize,
+    slots: Vec<u32>,
 }
 
 impl<T> Default for Keyring<T> {
     fn default() -> Self {
-        Self { slots: Vec::new() }
+        Self { slots: Vec::new(), by_host: Vec::new(), globbed: Vec::new(), fallback: None }
     }
 }
 
@@ -277,8 +297,9 @@ impl<T: Clone> Keyring<T> {
         Self::default()
     }
 
-    /// Adds one config entry; returns false when the key is dropped (R14). Entries that normalize
-    /// to the same key share a slot, in add order (R18).
+    /// Adds one config entry as the kubelet's `Add` does; returns false when the key is dropped (R14). Entries that
+    /// normalize to the same key share a slot, in add order (R18). Re-indexes the keyring (O(n log n)): bulk
+    /// builds use [`Keyring::from_entries`].
     pub fn add(&mut self, key_as_written: &str, item: T) -> bool {
         let Ok(key) = try_normalize_key(key_as_written) else {
             return false;
@@ -291,6 +312,7 @@ impl<T: Clone> Keyring<T> {
                 // the parse at add time (`https://https://h` is stored as `https://h`, host `https:`).
                 let pattern = SplitUrl::parse(&key);
                 self.slots.insert(i, Slot { key, pattern, items: vec![item] });
+                self.index();
             }
         }
         true
@@ -314,148 +336,18 @@ impl<T: Clone> Keyring<T> {
                 }
             }
         }
-        Self { slots }
+        let mut keyring = Self { slots, ..Self::default() };
+        keyring.index();
+        keyring
     }
 
-    /// Number of distinct normalized keys.
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    /// The normalized keys in try order (descending bytes).
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.slots.iter().map(|slot| slot.key.as_str())
-    }
-
-    /// R28-R32, R34: the items in the kubelet's try order (descending byte order of the normalized
-    /// key, then add order), or the `index.docker.io` items when nothing matched directly and the
-    /// target counts as Docker Hub.
-    pub fn lookup(&self, target: &str) -> Vec<T> {
-        self.lookup_target(&LookupTarget::new(target))
-    }
-
-    /// [`Keyring::lookup`] for a target parsed once (to look it up in several keyrings).
-    pub fn lookup_target(&self, target: &LookupTarget) -> Vec<T> {
-        let mut out = Vec::new();
-        // A target that fails to parse matches no key, but the fallback still applies (as in Go,
-        // where each URLsMatchStr call just errors).
-        if let Ok(target_url) = &target.parsed {
-            for slot in &self.slots {
-                if let Ok(pattern) = &slot.pattern
-                    && pattern.check(target_url) == Reason::Matched
-                {
-                    out.extend(slot.items.iter().cloned());
-                }
-            }
-        }
-        if out.is_empty()
-            && target.default_registry
-            && let Some(slot) = self.slot(DOCKER_HUB_FALLBACK_KEY)
-        {
-            out.extend(slot.items.iter().cloned());
-        }
-        out
-    }
-
-    /// Like [`Keyring::lookup`], but one verdict per normalized key in try order. The items of the
-    /// verdicts with `matched` set, concatenated, are exactly `lookup(target)`.
-    pub fn explain(&self, target: &str) -> Vec<KeyVerdict<T>> {
-        let target_url = SplitUrl::parse(target);
-        let mut verdicts: Vec<KeyVerdict<T>> = self
-            .slots
-            .iter()
-            .map(|slot| {
-                let reason = match (&slot.pattern, &target_url) {
-                    (Err(_), _) => Reason::KeyUnparsable,
-                    (Ok(_), Err(_)) => Reason::TargetUnparsable,
-                    (Ok(pattern), Ok(target_url)) => pattern.check(target_url),
-                };
-                KeyVerdict {
-                    key: slot.key.clone(),
-                    items: slot.items.clone(),
-                    matched: reason == Reason::Matched,
-                    reason,
-                    fallback: None,
-                }
-            })
-            .collect();
-        let any_direct = verdicts.iter().any(|v| v.matched);
-        if let Some(v) = verdicts.iter_mut().find(|v| v.key == DOCKER_HUB_FALLBACK_KEY && !v.matched) {
-            v.fallback = Some(if any_direct {
-                Fallback::SuppressedByDirectMatch
-            } else if is_default_registry_match(target) {
-                v.matched = true;
-                Fallback::Used
-            } else {
-                Fallback::NotDefaultRegistry
-            });
-        }
-        verdicts
-    }
-
-    fn slot(&self, key: &str) -> Option<&Slot<T>> {
-        self.slots.binary_search_by(|slot| key.cmp(&slot.key)).ok().map(|i| &self.slots[i])
-    }
-}
-
-/// A lookup string (`ImageRef::name()`) parsed once, as every key comparison re-parses it in Go.
-#[derive(Debug, Clone)]
-pub struct LookupTarget {
-    parsed: Result<SplitUrl, UrlError>,
-    /// R29 `isDefaultRegistryMatch`.
-    default_registry: bool,
-}
-
-impl LookupTarget {
-    pub fn new(target: &str) -> Self {
-        Self { parsed: SplitUrl::parse(target), default_registry: is_default_registry_match(target) }
-    }
-}
-
-/// A [`Keyring`] frozen for lookups, with its slots indexed so that a lookup checks only the keys that can
-/// match instead of every key (a namespace may hold hundreds; admission looks up every image of every Pod).
-///
-/// A key whose host has no glob metacharacter matches only a target with exactly that host (R26b and R26d:
-/// same label count, each label equal), so those slots are found by hashing the target's host; the keys with a
-/// glob are checked one by one, only those with the target's port and label count. Every candidate then goes through the same [`SplitUrl::check`] as
-/// [`Keyring::lookup`], so the two cannot disagree: only the keys that cannot match are skipped.
-#[derive(Debug, Clone)]
-pub struct IndexedKeyring<T> {
-    keyring: Keyring<T>,
-    /// Slots of the keys without a glob in their host, sorted by host, then slot (try order): a binary search
-    /// finds a host's slots without a copy of any host string.
-    by_host: Vec<u32>,
-    /// Slots (try order) of the keys with a glob in their host, grouped by port and label count (R26a, R26b),
-    /// sorted by (port, labels): a target is checked against one group at most, found by binary search.
-    globbed: Vec<GlobGroup>,
-    /// The slot of `index.docker.io`, if any (R29).
-    fallback: Option<u32>,
-}
-
-#[derive(Debug, Clone)]
-struct GlobGroup {
-    port: String,
-    labels: usize,
-    slots: Vec<u32>,
-}
-
-impl<T> Default for IndexedKeyring<T> {
-    fn default() -> Self {
-        Self { keyring: Keyring::default(), by_host: Vec::new(), globbed: Vec::new(), fallback: None }
-    }
-}
-
-impl<T: Clone> IndexedKeyring<T> {
-    pub fn new(keyring: Keyring<T>) -> Self {
+    /// Rebuilds the lookup index from the slots.
+    fn index(&mut self) {
         let mut by_host = Vec::new();
         // (port, labels, slot) of every globbed key, grouped below: O(n log n) however many groups there are.
         let mut shapes: Vec<(&str, usize, u32)> = Vec::new();
         let mut fallback = None;
-        for (i, slot) in keyring.slots.iter().enumerate() {
+        for (i, slot) in self.slots.iter().enumerate() {
             let i = u32::try_from(i).expect("fewer than 2^32 keys");
             if slot.key == DOCKER_HUB_FALLBACK_KEY {
                 fallback = Some(i);
@@ -477,22 +369,42 @@ impl<T: Clone> IndexedKeyring<T> {
                 _ => globbed.push(GlobGroup { port: port.to_string(), labels, slots: vec![i] }),
             }
         }
-        let host = |i: &u32| keyring.slots[*i as usize].pattern.as_ref().map_or("", |p| p.host.as_str());
+        let slots = &self.slots;
+        let host = |i: &u32| slots[*i as usize].pattern.as_ref().map_or("", |p| p.host.as_str());
         by_host.sort_by(|a, b| host(a).cmp(host(b)).then(a.cmp(b)));
-        Self { keyring, by_host, globbed, fallback }
+        self.by_host = by_host;
+        self.globbed = globbed;
+        self.fallback = fallback;
+    }
+
+    /// Number of distinct normalized keys.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The normalized keys in try order (descending bytes).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.slots.iter().map(|slot| slot.key.as_str())
+    }
+
+    /// The items of a slot, in add order (R18).
+    pub fn items(&self, slot: u32) -> &[T] {
+        &self.slots[slot as usize].items
     }
 
     /// The host of a slot in `by_host` (whose patterns all parsed).
     fn indexed_host(&self, slot: u32) -> &str {
-        self.keyring.slots[slot as usize].pattern.as_ref().map_or("", |p| p.host.as_str())
-    }
-
-    pub fn keyring(&self) -> &Keyring<T> {
-        &self.keyring
+        self.slots[slot as usize].pattern.as_ref().map_or("", |p| p.host.as_str())
     }
 
     /// Appends to `out` the slots that match `target` directly (R24-R27), in the kubelet's try order.
     pub fn direct_matches(&self, target: &LookupTarget, out: &mut Vec<u32>) {
+        // A target that fails to parse matches no key, but the fallback still applies (as in Go, where each
+        // URLsMatchStr call just errors).
         let Ok(target_url) = &target.parsed else { return };
         let start = out.len();
         let host = target_url.host.as_str();
@@ -504,7 +416,7 @@ impl<T: Clone> IndexedKeyring<T> {
             .binary_search_by(|g| (g.port.as_str(), g.labels).cmp(&(target_url.port.as_str(), target_url.labels)))
             .map_or(&[][..], |i| self.globbed[i].slots.as_slice());
         for &i in same_host.iter().chain(same_shape) {
-            if let Ok(pattern) = &self.keyring.slots[i as usize].pattern
+            if let Ok(pattern) = &self.slots[i as usize].pattern
                 && pattern.check(target_url) == Reason::Matched
             {
                 out.push(i);
@@ -519,12 +431,8 @@ impl<T: Clone> IndexedKeyring<T> {
         self.fallback.filter(|_| target.default_registry)
     }
 
-    /// The items of a slot, in add order (R18).
-    pub fn items(&self, slot: u32) -> &[T] {
-        &self.keyring.slots[slot as usize].items
-    }
-
-    /// Exactly [`Keyring::lookup`].
+    /// R28-R32, R34: the items in the kubelet's try order (descending byte order of the normalized key, then add
+    /// order), or the `index.docker.io` items when nothing matched directly and the target counts as Docker Hub.
     pub fn lookup(&self, target: &LookupTarget) -> Vec<T> {
         let mut slots = Vec::new();
         self.direct_matches(target, &mut slots);
@@ -536,6 +444,83 @@ impl<T: Clone> IndexedKeyring<T> {
         }
         out
     }
+
+    /// [`Keyring::lookup`] of a lookup string parsed here.
+    pub fn lookup_str(&self, target: &str) -> Vec<T> {
+        self.lookup(&LookupTarget::new(target))
+    }
+
+    /// One verdict per slot `present` keeps, in try order, for `explain`: the matches are exactly the lookup's
+    /// ([`Keyring::direct_matches`] and the fallback rule, over the present slots only: a Pod's keyring holds a
+    /// subset of its namespace's keys, R32), each with the reason of the direct comparison.
+    pub fn explain(&self, target: &str, present: impl Fn(u32) -> bool) -> Vec<KeyVerdict> {
+        let lookup = LookupTarget::new(target);
+        let mut direct = Vec::new();
+        self.direct_matches(&lookup, &mut direct);
+        direct.retain(|&i| present(i));
+        let fallback = self.fallback_slot(&lookup).filter(|&i| direct.is_empty() && present(i));
+        let mut verdicts = Vec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let i = i as u32;
+            if !present(i) {
+                continue;
+            }
+            let reason = match (&slot.pattern, &lookup.parsed) {
+                (Err(_), _) => Reason::KeyUnparsable,
+                (Ok(_), Err(_)) => Reason::TargetUnparsable,
+                (Ok(pattern), Ok(target_url)) => pattern.check(target_url),
+            };
+            let direct_match = direct.binary_search(&i).is_ok();
+            let fallback_note = (Some(i) == self.fallback && !direct_match).then(|| {
+                if !direct.is_empty() {
+                    Fallback::SuppressedByDirectMatch
+                } else if fallback == Some(i) {
+                    Fallback::Used
+                } else {
+                    Fallback::NotDefaultRegistry
+                }
+            });
+            verdicts.push(KeyVerdict {
+                slot: i,
+                key: slot.key.clone(),
+                matched: direct_match || fallback == Some(i),
+                reason,
+                fallback: fallback_note,
+            });
+        }
+        verdicts
+    }
+}
+
+/// A lookup string (`ImageRef::name()`) parsed once, as every key comparison re-parses it in Go.
+#[derive(Debug, Clone)]
+pub struct LookupTarget {
+    parsed: Result<SplitUrl, UrlError>,
+    /// R29 `isDefaultRegistryMatch`.
+    default_registry: bool,
+}
+
+impl LookupTarget {
+    pub fn new(target: &str) -> Self {
+        Self { parsed: SplitUrl::parse(target), default_registry: is_default_registry_match(target) }
+    }
+}
+
+/// What a person should hear about one key as written, the same in `explain` and `verify`: whether the kubelet
+/// drops it (R14) and every note about it ([`lint_key`]); a dropped key always has a note saying why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyNotes {
+    pub dropped: bool,
+    pub notes: Vec<String>,
+}
+
+pub fn key_notes(key_as_written: &str) -> KeyNotes {
+    let mut notes = lint_key(key_as_written);
+    let dropped = normalize_key(key_as_written).is_none();
+    if dropped && notes.is_empty() {
+        notes.push("the kubelet drops this key (not a valid URL)".to_owned());
+    }
+    KeyNotes { dropped, notes }
 }
 
 /// Keys that almost certainly do not do what their author intended (spec 2.J policy (5), §6 item 4,
@@ -780,7 +765,7 @@ mod tests {
     fn single_key_match(key: &str, target: &str) -> bool {
         let mut keyring = Keyring::new();
         keyring.add(key, ());
-        !keyring.lookup(target).is_empty()
+        !keyring.lookup_str(target).is_empty()
     }
 
     /// Spec §4 vectors M1-M120: (id, lookup string, config key as written, match), each with a
@@ -804,31 +789,51 @@ mod tests {
             keyring.add(key, id);
         }
         for &(_, target, _, _) in MATCH_VECTORS {
-            let from_explain: Vec<&str> =
-                keyring.explain(target).into_iter().filter(|v| v.matched).flat_map(|v| v.items).collect();
-            assert_eq!(from_explain, keyring.lookup(target), "{target}");
+            let from_explain: Vec<&str> = keyring
+                .explain(target, |_| true)
+                .into_iter()
+                .filter(|v| v.matched)
+                .flat_map(|v| keyring.items(v.slot).to_vec())
+                .collect();
+            assert_eq!(from_explain, keyring.lookup_str(target), "{target}");
         }
     }
 
-    /// The indexed keyring skips only keys that cannot match: every M vector alone (M1-M120, fallback included)
-    /// and all 120 keys in one keyring (try order, shared slots, R32) give `Keyring::lookup`'s exact result.
+    /// The kubelet's lookup without an index: every slot checked, in try order, then the fallback (R28-R32).
+    fn scan_every_slot<T: Clone>(keyring: &Keyring<T>, target: &str) -> Vec<T> {
+        let target = LookupTarget::new(target);
+        let mut out = Vec::new();
+        if let Ok(target_url) = &target.parsed {
+            for slot in &keyring.slots {
+                if slot.pattern.as_ref().is_ok_and(|p| p.check(target_url) == Reason::Matched) {
+                    out.extend(slot.items.iter().cloned());
+                }
+            }
+        }
+        if out.is_empty() && target.default_registry {
+            out.extend(keyring.fallback.iter().flat_map(|&i| keyring.items(i).iter().cloned()));
+        }
+        out
+    }
+
+    /// The index skips only keys that cannot match: every M vector alone (M1-M120, fallback included) and all 120
+    /// keys in one keyring (try order, shared slots, R32) give what checking every slot gives.
     #[test]
-    fn indexed_lookup_agrees_with_lookup() {
+    fn the_index_skips_only_keys_that_cannot_match() {
         let mut all = Keyring::new();
         for &(id, target, key, want) in MATCH_VECTORS {
             let mut single = Keyring::new();
             single.add(key, id);
-            let indexed = IndexedKeyring::new(single.clone());
-            assert_eq!(!indexed.lookup(&LookupTarget::new(target)).is_empty(), want, "{id}");
+            assert_eq!(single.lookup_str(target), scan_every_slot(&single, target), "{id}");
+            assert_eq!(!single.lookup_str(target).is_empty(), want, "{id}");
             all.add(key, id);
         }
-        let indexed = IndexedKeyring::new(all.clone());
-        assert!(!indexed.globbed.is_empty() && !indexed.by_host.is_empty() && indexed.fallback.is_some());
+        assert!(!all.globbed.is_empty() && !all.by_host.is_empty() && all.fallback.is_some());
         for &(id, target, _, _) in MATCH_VECTORS {
-            assert_eq!(indexed.lookup(&LookupTarget::new(target)), all.lookup(target), "{id}: {target}");
+            assert_eq!(all.lookup_str(target), scan_every_slot(&all, target), "{id}: {target}");
         }
         for target in ["foo/%zz", "localhost/app", "Foo/bar", "reg.example.com/app"] {
-            assert_eq!(indexed.lookup(&LookupTarget::new(target)), all.lookup(target), "{target}");
+            assert_eq!(all.lookup_str(target), scan_every_slot(&all, target), "{target}");
         }
     }
 
@@ -854,16 +859,16 @@ mod tests {
         let slots = |k: &Keyring<usize>| k.slots.iter().map(|s| (s.key.clone(), s.items.clone())).collect::<Vec<_>>();
         assert_eq!(slots(&bulk), slots(&one_by_one));
         for &(_, target, _, _) in MATCH_VECTORS {
-            assert_eq!(bulk.lookup(target), one_by_one.lookup(target), "{target}");
+            assert_eq!(bulk.lookup_str(target), one_by_one.lookup_str(target), "{target}");
         }
 
         // 60,000 distinct keys (the size of the Secret in the issue), each with a port and a glob so that every
         // key is its own index group too: built and indexed well within a second in a release build.
         let keys: Vec<String> = (0..60_000).map(|i| format!("*.r{i}.example.com:{}", 1000 + i)).collect();
         let started = std::time::Instant::now();
-        let ring = IndexedKeyring::new(Keyring::from_entries(keys.iter().map(|k| (k.as_str(), 0u32))));
+        let ring = Keyring::from_entries(keys.iter().map(|k| (k.as_str(), 0u32)));
         let took = started.elapsed();
-        assert_eq!(ring.keyring().len(), 60_000);
+        assert_eq!(ring.len(), 60_000);
         assert_eq!(ring.globbed.len(), 60_000);
         let hit = LookupTarget::new("a.r59999.example.com:60999/app");
         assert_eq!(ring.lookup(&hit), vec![0]);
@@ -1083,26 +1088,26 @@ mod tests {
     #[test]
     fn spec_selection_vectors() {
         let c1 = pod_keyring(&[("S1", "docker.io/myorg"), ("S2", "https://index.docker.io/v1/")]);
-        assert_eq!(c1.lookup("docker.io/myorg/app"), ["S1"], "C1");
-        assert_eq!(c1.lookup("docker.io/library/nginx"), ["S2"], "C2");
+        assert_eq!(c1.lookup_str("docker.io/myorg/app"), ["S1"], "C1");
+        assert_eq!(c1.lookup_str("docker.io/library/nginx"), ["S2"], "C2");
 
         let c3 = pod_keyring(&[("S1", "example.com"), ("S2", "example.com/team")]);
-        assert_eq!(c3.lookup("example.com/team/app"), ["S2", "S1"], "C3");
+        assert_eq!(c3.lookup_str("example.com/team/app"), ["S2", "S1"], "C3");
 
         let c4 = pod_keyring(&[("S1", "*.example.com"), ("S2", "reg.example.com")]);
-        assert_eq!(c4.lookup("reg.example.com/app"), ["S2", "S1"], "C4");
+        assert_eq!(c4.lookup_str("reg.example.com/app"), ["S2", "S1"], "C4");
 
         let c5 = pod_keyring(&[("S1", "a.example.com"), ("S2", "*.example.com/team")]);
-        assert_eq!(c5.lookup("a.example.com/team/x"), ["S1", "S2"], "C5");
+        assert_eq!(c5.lookup_str("a.example.com/team/x"), ["S1", "S2"], "C5");
 
         let c6 = pod_keyring(&[("S1", "reg.example.com"), ("S2", "https://reg.example.com/v2/")]);
-        assert_eq!(c6.lookup("reg.example.com/app"), ["S1", "S2"], "C6");
+        assert_eq!(c6.lookup_str("reg.example.com/app"), ["S1", "S2"], "C6");
         let c7 = pod_keyring(&[("S2", "https://reg.example.com/v2/"), ("S1", "reg.example.com")]);
-        assert_eq!(c7.lookup("reg.example.com/app"), ["S2", "S1"], "C7");
+        assert_eq!(c7.lookup_str("reg.example.com/app"), ["S2", "S1"], "C7");
 
         let with_node = |pod: &Keyring<&'static str>, node: &Keyring<&'static str>, target: &str| {
-            let mut all = pod.lookup(target);
-            all.extend(node.lookup(target));
+            let mut all = pod.lookup_str(target);
+            all.extend(node.lookup_str(target));
             all
         };
         let c8_pod = pod_keyring(&[("S1", "example.com/team")]);
@@ -1118,7 +1123,7 @@ mod tests {
         assert_eq!(with_node(&c10_pod, &c10_node, "docker.io/library/nginx"), ["S1", "node"], "C10");
 
         let c11 = pod_keyring(&[("S1", "reg.example.com"), ("S1", "reg.example.com")]);
-        assert_eq!(c11.lookup("reg.example.com/app"), ["S1", "S1"], "C11");
+        assert_eq!(c11.lookup_str("reg.example.com/app"), ["S1", "S1"], "C11");
     }
 
     /// R19/R34: slots stay unique and in descending byte order whatever the add order, and the
@@ -1133,7 +1138,7 @@ mod tests {
         let stored: Vec<&str> = keyring.keys().collect();
         assert_eq!(stored, ["z.io", "b.example.com", "a.example.com/team", "a.example.com", "*.example.com"]);
         assert_eq!(keyring.len(), 5);
-        assert_eq!(keyring.lookup("a.example.com/team/x"), [2, 3, 5, 1]);
+        assert_eq!(keyring.lookup_str("a.example.com/team/x"), [2, 3, 5, 1]);
     }
 
     #[test]
@@ -1162,7 +1167,7 @@ mod tests {
         {
             keyring.add(key, i);
         }
-        let verdicts = keyring.explain("reg.example.com/app");
+        let verdicts = keyring.explain("reg.example.com/app", |_| true);
         let got: Vec<(&str, bool, Reason, Option<Fallback>)> =
             verdicts.iter().map(|v| (v.key.as_str(), v.matched, v.reason, v.fallback)).collect();
         assert_eq!(
@@ -1184,15 +1189,15 @@ mod tests {
         );
         assert_eq!(verdicts[3].describe(), "matches");
 
-        let hub = keyring.explain("docker.io/library/nginx");
+        let hub = keyring.explain("docker.io/library/nginx", |_| true);
         let fallback = hub.iter().find(|v| v.key == DOCKER_HUB_FALLBACK_KEY).map(|v| (v.matched, v.fallback));
         assert_eq!(fallback, Some((true, Some(Fallback::Used))));
 
-        let other = keyring.explain("quay.io/x");
+        let other = keyring.explain("quay.io/x", |_| true);
         let fallback = other.iter().find(|v| v.key == DOCKER_HUB_FALLBACK_KEY).map(|v| (v.matched, v.fallback));
         assert_eq!(fallback, Some((false, Some(Fallback::NotDefaultRegistry))));
 
-        let bad = keyring.explain("reg.example.com/%zz");
+        let bad = keyring.explain("reg.example.com/%zz", |_| true);
         assert!(bad.iter().all(|v| !v.matched));
         assert_eq!(bad[0].reason, Reason::TargetUnparsable);
 
@@ -1202,7 +1207,7 @@ mod tests {
         let mut globs = Keyring::new();
         assert!(globs.add("[fe80::1%2525.x]", ()));
         assert_eq!(globs.keys().collect::<Vec<_>>(), ["[fe80::1%25.x]"]);
-        assert_eq!(globs.explain("a.b")[0].reason, Reason::BadPattern { label: 0 });
+        assert_eq!(globs.explain("a.b", |_| true)[0].reason, Reason::BadPattern { label: 0 });
         assert_eq!(
             Reason::BadPattern { label: 1 }.to_string(),
             "a host label of the key is a malformed glob (label 2)"
@@ -1213,7 +1218,7 @@ mod tests {
     #[test]
     fn unparsable_target_still_falls_back() {
         let keyring = pod_keyring(&[("S1", "https://index.docker.io/v1/")]);
-        assert_eq!(keyring.lookup("foo/%zz"), ["S1"]);
+        assert_eq!(keyring.lookup_str("foo/%zz"), ["S1"]);
     }
 
     /// (key as written, substrings the lint must contain), covering spec 2.J policy (5), §6 item 4 and §7.

@@ -459,15 +459,13 @@ pub fn lint(secrets: &[Secret]) -> Vec<String> {
         }
         for key in keys {
             let shown = safe_text::key(&key);
-            let key_notes = keyring::lint_key(&key);
-            let normalized = keyring::normalize_key(&key);
-            if normalized.is_none() && key_notes.is_empty() {
-                notes.push(format!("{namespace}/{name}: key {shown:?}: the kubelet drops this key (not a valid URL)"));
-            }
             notes.extend(
-                key_notes.iter().map(|note| format!("{namespace}/{name}: key {shown:?}: {}", safe_text::text(note))),
+                keyring::key_notes(&key)
+                    .notes
+                    .iter()
+                    .map(|note| format!("{namespace}/{name}: key {shown:?}: {}", safe_text::text(note))),
             );
-            let Some(normalized) = normalized else { continue };
+            let Some(normalized) = keyring::normalize_key(&key) else { continue };
             let slot = (namespace.clone(), normalized);
             match holders.iter_mut().find(|(k, _)| *k == slot) {
                 Some((_, list)) => list.push((name.clone(), shown)),

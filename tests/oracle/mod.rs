@@ -180,7 +180,11 @@ pub fn ours(case: &Case) -> Answer<OurCredential> {
     let mut ring = Keyring::new();
     let mut keyring_error = None;
     for (i, secret) in secrets.iter().enumerate() {
-        let Some((kind, payload)) = docker_config::classify(Some(&secret.type_), &secret.data) else { continue };
+        let Some((kind, payload)) =
+            docker_config::classify(Some(&secret.type_), |key| secret.data.get(key).map(Vec::as_slice))
+        else {
+            continue;
+        };
         match docker_config::decode(kind, payload) {
             Ok(entries) => {
                 for entry in entries {
@@ -208,7 +212,7 @@ pub fn ours(case: &Case) -> Answer<OurCredential> {
                 reference::parse_normalized_named(image).map(|r| r.name()).map_err(|e| e.to_string())
             };
             let credentials = match (&lookup, &keyring_error) {
-                (Ok(target), None) => Some(ring.lookup(target)),
+                (Ok(target), None) => Some(ring.lookup_str(target)),
                 _ => None,
             };
             ImageAnswer { lookup, credentials }
