@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kube::CustomResourceExt;
-use pullsecret_injector::commands::args::{Cli, Command, LogArgs, LogFormat, ServeCmd};
+use pullsecret_injector::commands::args::{Cli, Command};
 use pullsecret_injector::commands::offline::{self, MutateArgs};
 use pullsecret_injector::core::cluster_pull_secret::ClusterPullSecret;
+use pullsecret_injector::serve;
 use pullsecret_injector::serve::certs;
-use pullsecret_injector::serve::http::Limits;
-use pullsecret_injector::serve::{self, ServeOptions};
+use pullsecret_injector::serve::config::{LogArgs, LogFormat, ServeConfig};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -71,49 +71,13 @@ fn init_logging(args: &LogArgs) -> Result<(), (u8, String)> {
     Ok(())
 }
 
-fn run_serve(cmd: &ServeCmd) -> Result<(), (u8, String)> {
-    init_logging(&cmd.log)?;
-    let options = ServeOptions {
-        listen: cmd.listen,
-        admin_listen: cmd.admin_listen,
-        tls_cert: cmd.tls_cert.clone(),
-        tls_key: cmd.tls_key.clone(),
-        secrets_dir: cmd.secrets_dir.clone(),
-        policy: cmd.policy.policy(),
-        limits: Limits {
-            max_body_bytes: cmd.max_body_bytes,
-            header_read_timeout: cmd.header_read_timeout,
-            request_timeout: cmd.request_timeout,
-            idle_timeout: cmd.idle_timeout,
-            max_connections: cmd.max_connections,
-            ..Limits::default()
-        },
-        admin_max_connections: cmd.admin_max_connections,
-        client_ca: cmd.client_ca.clone(),
-        index: cmd.index.options(),
-        shutdown_timeout: cmd.shutdown_timeout,
-        shutdown_delay: cmd.shutdown_delay,
-        reload_interval: cmd.reload_interval,
-        verify: (!cmd.verify_interval.is_zero()).then(|| {
-            (
-                cmd.verify_interval,
-                pullsecret_injector::verify::VerifyOptions {
-                    ca_file: cmd.verify_ca_file.clone(),
-                    addresses: if cmd.verify_allow_local_addresses {
-                        pullsecret_injector::verify::AddressPolicy::ANY
-                    } else {
-                        pullsecret_injector::verify::AddressPolicy::REMOTE
-                    },
-                    ..Default::default()
-                },
-            )
-        }),
-    };
+fn run_serve(config: &ServeConfig) -> Result<(), (u8, String)> {
+    init_logging(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| (2, format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve::run(options)).map_err(|e| (2, e.to_string()))
+    runtime.block_on(serve::run(config.clone())).map_err(|e| (2, e.to_string()))
 }
 
 fn run_certs(cmd: &pullsecret_injector::commands::args::CertsCmd) -> Result<(), (u8, String)> {

@@ -37,34 +37,35 @@ pub struct AppState {
 }
 
 /// Limits of a listener (the webhook's, or the admin port's: see [`Limits::admin`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Limits {
-    /// Largest request body; larger gets 413 (at once when a Content-Length announces it).
+    /// Largest AdmissionReview body accepted; larger gets HTTP 413.
+    #[arg(long, default_value_t = 7 * 1024 * 1024, value_name = "BYTES", env = "PULLSECRET_INJECTOR_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,
-    /// Time a client has for the TLS handshake, and then for the headers of each request (the first one counted
-    /// from the end of the handshake, HTTP/1.1 or HTTP/2; with HTTP/1.1 keep-alive, each next one from the
-    /// previous answer).
+    /// Time a client has for the TLS handshake, then for the headers of its first request (HTTP/1.1 or HTTP/2),
+    /// and with HTTP/1.1 keep-alive for each next request's headers after an answer. Both ports.
+    #[arg(long, default_value = "10s", value_parser = crate::serve::config::parse_duration, env = "PULLSECRET_INJECTOR_HEADER_READ_TIMEOUT")]
     pub header_read_timeout: Duration,
-    /// Time a client has to send the whole request; 408 otherwise.
+    /// Time a client has for sending a whole request (408 otherwise). Both ports.
+    #[arg(long, default_value = "30s", value_parser = crate::serve::config::parse_duration, env = "PULLSECRET_INJECTOR_REQUEST_TIMEOUT")]
     pub request_timeout: Duration,
-    /// A connection with no request in progress is closed after this.
+    /// A connection with no request in progress is closed after this (HTTP/2 with a GOAWAY). Both ports.
+    #[arg(long, default_value = "30s", value_parser = crate::serve::config::parse_duration, env = "PULLSECRET_INJECTOR_IDLE_TIMEOUT")]
     pub idle_timeout: Duration,
-    /// Open connections at most (see [`crate::serve::connections`] for what happens at the limit).
+    /// Open webhook connections at most (the API server keeps a few alive). At the limit, the connection that has
+    /// waited longest on its client (no request completed first) is closed to make room; while all are busy, new
+    /// clients wait in the backlog.
+    #[arg(long, default_value_t = 1024, env = "PULLSECRET_INJECTOR_MAX_CONNECTIONS")]
     pub max_connections: usize,
-    /// HTTP/2 streams (requests) in progress at once on one connection.
+    /// HTTP/2 streams (requests) in progress at once on one connection (not a flag).
+    #[arg(skip = 32u32)]
     pub max_concurrent_streams: u32,
 }
 
+/// The flags' defaults (written once, in the `#[arg]` attributes above).
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 7 * 1024 * 1024,
-            header_read_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(30),
-            max_connections: 1024,
-            max_concurrent_streams: 32,
-        }
+        crate::serve::config::defaults()
     }
 }
 

@@ -6,49 +6,24 @@
 //! lets in-flight requests finish; the process exits 0 within `--shutdown-timeout`.
 
 pub mod certs;
+pub mod config;
 pub mod connections;
 pub mod http;
 pub mod tls;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
-use crate::core::decision::Policy;
 use crate::distribute::controller;
 use crate::metrics::{Metrics, ResultLabels};
-use crate::serve::http::{AppState, Limits, Shutdown};
+use crate::serve::config::ServeConfig;
+use crate::serve::http::{AppState, Shutdown};
 use crate::serve::tls::{CertStore, ClientCa, TlsError};
-use crate::sources::live::{self, IndexOptions, LiveCredentials, Readiness};
+use crate::sources::live::{self, LiveCredentials, Readiness};
 use crate::sources::{cluster, directory};
-use crate::verify::VerifyOptions;
 use crate::verify::periodic::{self, CheckSource};
-
-/// Everything `serve` needs, from flags.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    pub listen: SocketAddr,
-    pub admin_listen: SocketAddr,
-    pub tls_cert: PathBuf,
-    pub tls_key: PathBuf,
-    pub secrets_dir: Option<PathBuf>,
-    pub policy: Policy,
-    pub limits: Limits,
-    /// The admin port's connection limit (its other limits are the webhook's).
-    pub admin_max_connections: usize,
-    /// `--client-ca`: mutual TLS on the webhook port.
-    pub client_ca: Option<PathBuf>,
-    /// Bounds of the credential index and its lag limit.
-    pub index: IndexOptions,
-    pub shutdown_timeout: Duration,
-    pub shutdown_delay: Duration,
-    pub reload_interval: Duration,
-    /// Periodic credential checks: interval (`None` = off) and options.
-    pub verify: Option<(Duration, VerifyOptions)>,
-}
 
 /// A failure to start: exit code 2 with this one line.
 #[derive(Debug, thiserror::Error)]
@@ -56,30 +31,30 @@ pub struct ServeOptions {
 pub struct StartError(pub String);
 
 /// Runs the server until SIGTERM/SIGINT and a clean drain.
-pub async fn run(options: ServeOptions) -> Result<(), StartError> {
+pub async fn run(config: ServeConfig) -> Result<(), StartError> {
     let started = Instant::now();
     let metrics = Arc::new(Metrics::new());
-    let parts: Vec<&'static str> = match options.secrets_dir {
+    let parts: Vec<&'static str> = match config.secrets_dir {
         Some(_) => vec![live::CERTIFICATE, "secrets-dir"],
         None => [&[live::CERTIFICATE][..], &cluster::SYNC_PARTS[..]].concat(),
     };
-    raise_fd_limit(options.limits.max_connections + options.admin_max_connections);
+    raise_fd_limit(config.limits.max_connections + config.admin_max_connections);
     let readiness = Arc::new(Readiness::waiting_for(&parts));
-    let live = Arc::new(LiveCredentials::with_options(metrics.clone(), options.index));
+    let live = Arc::new(LiveCredentials::with_options(metrics.clone(), config.index.options()));
     let (stop_tx, shutdown) = Shutdown::new();
 
-    let certs = CertStore::load(&options.tls_cert, &options.tls_key)
+    let certs = CertStore::load(&config.tls_cert, &config.tls_key)
         .map_err(|e| StartError(format!("--tls-cert/--tls-key: {e}")))?;
     if let Some(t) = certs.not_after_unix() {
         metrics.tls_not_after.set(t);
     }
-    let client_ca = match &options.client_ca {
+    let client_ca = match &config.client_ca {
         Some(path) => Some(ClientCa::load(path).map_err(|e| StartError(format!("--client-ca: {e}")))?),
         None => None,
     };
     readiness.mark_done(live::CERTIFICATE);
 
-    let check_source = match &options.secrets_dir {
+    let check_source = match &config.secrets_dir {
         Some(dir) => {
             let fingerprint = directory::load(dir, &live).map_err(|e| StartError(format!("--secrets-dir: {e}")))?;
             readiness.mark_done("secrets-dir");
@@ -89,7 +64,7 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
                 live.clone(),
                 metrics.clone(),
                 fingerprint,
-                options.reload_interval,
+                config.reload_interval,
                 shutdown.clone().wait(),
             ));
             CheckSource::Directory(dir.clone())
@@ -114,7 +89,7 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
             CheckSource::Cluster(check_client)
         }
     };
-    if let Some((interval, verify_options)) = options.verify.clone() {
+    if let Some((interval, verify_options)) = config.periodic_checks() {
         info!(?interval, "periodic credential checks on");
         tokio::spawn(periodic::check_periodically(
             check_source,
@@ -125,11 +100,11 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
         ));
     }
 
-    let webhook_listener = http::bind(options.listen, "--listen").await.map_err(StartError)?;
-    let admin_listener = http::bind(options.admin_listen, "--admin-listen").await.map_err(StartError)?;
+    let webhook_listener = http::bind(config.listen, "--listen").await.map_err(StartError)?;
+    let admin_listener = http::bind(config.admin_listen, "--admin-listen").await.map_err(StartError)?;
     let state = AppState {
         credentials: live.clone(),
-        policy: Arc::new(options.policy.clone()),
+        policy: Arc::new(config.policy.policy()),
         metrics: metrics.clone(),
         readiness: readiness.clone(),
     };
@@ -137,7 +112,7 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
     {
         let (certs, metrics) = (certs.clone(), metrics.clone());
         tokio::spawn(certs.clone().watch(
-            options.reload_interval,
+            config.reload_interval,
             shutdown.clone().wait(),
             move |result| match result {
                 Ok(_) => {
@@ -157,7 +132,7 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
 
     if let Some(client_ca) = &client_ca {
         tokio::spawn(Arc::clone(client_ca).watch(
-            options.reload_interval,
+            config.reload_interval,
             shutdown.clone().wait(),
             |result: &Result<bool, TlsError>| match result {
                 Ok(_) => info!("client CA reloaded"),
@@ -176,25 +151,25 @@ pub async fn run(options: ServeOptions) -> Result<(), StartError> {
     let webhook = tokio::spawn(http::serve_https(
         webhook_listener,
         certs.server_config_with(client_ca.as_ref()),
-        http::webhook_router(state.clone(), options.limits),
-        options.limits,
+        http::webhook_router(state.clone(), config.limits),
+        config.limits,
         shutdown.clone(),
-        options.shutdown_timeout,
+        config.shutdown_timeout,
     ));
     let (admin_stop_tx, admin_shutdown) = Shutdown::new();
     let admin = tokio::spawn(http::serve_admin(
         admin_listener,
         http::admin_router(state),
-        options.limits.admin(options.admin_max_connections),
+        config.limits.admin(config.admin_max_connections),
         admin_shutdown,
         ADMIN_DRAIN,
     ));
 
     wait_for_signal().await;
-    let deadline = Instant::now() + options.shutdown_timeout;
+    let deadline = Instant::now() + config.shutdown_timeout;
     readiness.start_shutdown();
-    info!(delay = ?options.shutdown_delay, "shutdown requested: not ready, draining");
-    tokio::time::sleep(options.shutdown_delay.min(options.shutdown_timeout)).await;
+    info!(delay = ?config.shutdown_delay, "shutdown requested: not ready, draining");
+    tokio::time::sleep(config.shutdown_delay.min(config.shutdown_timeout)).await;
     let _ = stop_tx.send(true);
     let remaining = deadline.saturating_duration_since(Instant::now());
     if tokio::time::timeout(remaining, webhook).await.is_err() {
