@@ -890,7 +890,9 @@ fn report(flags: &Flags) -> Result<(), BoxError> {
 fn self_check() -> Result<(), BoxError> {
     use pullsecret_injector::core::credentials::CredentialIndex;
     use pullsecret_injector::metrics::Metrics;
-    use pullsecret_injector::serve::http::{self, AppState, Limits, Shutdown};
+    use pullsecret_injector::serve::config::Limits;
+    use pullsecret_injector::serve::connections::Shutdown;
+    use pullsecret_injector::serve::http::{self, AppState};
     use pullsecret_injector::sources::live::{LiveCredentials, Readiness};
 
     let divan = "decision     fastest │ slowest │ median │ mean │ samples │ iters\n\

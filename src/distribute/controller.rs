@@ -8,11 +8,11 @@
 //! - A Secret it does not manage is never written or deleted. "Managed" means a controller `ownerReference` to
 //!   this `ClusterPullSecret`'s `uid` (what the garbage collector deletes with it), not labels a tenant can put on
 //!   any Secret: the labels `app.kubernetes.io/managed-by: pullsecret-injector` and
-//!   `pullsecret-injector.io/cluster-pull-secret: <name>` only narrow the copy watch. Anything else of the target
+//!   `pullsecret-injector.io/cluster-pull-secret: <name>` only mark what the copy cache keeps. Anything else of the target
 //!   name is a conflict, reported by a condition and a Warning Event on the resource (in the `default` namespace,
 //!   never in the tenant's).
 //! - A copy edited by someone else (a tenant with `patch secrets` in its namespace, issue 11 class 14) is restored:
-//!   the copy watch hashes each copy's payload on arrival (then drops it) and compares it with the
+//!   each copy's payload is hashed on arrival (then dropped) and compared with the
 //!   `source-hash` the controller wrote; a difference is drift, restored by the same uid-guarded apply as an
 //!   update, counted in `pullsecret_injector_copies_restored_total` and reported by a Warning Event. Copies are created with `POST` (atomic "only if absent";
 //!   a server-side apply would take over a Secret created between our look and our write) and updated with a
@@ -26,9 +26,10 @@
 //!   (cluster-scoped) `ClusterPullSecret`, with `blockOwnerDeletion: false`. That needs no finalizer, works when
 //!   the controller is down, and needs no permission on `clusterpullsecrets/finalizers`.
 //!
-//! Nothing it keeps holds a credential: namespaces are watched metadata-only, copies are reduced to their metadata
-//! and the hash of their payload as they arrive ([`observe_copy`]), and the source is read with a `GET` on each
-//! pass and dropped. Secret data never reaches a log line, an Event or a condition.
+//! It opens no watch of its own: the credential cache's watches (`sources::cluster`) feed it ([`feeds`]), so a
+//! replica watches each collection once. Nothing it keeps holds a credential: namespaces are kept as metadata,
+//! copies are reduced to their metadata and the hash of their payload before they reach it ([`observe_copy`]),
+//! other Secrets to their metadata, and the source is read with a `GET` on each pass and dropped. Secret data never reaches a log line, an Event or a condition.
 //!
 //! Every replica runs the controller, without leader election: for the same inputs every replica wants the same
 //! objects, and every write is idempotent (a forced server-side apply with one field manager; a create that finds
@@ -51,13 +52,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::channel::mpsc::{Receiver, channel, unbounded};
 use futures::{FutureExt as _, Stream, StreamExt as _};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::core::{PartialObjectMeta, Selector};
+use kube::core::Selector;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -72,6 +74,7 @@ use crate::core::cluster_pull_secret::{self, ClusterPullSecret, ClusterPullSecre
 use crate::core::credentials::pull_payload;
 use crate::kubelet::docker_config::{self, SecretKind};
 use crate::metrics::Metrics;
+use crate::sources::cluster::{Tap, Taps};
 
 /// Field manager of every write, and the reporting controller of Events.
 pub const FIELD_MANAGER: &str = "pullsecret-injector";
@@ -629,7 +632,7 @@ pub enum Error {
 /// Shared state of the reconciler: the client, the caches, the Event recorder and the metrics.
 pub struct Context {
     client: Client,
-    namespaces: Store<PartialObjectMeta<Namespace>>,
+    namespaces: Store<Namespace>,
     /// One store per pull-Secret type.
     copies: Vec<Store<Secret>>,
     recorder: Recorder,
@@ -643,7 +646,7 @@ impl Context {
     /// [`managed_selector`], reduced by [`observe_copy`].
     pub fn new(
         client: Client,
-        namespaces: Store<PartialObjectMeta<Namespace>>,
+        namespaces: Store<Namespace>,
         copies: Vec<Store<Secret>>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -964,48 +967,97 @@ pub fn error_policy(cps: Arc<ClusterPullSecret>, error: &Error, ctx: Arc<Context
     Action::requeue(delay)
 }
 
-/// Runs the controller until `shutdown` resolves (then lets passes in flight finish).
-pub async fn distribute(client: Client, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()> + Send + 'static) {
-    let (namespaces, namespace_writer) = reflector::store();
-    let namespace_changes =
-        watcher::watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .modify(|ns| {
-                ns.metadata.managed_fields = None;
-                ns.metadata.annotations = None;
-            })
-            .reflect(namespace_writer);
+/// Capacity of each channel from the cache's watches to the controller: a burst this large is absorbed before the
+/// watch waits for the controller.
+const FEED_CAPACITY: usize = 1024;
 
-    let controller =
-        Controller::new(Api::<ClusterPullSecret>::all(client.clone()), watcher::Config::default().any_semantic());
-    let resources = controller.store();
+/// The controller's ends of the cache's watches (`sources::cluster::Taps`): the controller opens no watch of its
+/// own. Namespaces arrive as metadata, Secrets without data (a copy keeps the hash of its payload, see
+/// [`observe_copy`]).
+pub struct Feeds {
+    namespaces: Receiver<Event<Namespace>>,
+    cluster_pull_secrets: Receiver<Event<ClusterPullSecret>>,
+    /// One per pull-Secret type (`SecretKind::ALL`).
+    secrets: [Receiver<Event<Secret>>; 2],
+}
+
+/// The taps to give `sources::cluster::watch` and the feeds to give [`distribute`], connected.
+pub fn feeds() -> (Taps, Feeds) {
+    let (namespaces_tx, namespaces) = channel(FEED_CAPACITY);
+    let (cps_tx, cluster_pull_secrets) = channel(FEED_CAPACITY);
+    let (json_tx, json) = channel(FEED_CAPACITY);
+    let (cfg_tx, cfg) = channel(FEED_CAPACITY);
+    let taps = Taps {
+        namespaces: Some(Tap { sender: namespaces_tx, reduce: keep_namespace_metadata }),
+        cluster_pull_secrets: Some(Tap { sender: cps_tx, reduce: |_| {} }),
+        secrets: [
+            Some(Tap { sender: json_tx, reduce: reduce_secret }),
+            Some(Tap { sender: cfg_tx, reduce: reduce_secret }),
+        ],
+    };
+    (taps, Feeds { namespaces, cluster_pull_secrets, secrets: [json, cfg] })
+}
+
+/// What the controller keeps of a Namespace: names, labels and whether it is terminating.
+fn keep_namespace_metadata(namespace: &mut Namespace) {
+    namespace.metadata.managed_fields = None;
+    namespace.metadata.annotations = None;
+    namespace.spec = None;
+    namespace.status = None;
+}
+
+/// What the controller keeps of a pull Secret: a copy it manages as [`observe_copy`] reduces it, any other Secret
+/// as its metadata (it may be a source: its change triggers the resources that copy it).
+fn reduce_secret(secret: &mut Secret) {
+    if is_managed(secret) {
+        observe_copy(secret);
+    } else {
+        secret.data = None;
+        secret.string_data = None;
+        secret.metadata.managed_fields = None;
+        secret.metadata.annotations = None;
+    }
+}
+
+/// Labelled [`managed_selector`]: a copy, or a Secret claiming to be one (ownership is the owner uid, not this).
+fn is_managed(secret: &Secret) -> bool {
+    secret.labels().get(MANAGED_BY_LABEL).is_some_and(|v| v == MANAGED_BY_VALUE)
+}
+
+/// Runs the controller on the cache's watches ([`feeds`]) until `shutdown` resolves (then lets passes in flight
+/// finish).
+pub async fn distribute(
+    client: Client,
+    metrics: Arc<Metrics>,
+    feeds: Feeds,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let Feeds { namespaces: namespace_events, cluster_pull_secrets, secrets } = feeds;
+    let (namespaces, namespace_writer) = reflector::store();
+    let namespace_changes = namespace_events.map(Ok).reflect(namespace_writer);
+
+    let (resources, resource_writer) = reflector::store();
+    let resource_events = cluster_pull_secrets.map(Ok).reflect(resource_writer).applied_objects();
+    let controller = Controller::for_stream(resource_events, resources.clone());
+
     let mut copies = Vec::new();
     let mut copy_changes = Vec::new();
-    for kind in [SecretKind::DockerConfigJson, SecretKind::DockerCfg] {
+    let mut source_changes = Vec::new();
+    for events in secrets {
         let (store, writer) = reflector::store();
-        let config = watcher::Config::default().labels(&managed_selector()).fields(&copy_type_selector(kind));
-        let events = watcher::watcher(Api::<Secret>::all(client.clone()), config)
-            .default_backoff()
-            .modify(observe_copy)
-            .reflect(writer);
+        let (ticks, sources) = copies_and_sources(events, writer, resources.clone());
         copies.push(store);
-        copy_changes.push(changes_of_copies(events, resources.clone()).boxed());
+        copy_changes.push(ticks.boxed());
+        source_changes.push(sources.boxed());
     }
     let cache_changes =
         futures::stream::select(changes(namespace_changes, "namespaces"), futures::stream::select_all(copy_changes));
 
-    let controller = [SecretKind::DockerConfigJson, SecretKind::DockerCfg].into_iter().fold(controller, |c, kind| {
-        let resources = resources.clone();
-        c.watches(
-            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-            watcher::Config::default().fields(&format!("type={}", kind.secret_type())),
-            move |secret| sources_of(&resources, &secret.metadata),
-        )
-    });
     let ctx = Arc::new(Context::new(client, namespaces, copies, metrics));
     info!("ClusterPullSecret controller started");
     controller
         .reconcile_all_on(cache_changes)
+        .reconcile_on(futures::stream::select_all(source_changes))
         .graceful_shutdown_on(shutdown.shared())
         .run(
             |cps, ctx: Arc<Context>| async move {
@@ -1033,25 +1085,42 @@ pub async fn distribute(client: Client, metrics: Arc<Metrics>, shutdown: impl Fu
     info!("ClusterPullSecret controller stopped");
 }
 
-/// A tick per change of a copy that needs a pass ([`copy_needs_a_pass`]), and once per completed list.
-fn changes_of_copies(
-    events: impl Stream<Item = Result<Event<Secret>, watcher::Error>> + Send + 'static,
+/// Splits one pull-Secret type's events: the copies go into the copy cache (`writer`), giving a tick per change
+/// that needs a pass ([`copy_needs_a_pass`]) and one per completed list; a change of any Secret that is the source
+/// of resources gives those resources.
+fn copies_and_sources(
+    events: Receiver<Event<Secret>>,
+    writer: reflector::store::Writer<Secret>,
     resources: Store<ClusterPullSecret>,
-) -> impl Stream<Item = ()> + Send + 'static {
-    events.filter_map(move |event| {
+) -> (impl Stream<Item = ()> + Send + 'static, impl Stream<Item = ObjectRef<ClusterPullSecret>> + Send + 'static) {
+    let (sources_tx, sources_rx) = unbounded();
+    let mut writer = writer;
+    let ticks = events.filter_map(move |event| {
         let owners =
             || -> BTreeSet<String> { resources.state().iter().filter_map(|cps| cps.metadata.uid.clone()).collect() };
-        std::future::ready(match event {
-            Ok(Event::InitDone) => Some(()),
-            Ok(Event::Apply(copy)) => copy_needs_a_pass(&copy, false, &owners()).then_some(()),
-            Ok(Event::Delete(copy)) => copy_needs_a_pass(&copy, true, &owners()).then_some(()),
-            Ok(Event::Init | Event::InitApply(_)) => None,
-            Err(error) => {
-                warn!(watch = "copies", %error, "watch failed; retrying with backoff");
-                None
+        let (copy_event, changed) = match &event {
+            Event::Init => (true, None),
+            Event::InitApply(secret) => (is_managed(secret), None),
+            Event::InitDone => (true, None),
+            Event::Apply(secret) => (is_managed(secret), Some((secret, false))),
+            Event::Delete(secret) => (is_managed(secret), Some((secret, true))),
+        };
+        if copy_event {
+            writer.apply_watcher_event(&event);
+        }
+        let tick = match changed {
+            None => matches!(event, Event::InitDone),
+            Some((secret, deleted)) => {
+                for resource in sources_of(&resources, &secret.metadata) {
+                    // Only platform-owned source Secrets trigger; the controller drains these as they come.
+                    let _ = sources_tx.unbounded_send(resource);
+                }
+                copy_event && copy_needs_a_pass(secret, deleted, &owners())
             }
-        })
-    })
+        };
+        std::future::ready(tick.then_some(()))
+    });
+    (ticks, sources_rx)
 }
 
 /// The resources whose source is this Secret.

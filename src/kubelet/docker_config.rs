@@ -40,9 +40,12 @@ pub enum SecretKind {
 }
 
 impl SecretKind {
+    /// Both kinds, in the order the kubelet tests them.
+    pub const ALL: [Self; 2] = [Self::DockerConfigJson, Self::DockerCfg];
+
     /// The kind a Secret `type` names, exactly (the type is case-sensitive); `None` for every other type.
     pub fn of_type(secret_type: &str) -> Option<Self> {
-        [Self::DockerConfigJson, Self::DockerCfg].into_iter().find(|kind| kind.secret_type() == secret_type)
+        Self::ALL.into_iter().find(|kind| kind.secret_type() == secret_type)
     }
 
     /// The Secret `type` that selects this payload.

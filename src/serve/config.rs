@@ -9,8 +9,47 @@ use std::time::Duration;
 use clap::{Args, Command, FromArgMatches};
 
 use crate::core::decision::{Policy, RegistryPattern};
-use crate::serve::http::Limits;
 use crate::verify::{AddressPolicy, VerifyOptions};
+
+/// Limits of a listener (the webhook's, or the admin port's: see [`Limits::admin`]).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Limits {
+    /// Largest AdmissionReview body accepted; larger gets HTTP 413.
+    #[arg(long, default_value_t = 7 * 1024 * 1024, value_name = "BYTES", env = "PULLSECRET_INJECTOR_MAX_BODY_BYTES")]
+    pub max_body_bytes: usize,
+    /// Time a client has for the TLS handshake, then for the headers of its first request (HTTP/1.1 or HTTP/2),
+    /// and with HTTP/1.1 keep-alive for each next request's headers after an answer. Both ports.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Duration,
+    /// Time a client has for sending a whole request (408 otherwise). Both ports.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_REQUEST_TIMEOUT")]
+    pub request_timeout: Duration,
+    /// A connection with no request in progress is closed after this (HTTP/2 with a GOAWAY). Both ports.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_IDLE_TIMEOUT")]
+    pub idle_timeout: Duration,
+    /// Open webhook connections at most (the API server keeps a few alive). At the limit, the connection that has
+    /// waited longest on its client (no request completed first) is closed to make room; while all are busy, new
+    /// clients wait in the backlog.
+    #[arg(long, default_value_t = 1024, env = "PULLSECRET_INJECTOR_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+    /// HTTP/2 streams (requests) in progress at once on one connection (not a flag).
+    #[arg(skip = 32u32)]
+    pub max_concurrent_streams: u32,
+}
+
+/// The flags' defaults (written once, in the `#[arg]` attributes above).
+impl Default for Limits {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+impl Limits {
+    /// The admin port's limits: the same timeouts, its own connection limit.
+    pub fn admin(&self, max_connections: usize) -> Self {
+        Self { max_connections, ..*self }
+    }
+}
 
 /// A flag group's defaults, as clap gives them to an empty command line (environment variables ignored).
 pub fn defaults<T: Args + FromArgMatches>() -> T {

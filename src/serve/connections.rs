@@ -30,12 +30,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::serve::http::{Limits, Shutdown};
+use crate::serve::config::Limits;
 
 /// Time a connection gets to close by itself once told to (an HTTP/2 GOAWAY and its PING round trip, an answer
 /// being written) before it is dropped.
@@ -498,5 +498,21 @@ impl EventLog {
             info!(listener, failed = counts.handshakes_failed, last_error = %counts.last_handshake_error, "TLS handshakes failed");
         }
         *counts = EventCounts { logged_at: Some(Instant::now()), ..EventCounts::default() };
+    }
+}
+
+/// A signal that flips once, to stop accepting and drain.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    pub fn new() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
     }
 }

@@ -17,14 +17,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{debug, info, info_span, warn};
 
 use crate::core::admission::{self, Outcome, RequestInfo};
 use crate::core::credentials::{CredentialSource, NamespaceCredentials};
 use crate::core::decision::Policy;
 use crate::metrics::Metrics;
-use crate::serve::connections;
+use crate::serve::config::Limits;
+use crate::serve::connections::{self, Shutdown};
 use crate::sources::live::Readiness;
 
 /// What the handlers share.
@@ -34,46 +34,6 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
-}
-
-/// Limits of a listener (the webhook's, or the admin port's: see [`Limits::admin`]).
-#[derive(Debug, Clone, Copy, clap::Args)]
-pub struct Limits {
-    /// Largest AdmissionReview body accepted; larger gets HTTP 413.
-    #[arg(long, default_value_t = 7 * 1024 * 1024, value_name = "BYTES", env = "PULLSECRET_INJECTOR_MAX_BODY_BYTES")]
-    pub max_body_bytes: usize,
-    /// Time a client has for the TLS handshake, then for the headers of its first request (HTTP/1.1 or HTTP/2),
-    /// and with HTTP/1.1 keep-alive for each next request's headers after an answer. Both ports.
-    #[arg(long, default_value = "10s", value_parser = crate::serve::config::parse_duration, env = "PULLSECRET_INJECTOR_HEADER_READ_TIMEOUT")]
-    pub header_read_timeout: Duration,
-    /// Time a client has for sending a whole request (408 otherwise). Both ports.
-    #[arg(long, default_value = "30s", value_parser = crate::serve::config::parse_duration, env = "PULLSECRET_INJECTOR_REQUEST_TIMEOUT")]
-    pub request_timeout: Duration,
-    /// A connection with no request in progress is closed after this (HTTP/2 with a GOAWAY). Both ports.
-    #[arg(long, default_value = "30s", value_parser = crate::serve::config::parse_duration, env = "PULLSECRET_INJECTOR_IDLE_TIMEOUT")]
-    pub idle_timeout: Duration,
-    /// Open webhook connections at most (the API server keeps a few alive). At the limit, the connection that has
-    /// waited longest on its client (no request completed first) is closed to make room; while all are busy, new
-    /// clients wait in the backlog.
-    #[arg(long, default_value_t = 1024, env = "PULLSECRET_INJECTOR_MAX_CONNECTIONS")]
-    pub max_connections: usize,
-    /// HTTP/2 streams (requests) in progress at once on one connection (not a flag).
-    #[arg(skip = 32u32)]
-    pub max_concurrent_streams: u32,
-}
-
-/// The flags' defaults (written once, in the `#[arg]` attributes above).
-impl Default for Limits {
-    fn default() -> Self {
-        crate::serve::config::defaults()
-    }
-}
-
-impl Limits {
-    /// The admin port's limits: the same timeouts, its own connection limit.
-    pub fn admin(&self, max_connections: usize) -> Self {
-        Self { max_connections, ..*self }
-    }
 }
 
 /// The warning of a review answered before the credentials' first sync.
@@ -247,22 +207,6 @@ fn reply(status: u16, body: Vec<u8>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let content_type = if status == StatusCode::OK { "application/json" } else { "text/plain; charset=utf-8" };
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
-}
-
-/// A signal that flips once, to stop accepting and drain.
-#[derive(Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    pub fn new() -> (watch::Sender<bool>, Self) {
-        let (tx, rx) = watch::channel(false);
-        (tx, Self(rx))
-    }
-
-    /// Resolves once shutdown has begun.
-    pub async fn wait(mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown`, then lets in-flight requests finish for at most `drain`.

@@ -19,7 +19,8 @@ use tracing::{error, info, warn};
 use crate::distribute::controller;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::serve::config::ServeConfig;
-use crate::serve::http::{AppState, Shutdown};
+use crate::serve::connections::Shutdown;
+use crate::serve::http::AppState;
 use crate::serve::tls::{CertStore, ClientCa, TlsError};
 use crate::sources::live::{self, LiveCredentials, Readiness};
 use crate::sources::{cluster, directory};
@@ -76,13 +77,15 @@ pub async fn run(config: ServeConfig) -> Result<(), StartError> {
                 ))
             })?;
             // ClusterPullSecret distribution runs in every replica (its writes converge: see controller.rs).
-            tokio::spawn(controller::distribute(client.clone(), metrics.clone(), shutdown.clone().wait()));
+            // It runs on the cache's watches: one set per replica.
+            let (taps, feeds) = controller::feeds();
+            tokio::spawn(controller::distribute(client.clone(), metrics.clone(), feeds, shutdown.clone().wait()));
             let (live, readiness, metrics) = (live.clone(), readiness.clone(), metrics.clone());
             let stop = shutdown.clone().wait();
             let check_client = client.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = cluster::watch(client, live, readiness, metrics) => {}
+                    _ = cluster::watch(client, live, readiness, metrics, taps) => {}
                     _ = stop => {}
                 }
             });

@@ -8,12 +8,18 @@
 //! objects. Secrets of other types matter only when they hold a distribution's `targetName` (the kubelet then reads
 //! them, not the distribution): one metadata-only watch per target name, started and stopped with the
 //! distributions, learns those.
+//!
+//! One set of watches per replica: the `ClusterPullSecret` controller opens none of its own but receives these
+//! watches' events through [`Taps`] (`distribute::controller::feeds`), each reduced first to what it keeps (no
+//! Secret data). A replica therefore opens four watch streams (two Secret types, Namespaces, ClusterPullSecrets)
+//! plus one per distributed `targetName`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::channel::mpsc::Sender;
+use futures::{SinkExt as _, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
@@ -39,12 +45,55 @@ pub const SYNC_PARTS: [&str; 5] = [
     "secret-names",
 ];
 
+/// Where the watches' events also go in this replica (the ClusterPullSecret controller), so that each collection is
+/// watched once. A subscriber gets every event in order, reduced first; a slow one slows the watch (its channel is
+/// bounded), one that is gone is dropped.
+#[derive(Default)]
+pub struct Taps {
+    pub namespaces: Option<Tap<Namespace>>,
+    pub cluster_pull_secrets: Option<Tap<ClusterPullSecret>>,
+    /// One per pull-Secret type, in the order of [`SecretKind::ALL`].
+    pub secrets: [Option<Tap<Secret>>; 2],
+}
+
+/// One subscriber of one watch: its channel and what it keeps of each object.
+pub struct Tap<K> {
+    pub sender: Sender<Event<K>>,
+    pub reduce: fn(&mut K),
+}
+
+impl<K: Clone> Tap<K> {
+    /// Sends a reduced copy of `event`; `false` when the subscriber is gone.
+    async fn send(&mut self, event: &Event<K>) -> bool {
+        let reduced = |object: &K| {
+            let mut object = object.clone();
+            (self.reduce)(&mut object);
+            object
+        };
+        let event = match event {
+            Event::Init => Event::Init,
+            Event::InitDone => Event::InitDone,
+            Event::InitApply(object) => Event::InitApply(reduced(object)),
+            Event::Apply(object) => Event::Apply(reduced(object)),
+            Event::Delete(object) => Event::Delete(reduced(object)),
+        };
+        self.sender.send(event).await.is_ok()
+    }
+}
+
 /// How often `pullsecret_injector_cache_lag_seconds` is refreshed.
 const LAG_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs every watch until the returned future is dropped. Each watch retries with kube-rs' default backoff; each
 /// marks its readiness part once its first complete list is visible to admission.
-pub async fn watch(client: Client, live: Arc<LiveCredentials>, readiness: Arc<Readiness>, metrics: Arc<Metrics>) {
+pub async fn watch(
+    client: Client,
+    live: Arc<LiveCredentials>,
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+    taps: Taps,
+) {
+    let Taps { namespaces: namespace_tap, cluster_pull_secrets: cps_tap, secrets: [json_tap, cfg_tap] } = taps;
     live.update(|index| index.learn_other_secrets_by_name());
     let max_lag = live.options().max_lag;
     if !max_lag.is_zero() {
@@ -52,35 +101,33 @@ pub async fn watch(client: Client, live: Arc<LiveCredentials>, readiness: Arc<Re
         readiness.limit_lag(max_lag, move || weak.upgrade().map_or(Duration::ZERO, |live| live.lag()));
     }
     let limits = live.options().limits;
-    let secrets = |kind: SecretKind, part: &'static str| {
+    let sinks = Sinks { live: live.clone(), readiness: readiness.clone(), metrics: metrics.clone() };
+    let secrets = |kind: SecretKind, part: &'static str, tap: Option<Tap<Secret>>| {
         let api: Api<Secret> = Api::all(client.clone());
         let config = watcher::Config::default().fields(&format!("type={}", kind.secret_type()));
         drive(
             watcher(api, config),
+            tap,
             Some(part),
             "secrets",
-            live.clone(),
-            readiness.clone(),
-            metrics.clone(),
+            sinks.clone(),
             SecretFeed { kind, limits, buffer: Vec::new() },
         )
     };
     let namespaces = drive(
         watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()),
+        namespace_tap,
         Some(SYNC_PARTS[2]),
         "namespaces",
-        live.clone(),
-        readiness.clone(),
-        metrics.clone(),
+        sinks.clone(),
         NamespaceFeed { buffer: Vec::new() },
     );
     let cluster_pull_secrets = drive(
         watcher(Api::<ClusterPullSecret>::all(client.clone()), watcher::Config::default()),
+        cps_tap,
         Some(SYNC_PARTS[3]),
         "clusterpullsecrets",
-        live.clone(),
-        readiness.clone(),
-        metrics.clone(),
+        sinks.clone(),
         ClusterPullSecretFeed { buffer: Vec::new() },
     );
     let lag = async {
@@ -91,8 +138,8 @@ pub async fn watch(client: Client, live: Arc<LiveCredentials>, readiness: Arc<Re
         }
     };
     futures::join!(
-        secrets(SecretKind::DockerConfigJson, SYNC_PARTS[0]),
-        secrets(SecretKind::DockerCfg, SYNC_PARTS[1]),
+        secrets(SecretKind::DockerConfigJson, SYNC_PARTS[0], json_tap),
+        secrets(SecretKind::DockerCfg, SYNC_PARTS[1], cfg_tap),
         namespaces,
         cluster_pull_secrets,
         other_secrets_by_name(client.clone(), live.clone(), readiness.clone(), metrics.clone()),
@@ -152,10 +199,9 @@ async fn other_secrets_by_name(
             let task = drive(
                 stream,
                 None,
+                None,
                 "secret-names",
-                live.clone(),
-                readiness.clone(),
-                metrics.clone(),
+                Sinks { live: live.clone(), readiness: readiness.clone(), metrics: metrics.clone() },
                 OtherSecretFeed { name: name.clone(), buffer: Vec::new() },
             );
             running.insert(name, tasks.spawn(task));
@@ -305,21 +351,35 @@ impl Feed<ClusterPullSecret> for ClusterPullSecretFeed {
     }
 }
 
-/// Drives one watch stream into the index.
-async fn drive<K, F>(
-    stream: impl Stream<Item = Result<Event<K>, watcher::Error>>,
-    part: Option<&'static str>,
-    kind_label: &'static str,
+/// What every watch feeds.
+#[derive(Clone)]
+struct Sinks {
     live: Arc<LiveCredentials>,
     readiness: Arc<Readiness>,
     metrics: Arc<Metrics>,
+}
+
+/// Drives one watch stream into the index (and its subscriber, if any).
+async fn drive<K, F>(
+    stream: impl Stream<Item = Result<Event<K>, watcher::Error>>,
+    mut tap: Option<Tap<K>>,
+    part: Option<&'static str>,
+    kind_label: &'static str,
+    sinks: Sinks,
     mut feed: F,
 ) where
+    K: Clone,
     F: Feed<K>,
 {
+    let Sinks { live, readiness, metrics } = sinks;
     let mut stream = std::pin::pin!(stream);
     let mut synced_once = false;
     while let Some(event) = stream.next().await {
+        if let (Some(subscriber), Ok(event)) = (&mut tap, &event)
+            && !subscriber.send(event).await
+        {
+            tap = None;
+        }
         match event {
             Ok(Event::Init) => feed.restart(),
             Ok(Event::InitApply(object)) => feed.buffer(object),
