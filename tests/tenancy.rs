@@ -154,7 +154,8 @@ fn a_tenant_wildcard_key_reaches_only_its_own_namespace() {
 /// Without any Secret of that name the race rule still injects the distributed name.
 #[test]
 fn a_non_pull_secret_named_like_the_distribution_satisfies_nothing() {
-    let deny: Policy = Policy { deny_unmatched: vec!["*.corp.example.com".parse().unwrap()], audit_only: false };
+    let deny: Policy =
+        Policy { deny_unmatched: vec!["*.corp.example.com".parse().unwrap()], audit_only: false, ..Policy::default() };
     let image = "registry.corp.example.com/base/app";
     let decide = |index: &CredentialIndex, listed: bool| {
         let mut p = pod("tenant-b", &[image]);

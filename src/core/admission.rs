@@ -480,6 +480,8 @@ mod tests {
                         kind: SecretKind::DockerConfigJson,
                         keys: Ok(vec![key.to_string()]),
                         origin: Origin::Namespace,
+                        service_account: None,
+                        over_limit: None,
                     })
                 })
                 .collect(),
@@ -509,6 +511,8 @@ mod tests {
                 kind: SecretKind::DockerConfigJson,
                 keys: Ok(vec!["reg.example.com".into()]),
                 origin: Origin::Namespace,
+                service_account: None,
+                over_limit: None,
             })],
         ));
         let source = OneNamespace(ns);

@@ -107,6 +107,23 @@ pub struct CandidateSecret {
     /// Secret left out of the index by a bound ([`IndexLimits`]).
     pub keys: Result<Vec<String>, String>,
     pub origin: Origin,
+    /// The ServiceAccount the Secret is bound to ([`SERVICE_ACCOUNT_ANNOTATION`]): it is injected only into Pods
+    /// running as that account. `None` for an unbound Secret (and for a distributed credential: its copies do not
+    /// carry the annotation).
+    pub service_account: Option<Box<str>>,
+    /// The bound of [`IndexLimits`] that left this Secret without keys (then `keys` is empty): the webhook cannot
+    /// tell which images it covers, or whether the kubelet can decode it, so it is never added to a Pod.
+    pub over_limit: Option<Limit>,
+}
+
+/// The annotation that binds a pull Secret to one ServiceAccount of its namespace (the token controller's, and
+/// OpenShift's `<sa>-dockercfg-*` Secrets carry it). A bound Secret is injected only into that account's Pods.
+pub const SERVICE_ACCOUNT_ANNOTATION: &str = "kubernetes.io/service-account.name";
+
+/// The ServiceAccount a Secret is bound to: the value of [`SERVICE_ACCOUNT_ANNOTATION`], `None` when absent or empty.
+pub fn bound_service_account(secret: &Secret) -> Option<Box<str>> {
+    let annotations = secret.metadata.annotations.as_ref()?;
+    annotations.get(SERVICE_ACCOUNT_ANNOTATION).filter(|sa| !sa.is_empty()).map(|sa| sa.as_str().into())
 }
 
 /// Keys can carry `user:password@` (the kubelet ignores it, R16): Debug shows them redacted.
@@ -119,6 +136,8 @@ impl std::fmt::Debug for CandidateSecret {
             .field("kind", &self.kind)
             .field("keys", &keys)
             .field("origin", &self.origin)
+            .field("service_account", &self.service_account)
+            .field("over_limit", &self.over_limit)
             .finish()
     }
 }
@@ -144,6 +163,8 @@ impl CandidateSecret {
             kind,
             keys: docker_config::decode_keys(kind, payload).map_err(|e| e.to_string()),
             origin: Origin::Namespace,
+            service_account: bound_service_account(secret),
+            over_limit: None,
         })
     }
 
@@ -151,9 +172,9 @@ impl CandidateSecret {
         self.keys.is_ok()
     }
 
-    /// The same candidate without keys: what a Secret left out by a bound is.
-    fn without_keys(&self) -> Self {
-        Self { name: self.name.clone(), kind: self.kind, keys: Ok(Vec::new()), origin: self.origin.clone() }
+    /// The same candidate without keys: what a Secret left out by `limit` is.
+    fn without_keys(&self, limit: Limit) -> Self {
+        Self { keys: Ok(Vec::new()), over_limit: Some(limit), ..self.clone() }
     }
 
     /// What it costs a namespace's bound: its keys, at least one.
@@ -192,22 +213,32 @@ impl Reduced {
             return Some(Self::Other { name });
         };
         let Some((_, payload)) = pull_payload(secret) else { return Some(Self::Ignored { name, kind }) };
-        let empty = |over: OverLimit, name: String| Self::Candidate {
-            candidate: CandidateSecret { name, kind, keys: Ok(Vec::new()), origin: Origin::Namespace },
+        let service_account = bound_service_account(secret);
+        let empty = |over: OverLimit, name: String, service_account| Self::Candidate {
+            candidate: CandidateSecret {
+                name,
+                kind,
+                keys: Ok(Vec::new()),
+                origin: Origin::Namespace,
+                service_account,
+                over_limit: Some(over.limit),
+            },
             over: Some(over),
         };
         if payload.len() > limits.max_secret_bytes {
             let over = OverLimit { limit: Limit::SecretBytes, size: payload.len(), max: limits.max_secret_bytes };
-            return Some(empty(over, name));
+            return Some(empty(over, name, service_account));
         }
         let keys = docker_config::decode_keys(kind, payload).map_err(|e| e.to_string());
         if let Ok(keys) = &keys
             && keys.len() > limits.max_keys_per_secret
         {
             let over = OverLimit { limit: Limit::KeysPerSecret, size: keys.len(), max: limits.max_keys_per_secret };
-            return Some(empty(over, name));
+            return Some(empty(over, name, service_account));
         }
-        Some(Self::Candidate { candidate: CandidateSecret { name, kind, keys, origin: Origin::Namespace }, over: None })
+        let candidate =
+            CandidateSecret { name, kind, keys, origin: Origin::Namespace, service_account, over_limit: None };
+        Some(Self::Candidate { candidate, over: None })
     }
 
     pub fn name(&self) -> &str {
@@ -250,6 +281,9 @@ pub struct NamespaceKeys {
     pub keyring: Keyring<u32>,
     /// Indices in `secrets` of the candidates the kubelet cannot decode (for the warnings), ascending.
     pub undecodable: Vec<u32>,
+    /// Indices in `secrets` of the candidates bound to a ServiceAccount ([`CandidateSecret::service_account`]),
+    /// ascending: usually none, so a Pod pays nothing for the rule.
+    pub bound: Vec<u32>,
 }
 
 impl NamespaceCredentials {
@@ -265,7 +299,9 @@ impl NamespaceCredentials {
             .flat_map(|(i, keys)| keys.iter().map(move |key| (key.as_str(), index(i))));
         let keyring = Keyring::from_entries(entries);
         let undecodable = secrets.iter().enumerate().filter(|(_, s)| s.keys.is_err()).map(|(i, _)| index(i)).collect();
-        let keys = NamespaceKeys { keyring, undecodable };
+        let bound =
+            secrets.iter().enumerate().filter(|(_, s)| s.service_account.is_some()).map(|(i, _)| index(i)).collect();
+        let keys = NamespaceKeys { keyring, undecodable, bound };
         Self { labels, secrets, keys }
     }
 
@@ -390,6 +426,8 @@ pub struct CredentialIndex {
     distributions: BTreeMap<String, Distribution>,
     distributions_listed: bool,
     candidate_count: usize,
+    /// Of those, the candidates the kubelet cannot decode (a Pod hears of one only when it lists it).
+    undecodable_count: usize,
     dirty: DirtyQueue,
     /// The number of the change in progress (see [`CredentialIndex::start_change`]).
     change: u64,
@@ -648,6 +686,12 @@ impl CredentialIndex {
         self.candidate_count
     }
 
+    /// Number of candidate Secrets the kubelet cannot decode (for metrics: no Pod hears of them unless it lists
+    /// them, docs/matching.md).
+    pub fn undecodable_count(&self) -> usize {
+        self.undecodable_count
+    }
+
     pub fn namespace_count(&self) -> usize {
         self.namespaces.len()
     }
@@ -820,6 +864,8 @@ impl CredentialIndex {
                     kind: secret.kind,
                     keys: secret.keys.clone(),
                     origin: Origin::Distributed { cluster_pull_secret: id.to_string() },
+                    service_account: None,
+                    over_limit: secret.over_limit,
                 }),
                 *over,
             )),
@@ -832,7 +878,10 @@ impl CredentialIndex {
 
     fn set_entry(&mut self, namespace: &str, name: &str, entry: Option<Entry>) {
         let is_candidate = |e: Option<&Entry>| matches!(e, Some(Entry::Candidate { .. }));
+        let is_undecodable =
+            |e: Option<&Entry>| matches!(e, Some(Entry::Candidate { secret, .. }) if secret.keys.is_err());
         let new_is_candidate = is_candidate(entry.as_ref());
+        let new_is_undecodable = is_undecodable(entry.as_ref());
         let old = match entry {
             Some(entry) => self.secrets.entry(namespace.to_string()).or_default().insert(name.to_string(), entry),
             None => {
@@ -846,6 +895,8 @@ impl CredentialIndex {
         };
         self.candidate_count =
             self.candidate_count + usize::from(new_is_candidate) - usize::from(is_candidate(old.as_ref()));
+        self.undecodable_count =
+            self.undecodable_count + usize::from(new_is_undecodable) - usize::from(is_undecodable(old.as_ref()));
         self.touch(namespace);
         // The source of a distribution changed: every namespace it reaches is out of date.
         let sourced: Vec<String> = self
@@ -935,7 +986,7 @@ impl ViewInputs {
                     OverLimit { limit: Limit::KeysPerNamespace, size, max: self.limits.max_keys_per_namespace },
                 ));
                 budget = budget.saturating_sub(1);
-                secrets.push(Arc::new(secret.without_keys()));
+                secrets.push(Arc::new(secret.without_keys(Limit::KeysPerNamespace)));
                 continue;
             }
             budget -= cost;
@@ -1348,5 +1399,67 @@ mod tests {
         assert_eq!(index.next_dirty().map(|d| d.namespace), Some("flood".into()));
         assert_eq!(index.next_dirty(), None);
         assert_eq!(index.secret_count(), 10_002);
+    }
+
+    fn annotated(mut secret: Secret, account: &str) -> Secret {
+        secret.metadata.annotations = Some([(SERVICE_ACCOUNT_ANNOTATION.to_string(), account.to_string())].into());
+        secret
+    }
+
+    /// Issue 12 item 4: the binding is read from the annotation (empty means none), kept on the candidate and in
+    /// the namespace's `bound` list, and not carried by a distributed credential (its copies have no such
+    /// annotation); a Secret over a bound says which one.
+    #[test]
+    fn candidates_carry_their_service_account_and_bound() {
+        let limits = IndexLimits { max_secret_bytes: 200, ..IndexLimits::default() };
+        let mut index = CredentialIndex::with_limits(limits);
+        index.apply_secret(&annotated(docker_secret("t", "builder-pull", "r.example.com"), "builder"));
+        index.apply_secret(&annotated(docker_secret("t", "empty-binding", "r.example.com"), ""));
+        index.apply_secret(&docker_secret("t", "plain", "r.example.com"));
+        let big = docker_secret_with_keys("t", "big", (0..20).map(|i| format!("r{i}.example.com")));
+        index.apply_secret(&annotated(big, "deployer"));
+        index.apply_secret(&annotated(docker_secret("platform", "corp", "corp.example.com"), "builder"));
+        index.apply_namespace(&namespace("t", &[]));
+        index.apply_cluster_pull_secret(&cps("corp", &[], Some("corp-copy")));
+        let view = index.view("t");
+        let facts = |name: &str| {
+            let c = view.get(name).unwrap();
+            (c.service_account.as_deref().map(str::to_string), c.over_limit)
+        };
+        assert_eq!(facts("builder-pull"), (Some("builder".into()), None));
+        assert_eq!(facts("empty-binding"), (None, None));
+        assert_eq!(facts("plain"), (None, None));
+        assert_eq!(facts("big"), (Some("deployer".into()), Some(Limit::SecretBytes)));
+        assert_eq!(facts("corp-copy"), (None, None), "a copy carries no binding");
+        let bound: Vec<&str> = view.keys().bound.iter().map(|&i| view.secrets[i as usize].name.as_str()).collect();
+        assert_eq!(bound, ["big", "builder-pull"]);
+        let from_secret = CandidateSecret::from_secret(&annotated(docker_secret("t", "x", "r.io"), "sa")).unwrap();
+        assert_eq!(from_secret.service_account.as_deref(), Some("sa"));
+    }
+
+    /// The gauge of undecodable Secrets follows every change (no Pod hears of them unless it lists them).
+    #[test]
+    fn undecodable_secrets_are_counted() {
+        let broken = |ns: &str, name: &str| {
+            secret_of_type(
+                ns,
+                name,
+                "kubernetes.io/dockerconfigjson",
+                &[(".dockerconfigjson", b"{\"auths\":{\"r.io\":{\"auth\":\"!\"}}}")],
+            )
+        };
+        let mut index = CredentialIndex::new();
+        index.apply_secret(&broken("a", "x"));
+        index.apply_secret(&broken("b", "x"));
+        index.apply_secret(&docker_secret("a", "ok", "r.io"));
+        assert_eq!((index.secret_count(), index.undecodable_count()), (3, 2));
+        index.apply_secret(&broken("a", "x"));
+        assert_eq!(index.undecodable_count(), 2, "re-applied, counted once");
+        index.apply_secret(&docker_secret("a", "x", "r.io"));
+        assert_eq!(index.undecodable_count(), 1, "fixed");
+        index.delete_secret("b", "x");
+        assert_eq!(index.undecodable_count(), 0);
+        index.replace_secrets(SecretKind::DockerConfigJson, [&broken("c", "y"), &broken("c", "z")]);
+        assert_eq!((index.secret_count(), index.undecodable_count()), (2, 2), "a relist");
     }
 }

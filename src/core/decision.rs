@@ -13,10 +13,10 @@ use std::str::FromStr;
 
 use json_patch::Patch;
 
-use crate::core::credentials::NamespaceCredentials;
-use crate::core::pod::{self, ContainerKind, PodView};
+use crate::core::credentials::{NamespaceCredentials, SERVICE_ACCOUNT_ANNOTATION};
+use crate::core::pod::{self, ContainerKind, KUBESPHERE_ANNOTATION, KubeSphereChoice, PodView};
 use crate::kubelet::keyring::{Keyring, LookupTarget};
-use crate::kubelet::reference;
+use crate::kubelet::reference::{self, ImageRef};
 
 /// The API server truncates warnings over 256 characters (docs/contract.md: one line, at most 256).
 pub const MAX_WARNING_CHARS: usize = 256;
@@ -68,6 +68,9 @@ pub struct Policy {
     pub deny_unmatched: Vec<RegistryPattern>,
     /// Audit mode: report a policy violation as a warning instead of denying the Pod.
     pub audit_only: bool,
+    /// Images under these patterns that end up without a credential get a warning (`--warn-unmatched`), whatever
+    /// the namespace's keys.
+    pub warn_unmatched: Vec<RegistryPattern>,
 }
 
 /// Why injection did not run for this Pod.
@@ -124,6 +127,20 @@ pub fn explain_keys(
     PodMembers::new(pod, ns, inject, warnings).explain(target)
 }
 
+/// `explain`: the candidates the Pod's ServiceAccount leaves out (bound to another account), with that account,
+/// in name order. The same rule as [`decide`].
+pub fn excluded_by_service_account<'a>(pod: &PodView, ns: &'a NamespaceCredentials) -> Vec<(&'a str, &'a str)> {
+    let inject = !ns.opted_out() && !pod::opted_out(&pod.labels);
+    PodMembers::new(pod, ns, inject, &mut Vec::new())
+        .excluded
+        .iter()
+        .map(|&i| {
+            let secret = &ns.secrets[i as usize];
+            (secret.name.as_str(), secret.service_account.as_deref().unwrap_or_default())
+        })
+        .collect()
+}
+
 /// One normalized key of a Pod's keyring, as `explain` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyExplanation {
@@ -138,17 +155,24 @@ pub struct KeyExplanation {
 /// namespace's snapshot was built: nothing is parsed or sorted per Pod.
 ///
 /// The Pod's keyring has exactly the namespace keyring's keys, with fewer items: the listed Secrets the namespace
-/// holds (a name listed twice counts twice, R6) and, when injecting, every candidate not listed; in a slot, the
-/// kubelet's add order puts the listed ones first, in list order, then the candidates in name order. A slot left
-/// without items is a key the Pod's keyring does not have, so it adds nothing and does not count as a direct
-/// match for the Docker Hub fallback (R32). The tests build the same keyring key by key, as the kubelet does, and
-/// compare.
+/// holds (a name listed twice counts twice, R6), then the Secrets the KubeSphere annotation chooses (the patch
+/// appends them first), and, when injecting, every other candidate except those bound to another ServiceAccount;
+/// in a slot, the kubelet's add order puts the listed and chosen ones first, in list order, then the candidates in
+/// name order. A slot left without items is a key the Pod's keyring does not have, so it adds nothing and does not
+/// count as a direct match for the Docker Hub fallback (R32). The tests build the same keyring key by key, as the
+/// kubelet does, and compare.
 struct PodMembers<'a> {
     ns: &'a NamespaceCredentials,
-    /// Each listed name, with the index of its decodable candidate when the namespace has one.
+    /// Each listed name, with the index of its decodable candidate when the namespace has one; after the Pod's own
+    /// list, the Secrets chosen by the KubeSphere annotation (all decodable candidates).
     listed: Vec<(&'a str, Option<u32>)>,
-    /// Indices of the listed candidates, sorted: these are not added a second time as candidates.
-    listed_candidates: Vec<u32>,
+    /// How many entries of `listed` the Pod lists itself: the others are chosen, and added by the patch.
+    own: usize,
+    /// Indices of the candidates that are not members as candidates, sorted: those listed or chosen (members
+    /// already) and those bound to another ServiceAccount.
+    skip: Vec<u32>,
+    /// Indices of the candidates left out because they are bound to another ServiceAccount, ascending.
+    excluded: Vec<u32>,
     inject: bool,
 }
 
@@ -156,7 +180,7 @@ impl<'a> PodMembers<'a> {
     /// Also pushes the warnings `PodKeyring::build` pushes, in the same order.
     fn new(pod: &'a PodView, ns: &'a NamespaceCredentials, inject: bool, warnings: &mut Vec<String>) -> Self {
         let mut listed = Vec::new();
-        let mut listed_candidates = Vec::new();
+        let mut skip = Vec::new();
         let mut warned: Vec<&str> = Vec::new();
         for name in pod.listed_secrets() {
             let Some(i) = ns.position(name) else {
@@ -165,7 +189,7 @@ impl<'a> PodMembers<'a> {
             };
             let secret = &ns.secrets[i];
             let i = i as u32;
-            listed_candidates.push(i);
+            skip.push(i);
             match &secret.keys {
                 Ok(_) => listed.push((name, Some(i))),
                 Err(reason) => {
@@ -177,17 +201,26 @@ impl<'a> PodMembers<'a> {
                 }
             }
         }
-        listed_candidates.sort_unstable();
-        if inject {
-            for &i in &ns.keys().undecodable {
-                if listed_candidates.binary_search(&i).is_err() {
-                    let secret = &ns.secrets[i as usize];
-                    let reason = secret.keys.as_ref().err().map_or("", String::as_str);
-                    warnings.push(format!("Secret {:?} skipped: the kubelet cannot decode it ({reason})", secret.name));
-                }
-            }
+        let own = listed.len();
+        if inject && let Some(choice) = &pod.kubesphere {
+            choose(choice, ns, &mut listed, &mut skip, warnings);
         }
-        Self { ns, listed, listed_candidates, inject }
+        skip.sort_unstable();
+        let mut excluded = Vec::new();
+        if inject && !ns.keys().bound.is_empty() {
+            let account = pod.service_account();
+            excluded.extend(ns.keys().bound.iter().copied().filter(|i| {
+                skip.binary_search(i).is_err() && ns.secrets[*i as usize].service_account.as_deref() != Some(account)
+            }));
+            skip.extend_from_slice(&excluded);
+            skip.sort_unstable();
+        }
+        Self { ns, listed, own, skip, excluded, inject }
+    }
+
+    /// The names the KubeSphere annotation adds, in its order.
+    fn chosen(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.listed[self.own..].iter().map(|(name, _)| *name)
     }
 
     /// The members of one slot of the namespace keyring, in the kubelet's add order.
@@ -201,15 +234,21 @@ impl<'a> PodMembers<'a> {
         }
         if self.inject {
             out.extend(
-                items
-                    .iter()
-                    .filter(|i| self.listed_candidates.binary_search(i).is_err())
-                    .map(|&i| Member::Candidate(i as usize)),
+                items.iter().filter(|i| self.skip.binary_search(i).is_err()).map(|&i| Member::Candidate(i as usize)),
             );
         }
     }
 
-    /// `Keyring::lookup` on the Pod's keyring (R28-R32).
+    /// Whether the Pod's keyring has the key of this slot (it has at least one member), without collecting them.
+    fn present(&self, slot: u32) -> bool {
+        let items = self.ns.keys().keyring.items(slot);
+        items.iter().any(|i| {
+            self.listed.iter().any(|&(_, c)| c == Some(*i)) || (self.inject && self.skip.binary_search(i).is_err())
+        })
+    }
+
+    /// `Keyring::lookup` on the Pod's keyring (R28-R32). `slots` is left holding the namespace keyring's direct
+    /// matches, members or not.
     fn lookup(&self, target: &LookupTarget, slots: &mut Vec<u32>) -> Vec<Member> {
         let keyring = &self.ns.keys().keyring;
         slots.clear();
@@ -243,7 +282,7 @@ impl<'a> PodMembers<'a> {
         self.ns
             .keys()
             .keyring
-            .explain(target, |slot| !members(slot).is_empty())
+            .explain(target, |slot| self.present(slot))
             .into_iter()
             .map(|v| KeyExplanation {
                 secrets: members(v.slot).into_iter().map(|m| self.name(m).to_string()).collect(),
@@ -252,6 +291,105 @@ impl<'a> PodMembers<'a> {
                 matched: v.matched,
             })
             .collect()
+    }
+
+    /// Why an image that got no credential deserves a warning, if it does (docs/matching.md, "Warnings"): a Secret
+    /// bound to another ServiceAccount would have matched it; a key of the Pod's keyring names its registry but
+    /// does not match (port, path, wildcard width); or a `--warn-unmatched` pattern covers it. `slots` are the
+    /// direct matches [`PodMembers::lookup`] left.
+    fn unmatched(
+        &self,
+        pod: &PodView,
+        image: &ImageRef,
+        target: &LookupTarget,
+        slots: &[u32],
+        policy: &Policy,
+    ) -> Option<String> {
+        let keyring = &self.ns.keys().keyring;
+        if !self.excluded.is_empty() {
+            let fallback = keyring.fallback_slot(target);
+            for &slot in slots.iter().chain(fallback.iter()) {
+                let bound = keyring.items(slot).iter().find(|i| self.excluded.binary_search(i).is_ok());
+                if let Some(&i) = bound {
+                    let secret = &self.ns.secrets[i as usize];
+                    return Some(format!(
+                        "Secret {:?} would match but is bound to ServiceAccount {:?} ({SERVICE_ACCOUNT_ANNOTATION}) \
+                         and this Pod runs as {:?}",
+                        short(&secret.name, 60),
+                        short(secret.service_account.as_deref().unwrap_or_default(), 60),
+                        short(pod.service_account(), 60),
+                    ));
+                }
+            }
+        }
+        // Official Docker Hub images are public: a key of another Docker Hub path is no reason to speak.
+        let official = image.is_docker_hub() && image.path.starts_with("library/");
+        if !official && let Some((slot, miss)) = keyring.near_miss(target, |slot| self.present(slot)) {
+            let mut members = Vec::new();
+            self.expand(slot, &mut members);
+            let secret = members.first().map_or("", |&m| self.name(m));
+            return Some(format!(
+                "key \"{}\" of Secret {:?} names its registry, but {miss}",
+                short(&crate::safe_text::key(keyring.key(slot)), 80),
+                short(secret, 60)
+            ));
+        }
+        let pattern = policy.warn_unmatched.iter().find(|p| p.matches_target(target))?;
+        Some(format!("no pull Secret in this namespace matches it (--warn-unmatched {})", short(pattern.as_str(), 80)))
+    }
+}
+
+/// Issue 12 item 6: the Secrets the KubeSphere annotation names, in its order, become members as if listed after
+/// the Pod's own list (the patch adds them first): each that the namespace holds as a decodable, indexed pull
+/// Secret and that the Pod does not already list. Every other entry is a warning, and so is a malformed annotation.
+fn choose<'a>(
+    choice: &'a KubeSphereChoice,
+    ns: &NamespaceCredentials,
+    listed: &mut Vec<(&'a str, Option<u32>)>,
+    skip: &mut Vec<u32>,
+    warnings: &mut Vec<String>,
+) {
+    let entries = match choice {
+        KubeSphereChoice::Entries(entries) => entries,
+        KubeSphereChoice::Malformed(reason) => {
+            warnings.push(format!("annotation {KUBESPHERE_ANNOTATION} ignored: {reason}"));
+            return;
+        }
+    };
+    let mut seen: HashSet<&str> = listed.iter().map(|(name, _)| *name).collect();
+    for (container, secret) in entries {
+        let container = short(container, 40);
+        let Some(name) = secret.as_deref() else {
+            warnings.push(format!(
+                "annotation {KUBESPHERE_ANNOTATION}: the value for container {container:?} is not a Secret name; ignored"
+            ));
+            continue;
+        };
+        if name.is_empty() || !seen.insert(name) {
+            continue;
+        }
+        let not_added = |why: String| {
+            format!(
+                "Secret {:?} named by {KUBESPHERE_ANNOTATION} for container {container:?} not added: {why}",
+                short(name, 60)
+            )
+        };
+        let Some(i) = ns.position(name) else {
+            warnings.push(not_added("no pull Secret of that name in this namespace".into()));
+            continue;
+        };
+        let secret = &ns.secrets[i];
+        match (&secret.keys, secret.over_limit) {
+            (Err(reason), _) => {
+                warnings.push(not_added(format!("the kubelet cannot decode it ({reason}); it would fail every pull")))
+            }
+            (Ok(_), Some(limit)) => warnings
+                .push(not_added(format!("it is over an index bound ({}), so its keys are unknown", limit.flag()))),
+            (Ok(_), None) => {
+                listed.push((name, Some(i as u32)));
+                skip.push(i as u32);
+            }
+        }
     }
 }
 
@@ -269,7 +407,8 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
     let keyring = PodMembers::new(pod, ns, inject, &mut warnings);
     let mut slots = Vec::new();
 
-    let mut add: Vec<String> = Vec::new();
+    // The annotation's choices first, in its order; then each candidate that contributes a credential.
+    let mut add: Vec<String> = keyring.chosen().map(str::to_string).collect();
     let mut images = Vec::with_capacity(pod.images.len());
     let mut violations = Vec::new();
     for container in &pod.images {
@@ -323,9 +462,9 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
                     short(&container.container, 40),
                     short(image, 100)
                 ));
-            } else if inject && !parsed.is_docker_hub() {
+            } else if inject && let Some(why) = keyring.unmatched(pod, &parsed, &lookup_target, &slots, policy) {
                 warnings.push(format!(
-                    "{} {:?}: no pull Secret in this namespace matches image {}; it will be pulled anonymously",
+                    "{} {:?}: no credential for image {}: {why}; it will be pulled anonymously",
                     container.kind.noun(),
                     short(&container.container, 40),
                     short(image, 100),
@@ -450,7 +589,21 @@ mod tests {
             kind: SecretKind::DockerConfigJson,
             keys: Ok(keys.iter().map(|k| k.to_string()).collect()),
             origin: Origin::Namespace,
+            service_account: None,
+            over_limit: None,
         })
+    }
+
+    fn bound(name: &str, account: &str, keys: &[&str]) -> Arc<CandidateSecret> {
+        let mut secret = Arc::unwrap_or_clone(candidate(name, keys));
+        secret.service_account = Some(account.into());
+        Arc::new(secret)
+    }
+
+    fn over_limit(name: &str) -> Arc<CandidateSecret> {
+        let mut secret = Arc::unwrap_or_clone(candidate(name, &[]));
+        secret.over_limit = Some(crate::core::credentials::Limit::KeysPerSecret);
+        Arc::new(secret)
     }
 
     fn undecodable(name: &str) -> Arc<CandidateSecret> {
@@ -459,6 +612,8 @@ mod tests {
             kind: SecretKind::DockerConfigJson,
             keys: Err("auth of \"r.io\" is not valid base64".into()),
             origin: Origin::Namespace,
+            service_account: None,
+            over_limit: None,
         })
     }
 
@@ -503,10 +658,20 @@ mod tests {
     }
 
     impl<'a> PodKeyring<'a> {
-        /// Builds the keyring from the Pod's listed Secrets (in order) and, when `inject`, every decodable
-        /// candidate not already listed. Warnings about undecodable Secrets go to `warnings`.
+        /// Builds the keyring from the Pod's final list as the kubelet reads it: its listed Secrets (in order), then,
+        /// when `inject`, the Secrets the KubeSphere annotation chooses (decodable, indexed, not listed, first time
+        /// named) and every decodable candidate neither listed nor chosen nor bound to another ServiceAccount.
+        /// Warnings about undecodable listed Secrets go to `warnings`.
         fn build(pod: &'a PodView, ns: &'a NamespaceCredentials, inject: bool, warnings: &mut Vec<String>) -> Self {
-            let listed: Vec<&str> = pod.listed_secrets().collect();
+            let mut listed: Vec<&str> = pod.listed_secrets().collect();
+            if inject && let Some(KubeSphereChoice::Entries(entries)) = &pod.kubesphere {
+                for name in entries.iter().filter_map(|(_, s)| s.as_deref()) {
+                    let usable = ns.get(name).is_some_and(|s| s.keys.is_ok() && s.over_limit.is_none());
+                    if usable && !listed.contains(&name) {
+                        listed.push(name);
+                    }
+                }
+            }
             let mut keyring = Keyring::new();
             let mut seen = HashSet::with_capacity(listed.len());
             for (i, name) in listed.iter().enumerate() {
@@ -524,18 +689,15 @@ mod tests {
             if inject {
                 let listed_set: HashSet<&str> = listed.iter().copied().collect();
                 for (i, secret) in ns.secrets.iter().enumerate() {
-                    if listed_set.contains(secret.name.as_str()) {
+                    let other_account = secret.service_account.as_deref().is_some_and(|sa| sa != pod.service_account());
+                    if listed_set.contains(secret.name.as_str()) || other_account {
                         continue;
                     }
-                    match &secret.keys {
-                        Ok(keys) => {
-                            let member = Member::Candidate(i);
-                            for key in keys {
-                                keyring.add(key, member);
-                            }
+                    if let Ok(keys) = &secret.keys {
+                        let member = Member::Candidate(i);
+                        for key in keys {
+                            keyring.add(key, member);
                         }
-                        Err(reason) => warnings
-                            .push(format!("Secret {:?} skipped: the kubelet cannot decode it ({reason})", secret.name)),
                     }
                 }
             }
@@ -582,6 +744,9 @@ mod tests {
             candidate("reparse", &["https://https://h"]),
             undecodable("broken"),
             undecodable("broken2"),
+            bound("builder-pull", "builder", &["registry.example.com", "docker.io/myorg"]),
+            bound("default-pull", "default", &["*.example.com"]),
+            over_limit("huge"),
         ]);
         let listed_cases: &[Option<&[&str]>] = &[
             None,
@@ -591,6 +756,18 @@ mod tests {
             Some(&["missing", "hub2", ""]),
             Some(&["broken", "broken", "glob"]),
             Some(&["hub", "org", "hub2", "reg", "team", "glob", "port", "dropped", "reparse", "broken2"]),
+            Some(&["builder-pull", "huge"]),
+        ];
+        // (serviceAccountName, kubesphere.io/imagepullsecrets)
+        let pod_cases: &[(Option<&str>, Option<&str>)] = &[
+            (None, None),
+            (Some("builder"), None),
+            (
+                None,
+                Some(r#"{"a":"team","b":"builder-pull","c":"broken","d":"missing","e":"org","f":"team","g":"huge"}"#),
+            ),
+            (Some("builder"), Some(r#"{"x":"hub","y":"default-pull"}"#)),
+            (None, Some("{not json")),
         ];
         let images = [
             "nginx",
@@ -604,13 +781,23 @@ mod tests {
             "h/app",
             "unknown.example.io/app",
         ];
-        for listed in listed_cases {
+        for (listed, &(account, annotation)) in listed_cases.iter().flat_map(|l| pod_cases.iter().map(move |p| (l, p)))
+        {
             for inject in [true, false] {
-                let view = PodView::from_value(&pod_json(&images, *listed)).unwrap();
+                let mut pod = pod_json(&images, *listed);
+                pod["spec"]["serviceAccountName"] = json!(account);
+                if let Some(annotation) = annotation {
+                    pod["metadata"]["annotations"] = json!({pod::KUBESPHERE_ANNOTATION: annotation});
+                }
+                let view = PodView::from_value(&pod).unwrap();
                 let (mut slow_warnings, mut fast_warnings) = (Vec::new(), Vec::new());
                 let slow = PodKeyring::build(&view, &ns, inject, &mut slow_warnings);
                 let fast = PodMembers::new(&view, &ns, inject, &mut fast_warnings);
+                // The annotation's own warnings are the fidelity tests' business.
+                fast_warnings.retain(|w| !w.contains(pod::KUBESPHERE_ANNOTATION));
                 assert_eq!(fast_warnings, slow_warnings, "{listed:?} inject={inject}");
+                let chosen: Vec<&str> = fast.chosen().collect();
+                assert_eq!(chosen, slow.listed[fast.own..], "{listed:?} {annotation:?} inject={inject}");
                 for image in images {
                     let target = reference::parse_normalized_named(image).unwrap().name();
                     let want: Vec<&str> = slow.keyring.lookup_str(&target).into_iter().map(|m| slow.name(m)).collect();
@@ -774,24 +961,23 @@ mod tests {
     }
 
     #[test]
-    fn undecodable_secrets_are_never_injected_and_always_named() {
+    fn undecodable_secrets_are_never_injected_and_named_only_to_pods_that_list_them() {
         let ns = namespace(vec![undecodable("broken"), candidate("ok", &["r.io"])]);
         let (names, d) = final_list(&pod_json(&["r.io/app"], None), &ns, &Policy::default());
         assert_eq!(names, ["ok"]);
-        assert!(d.warnings.iter().any(|w| w.contains("\"broken\" skipped")), "{:?}", d.warnings);
+        assert!(d.warnings.is_empty(), "its keys are unknown: no image of this Pod would match it: {:?}", d.warnings);
         let (_, d) = final_list(&pod_json(&["r.io/app"], Some(&["broken"])), &ns, &Policy::default());
         assert!(d.warnings.iter().any(|w| w.contains("every image pull of this Pod will fail")), "{:?}", d.warnings);
     }
 
     #[test]
-    fn warnings_name_unmatched_private_images_and_invalid_references() {
+    fn warnings_name_invalid_references_but_not_public_images() {
         let ns = namespace(vec![]);
         let (_, d) =
             final_list(&pod_json(&["quay.io/org/app:1", "nginx", "Docker/Docker"], None), &ns, &Policy::default());
-        assert_eq!(d.warnings.len(), 2, "{:?}", d.warnings);
-        assert!(d.warnings[0].contains("quay.io/org/app:1"));
-        assert!(d.warnings[1].contains("InvalidImageName"));
-        assert!(!d.warnings.iter().any(|w| w.contains("nginx")), "Docker Hub images pull anonymously by design");
+        assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+        assert!(d.warnings[0].contains("InvalidImageName"));
+        assert!(!d.warnings.iter().any(|w| w.contains("quay.io")), "no key names quay.io: nothing to act on");
     }
 
     #[test]
@@ -800,7 +986,8 @@ mod tests {
         let many: Vec<String> = (0..50).map(|i| format!("r{i}.example.com/app")).collect();
         let mut images: Vec<&str> = many.iter().map(String::as_str).collect();
         images.push(&hostile);
-        let (_, d) = final_list(&pod_json(&images, None), &namespace(vec![]), &Policy::default());
+        let policy = Policy { warn_unmatched: vec!["*.example.com".parse().unwrap()], ..Policy::default() };
+        let (_, d) = final_list(&pod_json(&images, None), &namespace(vec![]), &policy);
         assert_eq!(d.warnings.len(), MAX_WARNINGS + 1);
         for w in &d.warnings {
             assert!(w.chars().count() <= MAX_WARNING_CHARS, "{w}");
@@ -834,11 +1021,13 @@ mod tests {
                 kind: SecretKind::DockerConfigJson,
                 keys: Err(reason),
                 origin: Origin::Namespace,
+                service_account: None,
+                over_limit: None,
             });
             let ns = namespace(vec![secret]);
             for listed in [None, Some(&["bro\u{202e}ken\n"][..])] {
                 let (_, d) = final_list(&pod_json(&["r.io/app"], listed), &ns, &Policy::default());
-                assert!(!d.warnings.is_empty(), "{key:?}");
+                assert_eq!(d.warnings.is_empty(), listed.is_none(), "{key:?}: named only to a Pod that lists it");
                 for w in &d.warnings {
                     assert!(!w.contains(CANARY), "{key:?}: {w}");
                     assert!(crate::safe_text::is_safe(w), "{key:?}: {w:?}");
@@ -848,7 +1037,11 @@ mod tests {
     }
 
     fn policy(patterns: &[&str], audit_only: bool) -> Policy {
-        Policy { deny_unmatched: patterns.iter().map(|p| p.parse().unwrap()).collect(), audit_only }
+        Policy {
+            deny_unmatched: patterns.iter().map(|p| p.parse().unwrap()).collect(),
+            audit_only,
+            ..Policy::default()
+        }
     }
 
     #[test]
@@ -899,3 +1092,6 @@ mod tests {
         assert!(hub.matches("docker.io/library/nginx"), "written like a docker config key, matched like one");
     }
 }
+
+#[cfg(test)]
+mod fidelity_tests;

@@ -391,6 +391,11 @@ impl<T: Clone> Keyring<T> {
         self.slots.iter().map(|slot| slot.key.as_str())
     }
 
+    /// The normalized key of a slot.
+    pub fn key(&self, slot: u32) -> &str {
+        &self.slots[slot as usize].key
+    }
+
     /// The items of a slot, in add order (R18).
     pub fn items(&self, slot: u32) -> &[T] {
         &self.slots[slot as usize].items
@@ -489,6 +494,93 @@ impl<T: Clone> Keyring<T> {
             });
         }
         verdicts
+    }
+}
+
+/// Why a key that names an image's registry host still does not match the image (R26): what a person can fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NearMiss {
+    /// R26a: the same host with another port (ports are compared as written; none is not `443`).
+    Port { key_port: String, image_port: String },
+    /// R26c: the same host and port, but the key's path is not a prefix of the image's path.
+    Path { key_path: String },
+    /// R26b: a wildcard key whose labels match the end of the image's host, with another number of labels (each
+    /// `*` stands for exactly one label).
+    GlobWidth { key_labels: usize, image_labels: usize },
+}
+
+impl std::fmt::Display for NearMiss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let port = |p: &str| if p.is_empty() { "no port".to_string() } else { format!("port {p}") };
+        match self {
+            Self::Port { key_port, image_port } => {
+                write!(
+                    f,
+                    "the key has {}, the image {} (ports must be written alike)",
+                    port(key_port),
+                    port(image_port)
+                )
+            }
+            Self::Path { key_path } => write!(f, "the key covers only paths starting with {key_path}"),
+            Self::GlobWidth { key_labels, image_labels } => write!(
+                f,
+                "the key matches hosts of exactly {key_labels} labels, the image's has {image_labels} (a * is one label)"
+            ),
+        }
+    }
+}
+
+impl<T: Clone> Keyring<T> {
+    /// The first key in try order, among the slots `present` keeps, that names `target`'s registry host without
+    /// matching it, and why ([`NearMiss`]): a key without a wildcard with exactly the image's host, or a wildcard
+    /// key whose host labels, aligned from the right, match the image's and whose last label has no wildcard.
+    /// For warnings only: it never changes a lookup. Cost: one binary search and the wildcard keys.
+    pub fn near_miss(&self, target: &LookupTarget, present: impl Fn(u32) -> bool) -> Option<(u32, NearMiss)> {
+        let Ok(image) = &target.parsed else { return None };
+        let host = image.host.as_str();
+        let first = self.by_host.partition_point(|&i| self.indexed_host(i) < host);
+        let same_host = self.by_host[first..].iter().take_while(|&&i| self.indexed_host(i) == host).copied();
+        let globbed = self.globbed.iter().flat_map(|g| g.slots.iter().copied());
+        let mut best: Option<(u32, NearMiss)> = None;
+        for slot in same_host.chain(globbed) {
+            if best.as_ref().is_some_and(|(b, _)| *b < slot) || !present(slot) {
+                continue;
+            }
+            let Ok(key) = &self.slots[slot as usize].pattern else { continue };
+            if let Some(miss) = key.near_miss(image) {
+                best = Some((slot, miss));
+            }
+        }
+        best
+    }
+}
+
+impl SplitUrl {
+    /// [`Keyring::near_miss`] for one parsed key.
+    fn near_miss(&self, image: &Self) -> Option<NearMiss> {
+        let glob = |label: &str| label.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+        if self.host != image.host {
+            let key_labels: Vec<&str> = self.host.split('.').collect();
+            if !key_labels.iter().any(|l| glob(l)) || key_labels.last().is_none_or(|l| glob(l)) {
+                return None;
+            }
+            let names_it = key_labels
+                .iter()
+                .rev()
+                .zip(image.host.split('.').rev())
+                .all(|(pattern, name)| go_glob::matches(pattern, name).unwrap_or(false));
+            if !names_it {
+                return None;
+            }
+            if self.labels != image.labels {
+                return Some(NearMiss::GlobWidth { key_labels: self.labels, image_labels: image.labels });
+            }
+        }
+        match self.check(image) {
+            Reason::PortDiffers => Some(NearMiss::Port { key_port: self.port.clone(), image_port: image.port.clone() }),
+            Reason::PathNotPrefix => Some(NearMiss::Path { key_path: self.path.clone() }),
+            _ => None,
+        }
     }
 }
 

@@ -219,11 +219,25 @@ pub struct PolicyArgs {
     /// Audit mode: report `--deny-unmatched` violations as warnings instead of denying the Pod.
     #[arg(long = "policy-audit", env = "PULLSECRET_INJECTOR_POLICY_AUDIT")]
     pub policy_audit: bool,
+    /// Warn about a Pod with an image under this registry pattern (written like `--deny-unmatched`) that gets no
+    /// credential. Without it, an image without credential is warned about only when a key of the namespace names
+    /// its registry but does not match it (docs/matching.md). Repeatable, or comma-separated.
+    #[arg(
+        long = "warn-unmatched",
+        value_name = "PATTERN",
+        env = "PULLSECRET_INJECTOR_WARN_UNMATCHED",
+        value_delimiter = ','
+    )]
+    pub warn_unmatched: Vec<RegistryPattern>,
 }
 
 impl PolicyArgs {
     pub fn policy(&self) -> Policy {
-        Policy { deny_unmatched: self.deny_unmatched.clone(), audit_only: self.policy_audit }
+        Policy {
+            deny_unmatched: self.deny_unmatched.clone(),
+            audit_only: self.policy_audit,
+            warn_unmatched: self.warn_unmatched.clone(),
+        }
     }
 }
 

@@ -398,6 +398,7 @@ impl Shared {
             self.metrics.cache_objects.get_or_create(&KindLabels { kind }).set(n as i64);
         };
         gauge("secrets", st.index.secret_count());
+        gauge("undecodable_secrets", st.index.undecodable_count());
         gauge("namespaces", st.index.namespace_count());
         gauge("clusterpullsecrets", st.index.distribution_count());
     }
