@@ -126,7 +126,7 @@ pub fn mutate(args: &MutateArgs<'_>, out: &mut dyn Write, err: &mut dyn Write) -
         return Err(CliError::Denied(safe_text::text(&message).into_owned()));
     }
     let patch = match PodView::from_value(&object) {
-        Ok(pod) => decision::patch(&pod, &decision.add),
+        Ok(pod) => decision::patch(&pod, &decision.add, decision::POD_SPEC),
         Err(_) => None,
     };
     let patch = patch.unwrap_or_default();

@@ -277,7 +277,7 @@ fn respond(info: RequestInfo, pod: &PodView, decision: Decision) -> Reviewed {
     let warnings: Vec<String> = decision.warnings.iter().map(|w| warning_line(w)).collect();
     let (outcome, allowed, status, patch) = match &decision.denied {
         Some(message) => (Outcome::Denied, false, Some(StatusOut { code: 403, message, reason: "Forbidden" }), None),
-        None => match decision::patch_json(pod, &decision.add) {
+        None => match decision::patch_json(pod, &decision.add, decision::POD_SPEC) {
             Some(bytes) => {
                 (Outcome::Patched, true, None, Some(base64::engine::general_purpose::STANDARD.encode(bytes)))
             }

@@ -499,28 +499,43 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
     Decision { add, warnings: finish_warnings(warnings), denied, opt_out, images }
 }
 
+/// Where a Pod's spec is in the object the webhook answers for: the Pod itself (the admission hot path).
+pub const POD_SPEC: &str = "/spec";
+
 /// [`patch_json`] as a `json_patch::Patch` (to apply it locally: `mutate`).
-pub fn patch(pod: &PodView, add: &[String]) -> Option<Patch> {
-    let bytes = patch_json(pod, add)?;
+pub fn patch(pod: &PodView, add: &[String], spec: &str) -> Option<Patch> {
+    let bytes = patch_json(pod, add, spec)?;
     Some(serde_json::from_slice(&bytes).expect("patch_json writes a valid JSON patch"))
 }
 
 /// The JSON patch that appends `add` to the Pod's list (docs/contract.md): one `add` of the whole array when the
-/// field is absent, else one `add .../-` per name; `None` when there is nothing to add. The one patch writer: the
+/// field is absent, else one `add .../-` per name; `None` when there is nothing to add. `spec` is the JSON pointer
+/// of the Pod spec in the patched object: [`POD_SPEC`] for a Pod, `/spec/template/spec` for a Deployment's
+/// template, `/items/3/spec/jobTemplate/spec/template/spec` for a CronJob in a List. The one patch writer: the
 /// bytes are written directly, without building JSON values first (the admission response carries them
 /// base64-encoded).
-pub fn patch_json(pod: &PodView, add: &[String]) -> Option<Vec<u8>> {
+pub fn patch_json(pod: &PodView, add: &[String], spec: &str) -> Option<Vec<u8>> {
     if add.is_empty() {
         return None;
     }
-    let mut out = Vec::with_capacity(64 + add.iter().map(|n| n.len() + 48).sum::<usize>());
+    let mut out = Vec::with_capacity(64 + add.iter().map(|n| n.len() + 48 + spec.len()).sum::<usize>());
     let name = |out: &mut Vec<u8>, name: &String| {
         out.extend_from_slice(br#"{"name":"#);
         serde_json::to_writer(&mut *out, name).expect("writing to a Vec never fails");
         out.push(b'}');
     };
+    // `"<spec>/imagePullSecrets<tail>"`, the pointer escaped as a JSON string (whatever a caller passes).
+    let path = |out: &mut Vec<u8>, tail: &[u8]| {
+        serde_json::to_writer(&mut *out, spec).expect("writing to a Vec never fails");
+        out.pop(); // the closing quote
+        out.extend_from_slice(b"/imagePullSecrets");
+        out.extend_from_slice(tail);
+        out.push(b'"');
+    };
     if pod.pull_secrets.is_none() {
-        out.extend_from_slice(br#"[{"op":"add","path":"/spec/imagePullSecrets","value":["#);
+        out.extend_from_slice(br#"[{"op":"add","path":"#);
+        path(&mut out, b"");
+        out.extend_from_slice(br#","value":["#);
         for (i, n) in add.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -534,7 +549,9 @@ pub fn patch_json(pod: &PodView, add: &[String]) -> Option<Vec<u8>> {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(br#"{"op":"add","path":"/spec/imagePullSecrets/-","value":"#);
+            out.extend_from_slice(br#"{"op":"add","path":"#);
+            path(&mut out, b"/-");
+            out.extend_from_slice(br#","value":"#);
             name(&mut out, n);
             out.push(b'}');
         }
@@ -639,7 +656,7 @@ mod tests {
         let view = PodView::from_value(pod).unwrap();
         let decision = decide(&view, ns, policy);
         let mut patched = pod.clone();
-        if let Some(p) = patch(&view, &decision.add) {
+        if let Some(p) = patch(&view, &decision.add, POD_SPEC) {
             json_patch::patch(&mut patched, &p).unwrap();
         }
         let names = patched["spec"]["imagePullSecrets"]
@@ -822,9 +839,9 @@ mod tests {
         for listed in [None, Some(&["x"][..]), Some(&[][..])] {
             let pod = pod_json(&["nginx"], listed);
             let view = PodView::from_value(&pod).unwrap();
-            assert!(patch_json(&view, &[]).is_none());
+            assert!(patch_json(&view, &[], POD_SPEC).is_none());
             for n in 1..=names.len() {
-                let bytes = patch_json(&view, &names[..n]).unwrap();
+                let bytes = patch_json(&view, &names[..n], POD_SPEC).unwrap();
                 let parsed: Patch = serde_json::from_slice(&bytes).unwrap();
                 let mut patched = pod.clone();
                 json_patch::patch(&mut patched, &parsed).unwrap();
@@ -837,6 +854,71 @@ mod tests {
                 let want: Vec<&str> =
                     listed.unwrap_or_default().iter().copied().chain(names[..n].iter().map(String::as_str)).collect();
                 assert_eq!(list, want, "{listed:?} {n}");
+            }
+        }
+    }
+
+    /// The admission hot path's bytes, exactly: the API server decodes them, and the benchmarks and every recorded
+    /// answer assume this shape (no spaces, `op`, `path`, `value` in this order).
+    #[test]
+    fn patch_json_bytes_for_a_pod_are_fixed() {
+        let names: Vec<String> = vec!["a".into(), "b".into()];
+        let absent = PodView::from_value(&pod_json(&["nginx"], None)).unwrap();
+        let present = PodView::from_value(&pod_json(&["nginx"], Some(&["x"]))).unwrap();
+        let cases: [(&PodView, &str); 2] = [
+            (&absent, r#"[{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"a"},{"name":"b"}]}]"#),
+            (
+                &present,
+                r#"[{"op":"add","path":"/spec/imagePullSecrets/-","value":{"name":"a"}},{"op":"add","path":"/spec/imagePullSecrets/-","value":{"name":"b"}}]"#,
+            ),
+        ];
+        for (pod, want) in cases {
+            assert_eq!(String::from_utf8(patch_json(pod, &names, POD_SPEC).unwrap()).unwrap(), want);
+        }
+    }
+
+    /// The same patch for a Pod spec anywhere in an object (a workload's template, a List's item): applied to the
+    /// object, it changes that spec's list and nothing else; a pointer that needs JSON escaping stays valid JSON.
+    #[test]
+    fn patch_paths_follow_the_pod_spec() {
+        let names: Vec<String> = vec!["a".into(), "quo\"te".into()];
+        // (JSON pointer of the Pod spec, the object with the Pod spec {} planted there)
+        let cases: &[(&str, Value)] = &[
+            (POD_SPEC, json!({"kind": "Pod", "spec": {}})),
+            ("/spec/template/spec", json!({"kind": "Deployment", "spec": {"replicas": 2, "template": {"spec": {}}}})),
+            (
+                "/spec/jobTemplate/spec/template/spec",
+                json!({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": {}}}}}}),
+            ),
+            ("/template/spec", json!({"kind": "PodTemplate", "template": {"spec": {}}})),
+            (
+                "/items/1/spec/template/spec",
+                json!({"kind": "List", "items": [{}, {"spec": {"template": {"spec": {}}}}]}),
+            ),
+            ("/we\"ird~1key/spec", json!({"we\"ird/key": {"spec": {}}})),
+        ];
+        for (spec, object) in cases {
+            let pointer = *spec;
+            for listed in [None, Some(&["x"][..])] {
+                let pod = pod_json(&["nginx"], listed);
+                let view = PodView::from_value(&pod).unwrap();
+                let mut want = object.clone();
+                *want.pointer_mut(pointer).unwrap() = pod["spec"].clone();
+                let bytes = patch_json(&view, &names, spec).unwrap();
+                let parsed: Patch = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{spec}: {e}"));
+                assert_eq!(patch(&view, &names, spec), Some(parsed.clone()), "{spec}: patch parses patch_json");
+                let mut patched = want.clone();
+                json_patch::patch(&mut patched, &parsed).unwrap_or_else(|e| panic!("{spec} {listed:?}: {e}"));
+                let list = patched.pointer_mut(pointer).unwrap().as_object_mut().unwrap().remove("imagePullSecrets");
+                let got: Vec<String> =
+                    list.unwrap().as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect();
+                let expected: Vec<String> =
+                    listed.unwrap_or_default().iter().map(|n| n.to_string()).chain(names.iter().cloned()).collect();
+                assert_eq!(got, expected, "{spec} {listed:?}");
+                if listed.is_some() {
+                    patched.pointer_mut(pointer).unwrap()["imagePullSecrets"] = json!([{"name": "x"}]);
+                }
+                assert_eq!(patched, want, "{spec} {listed:?}: nothing else changes");
             }
         }
     }
@@ -915,7 +997,7 @@ mod tests {
         let ns = namespace(vec![candidate("a", &["r.example.com"]), candidate("b", &["r.example.com/x"])]);
         let pod = PodView::from_value(&pod_json(&["r.example.com/x/app"], None)).unwrap();
         let d = decide(&pod, &ns, &Policy::default());
-        let p = serde_json::to_value(patch(&pod, &d.add).unwrap()).unwrap();
+        let p = serde_json::to_value(patch(&pod, &d.add, POD_SPEC).unwrap()).unwrap();
         assert_eq!(
             p,
             json!([{"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "b"}, {"name": "a"}]}])
@@ -923,11 +1005,14 @@ mod tests {
 
         let pod = PodView::from_value(&pod_json(&["r.example.com/x/app"], Some(&["a"]))).unwrap();
         let d = decide(&pod, &ns, &Policy::default());
-        let p = serde_json::to_value(patch(&pod, &d.add).unwrap()).unwrap();
+        let p = serde_json::to_value(patch(&pod, &d.add, POD_SPEC).unwrap()).unwrap();
         assert_eq!(p, json!([{"op": "add", "path": "/spec/imagePullSecrets/-", "value": {"name": "b"}}]));
 
         let pod = PodView::from_value(&pod_json(&["other.example.com/app"], None)).unwrap();
-        assert!(patch(&pod, &decide(&pod, &ns, &Policy::default()).add).is_none(), "nothing to add: no patch");
+        assert!(
+            patch(&pod, &decide(&pod, &ns, &Policy::default()).add, POD_SPEC).is_none(),
+            "nothing to add: no patch"
+        );
     }
 
     #[test]
@@ -943,7 +1028,7 @@ mod tests {
         // Reinvocation (reinvocationPolicy: IfNeeded) sees the patched Pod: nothing more to add.
         let view = PodView::from_value(&pod).unwrap();
         let mut patched = pod.clone();
-        json_patch::patch(&mut patched, &patch(&view, &decision.add).unwrap()).unwrap();
+        json_patch::patch(&mut patched, &patch(&view, &decision.add, POD_SPEC).unwrap()).unwrap();
         let again = decide(&PodView::from_value(&patched).unwrap(), &ns, &Policy::default());
         assert!(again.add.is_empty());
     }
