@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use serde::Deserialize;
+use serde::de::DeserializeSeed as _;
 use serde_json::Value;
+use serde_yaml_ng::Value as YamlValue;
 
 use crate::core::cluster_pull_secret::ClusterPullSecret;
 use crate::core::credentials::{CredentialIndex, IndexLimits};
@@ -109,16 +110,25 @@ impl Manifests {
     }
 }
 
-/// serde's message for a wrongly shaped object, without the offending value: serde quotes it (`invalid type: string
-/// "…"`), and in a Secret that value can be a credential.
+/// serde's message for a wrongly shaped Secret, Namespace or ClusterPullSecret, without the offending value (see
+/// [`without_values`]); a `data` value that is not base64 says so.
 fn shape_error(e: &serde_json::Error) -> String {
     let text = e.to_string();
+    if !text.starts_with("invalid type: ")
+        && !text.starts_with("invalid value: ")
+        && (text.contains("base64") || text.starts_with("Invalid"))
+    {
+        return "a data value is not valid base64".into();
+    }
+    without_values(&text)
+}
+
+/// serde's message for a wrongly shaped object, without the offending value: serde quotes it (`invalid type: string
+/// "…", expected a sequence`), and in a manifest that value can be a credential. Other messages (a missing field,
+/// a wrong length) quote no value and are kept.
+pub fn without_values(text: &str) -> String {
     let Some(rest) = text.strip_prefix("invalid type: ").or_else(|| text.strip_prefix("invalid value: ")) else {
-        return if text.contains("base64") || text.starts_with("Invalid") {
-            "a data value is not valid base64".into()
-        } else {
-            text
-        };
+        return text.to_string();
     };
     let found = rest.split([' ', ',']).next().unwrap_or("value");
     match text.rsplit_once(", expected ") {
@@ -148,31 +158,190 @@ pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
     Ok(files)
 }
 
-/// Splits a file's text into documents: JSON (one value) or YAML (any number of `---` separated documents; empty
-/// documents skipped). JSON is read by the JSON parser so its errors point at the right place.
+/// Splits a file's text into documents as JSON values (the credential inputs: key order does not matter there).
+/// See [`parse_ordered_documents`].
 pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, InputError> {
+    parse_ordered_documents(path, text)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, doc)| {
+            serde_json::to_value(&doc).map_err(|e| InputError::Parse {
+                path: path.to_path_buf(),
+                what: format!("document {}: not a JSON-compatible object: {e}", i + 1),
+            })
+        })
+        .collect()
+}
+
+/// Splits a file's text into documents, each keeping its keys in the order written: JSON (one value, or an array
+/// of them) or YAML (any number of `---` separated documents; empty ones skipped). JSON is read by the JSON parser
+/// so its errors point at the right place. YAML merge keys (`<<: *base`) are applied, as kubectl applies them.
+///
+/// Bounded whatever the input: nesting deeper than 128 levels is an error (both parsers), and so is a stream that
+/// expands to more than [`max_values`] values once YAML aliases are resolved (an alias "bomb" repeats a subtree
+/// exponentially or quadratically; a document without aliases has at most about one value per byte). Errors name the
+/// document and never quote a value (a value can be a credential).
+pub fn parse_ordered_documents(path: &Path, text: &str) -> Result<Vec<YamlValue>, InputError> {
     let parse_error = |what: String| InputError::Parse { path: path.to_path_buf(), what };
+    let budget = Budget::new(max_values(text.len()));
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let value: Value = serde_json::from_str(trimmed).map_err(|e| parse_error(format!("invalid JSON: {e}")))?;
-        return Ok(match value {
-            Value::Array(items) => items,
+        let mut de = serde_json::Deserializer::from_str(trimmed);
+        let value = BoundedValue(&budget)
+            .deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| parse_error(format!("invalid JSON: {e}")))?;
+        let docs = match value {
+            YamlValue::Sequence(items) => items,
             other => vec![other],
-        });
+        };
+        for (i, doc) in docs.iter().enumerate() {
+            if !doc.is_mapping() {
+                return Err(parse_error(format!("item {} is not a Kubernetes object", i + 1)));
+            }
+        }
+        return Ok(docs);
     }
     let mut docs = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value =
-            Value::deserialize(doc).map_err(|e| parse_error(format!("document {}: invalid YAML: {e}", i + 1)))?;
+        let value = BoundedValue(&budget)
+            .deserialize(doc)
+            .and_then(|mut v| v.apply_merge().map(|()| v))
+            .map_err(|e| parse_error(format!("document {}: invalid YAML: {e}", i + 1)))?;
         if value.is_null() {
             continue;
         }
-        if !value.is_object() {
+        if !value.is_mapping() {
             return Err(parse_error(format!("document {} is not a Kubernetes object", i + 1)));
         }
         docs.push(value);
     }
     Ok(docs)
+}
+
+/// The most values an input of `bytes` bytes may hold once parsed: twice what any input without aliases can reach
+/// (a value takes at least two bytes, as in `[1,1]` or `- \n`), plus room for the aliases of hand-written files.
+pub fn max_values(bytes: usize) -> usize {
+    bytes.saturating_add(100_000)
+}
+
+/// Values left to build in one input.
+struct Budget(std::cell::Cell<usize>);
+
+impl Budget {
+    fn new(max: usize) -> Self {
+        Self(std::cell::Cell::new(max))
+    }
+
+    fn take<E: serde::de::Error>(&self) -> Result<(), E> {
+        match self.0.get().checked_sub(1) {
+            Some(left) => {
+                self.0.set(left);
+                Ok(())
+            }
+            None => Err(E::custom("the input expands to too many values (aliases repeating a subtree?); refused")),
+        }
+    }
+}
+
+/// A YAML value built within a [`Budget`], keys in the order written; a key written twice is an error (as kubectl
+/// reports it), never a silent choice.
+struct BoundedValue<'b>(&'b Budget);
+
+impl<'de> serde::de::DeserializeSeed<'de> for BoundedValue<'_> {
+    type Value = YamlValue;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<YamlValue, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BoundedValue<'_> {
+    type Value = YamlValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a YAML or JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<YamlValue, E> {
+        self.0.take()?;
+        Ok(YamlValue::Bool(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<YamlValue, E> {
+        self.0.take()?;
+        Ok(YamlValue::Number(v.into()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<YamlValue, E> {
+        self.0.take()?;
+        Ok(YamlValue::Number(v.into()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<YamlValue, E> {
+        self.0.take()?;
+        Ok(YamlValue::Number(v.into()))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<YamlValue, E> {
+        self.0.take()?;
+        Ok(YamlValue::String(v.to_string()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<YamlValue, E> {
+        self.0.take()?;
+        Ok(YamlValue::String(v))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<YamlValue, E> {
+        self.0.take()?;
+        Ok(YamlValue::Null)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<YamlValue, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<YamlValue, D::Error> {
+        serde::de::DeserializeSeed::deserialize(self, deserializer)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<YamlValue, A::Error> {
+        self.0.take()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(BoundedValue(self.0))? {
+            items.push(item);
+        }
+        Ok(YamlValue::Sequence(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<YamlValue, A::Error> {
+        self.0.take()?;
+        let mut mapping = serde_yaml_ng::Mapping::new();
+        while let Some(key) = map.next_key_seed(BoundedValue(self.0))? {
+            let value = map.next_value_seed(BoundedValue(self.0))?;
+            if mapping.contains_key(&key) {
+                let shown = match &key {
+                    YamlValue::String(k) => format!(" {:?}", crate::safe_text::line(k, 64)),
+                    _ => String::new(),
+                };
+                return Err(serde::de::Error::custom(format!("duplicate key{shown} in a mapping")));
+            }
+            mapping.insert(key, value);
+        }
+        Ok(YamlValue::Mapping(mapping))
+    }
+
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<YamlValue, A::Error> {
+        use serde::de::VariantAccess as _;
+        self.0.take()?;
+        let (tag, contents): (String, _) = data.variant()?;
+        let value = contents.newtype_variant_seed(BoundedValue(self.0))?;
+        Ok(YamlValue::Tagged(Box::new(serde_yaml_ng::value::TaggedValue {
+            tag: serde_yaml_ng::value::Tag::new(tag),
+            value,
+        })))
+    }
 }
 
 /// Expands `kind: List` (and `*List` kinds such as `SecretList`) into their items.
@@ -257,6 +426,82 @@ items:
         let err = m.add_documents(Path::new("j.json"), "{\"kind\": ", "default").unwrap_err().to_string();
         assert!(err.starts_with("j.json: invalid JSON"), "{err}");
         assert!(!err.contains('\n'));
+    }
+
+    fn ordered(text: &str) -> Result<Vec<YamlValue>, String> {
+        parse_ordered_documents(Path::new("in.yaml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn documents_keep_their_key_order_in_yaml_and_json() {
+        let yaml = ordered("kind: Pod\nzeta: 1\napiVersion: v1\nalpha: {b: 1, a: 2}\n").unwrap();
+        let json = ordered(r#"{"kind": "Pod", "zeta": 1, "apiVersion": "v1", "alpha": {"b": 1, "a": 2}}"#).unwrap();
+        for docs in [yaml, json] {
+            let keys: Vec<&str> = docs[0].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
+            assert_eq!(keys, ["kind", "zeta", "apiVersion", "alpha"]);
+            let inner: Vec<&str> = docs[0]["alpha"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
+            assert_eq!(inner, ["b", "a"]);
+        }
+    }
+
+    /// Hostile inputs end in one clear line naming the document, quickly and without a large allocation; none
+    /// quotes a value.
+    #[test]
+    fn hostile_documents_are_refused_with_a_clear_error() {
+        // The "billion laughs": each level repeats the previous nine times (9^9 strings once expanded).
+        let mut bomb = String::from("a0: &a0 [\"lol\"]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev.as_str(); 9].join(", ")));
+        }
+        // Quadratic: a 20,000-item list repeated 20,000 times (4·10^8 values from 200 kB).
+        let mut quadratic = String::from("base: &b [");
+        quadratic.push_str(&vec!["x"; 20_000].join(","));
+        quadratic.push_str("]\nrepeat: [");
+        quadratic.push_str(&vec!["*b"; 20_000].join(","));
+        quadratic.push_str("]\n");
+        let deep_yaml = format!("kind: Pod\nspec: {}1{}\n", "[".repeat(10_000), "]".repeat(10_000));
+        let deep_json = format!("{{\"kind\": {}1{}}}", "[".repeat(10_000), "]".repeat(10_000));
+        // (input, what the error says)
+        let cases: Vec<(String, &str)> = vec![
+            (bomb, "document 1: invalid YAML: "),
+            (quadratic, "too many values"),
+            (deep_yaml, "recursion limit"),
+            (deep_json, "recursion limit"),
+            ("kind: Pod\nspec: {a: 1, a: 2}\n".into(), "duplicate key \"a\""),
+            (r#"{"kind": "Pod", "kind": "Secret"}"#.into(), "duplicate key \"kind\""),
+            ("kind: Pod\n---\n- hunter2\n".into(), "document 2 is not a Kubernetes object"),
+            ("[1, \"hunter2\"]".into(), "item 1 is not a Kubernetes object"),
+            ("kind: Pod\n<<: hunter2\n".into(), "document 1: invalid YAML"),
+            ("a: !!binary aHVudGVyMg==\nb: [\n".into(), "document 1: invalid YAML"),
+            ("kind: \"hunter2\n".into(), "document 1: invalid YAML"),
+        ];
+        for (text, want) in &cases {
+            let started = std::time::Instant::now();
+            let err = ordered(text).unwrap_err();
+            assert!(err.contains(want), "{want}: {err}");
+            assert!(err.starts_with("in.yaml: "), "{err}");
+            assert!(!err.contains("hunter2") && !err.contains('\n'), "{err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{want}: {:?}", started.elapsed());
+        }
+        // Aliases a hand-written file uses, and merge keys as kubectl applies them, are fine.
+        let docs = ordered(
+            "base: &labels {app: web, tier: front}\nkind: Deployment\nmetadata: {labels: *labels}\nspec:\n  <<: {replicas: 2}\n  paused: false\n",
+        )
+        .unwrap();
+        assert_eq!(docs[0]["metadata"]["labels"]["tier"], YamlValue::from("front"));
+        assert_eq!(docs[0]["spec"]["replicas"], YamlValue::from(2));
+        assert!(docs[0]["spec"].get("<<").is_none());
+    }
+
+    /// A large stream without aliases (10,000 documents, 3 MB) is within the bound: the bound is per byte.
+    #[test]
+    fn large_streams_are_within_the_bound() {
+        let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, labels: {a: b}}\ndata: {k: [1, 2, 3, 4, 5, 6, 7, 8]}\n";
+        let text: String = std::iter::repeat_n(doc, 10_000).collect::<Vec<_>>().join("---\n");
+        assert_eq!(ordered(&text).unwrap().len(), 10_000);
+        let dense = format!("k: [{}]\n", vec!["1"; 500_000].join(","));
+        assert_eq!(ordered(&dense).unwrap()[0]["k"].as_sequence().unwrap().len(), 500_000);
     }
 
     #[test]
