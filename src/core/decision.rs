@@ -141,6 +141,20 @@ pub fn excluded_by_service_account<'a>(pod: &PodView, ns: &'a NamespaceCredentia
         .collect()
 }
 
+/// `explain`: why an image (its lookup name `target`) that gets no credential would be warned about, in the words of
+/// [`decide`]'s warning (a Secret bound to another ServiceAccount, a key naming its registry that does not match, a
+/// `--warn-unmatched` pattern), or `None` when nothing in the namespace speaks of its registry.
+pub fn unmatched_reason(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy, target: &str) -> Option<String> {
+    let image = reference::parse_normalized_named(target).ok()?;
+    let members = PodMembers::new(pod, ns, true, &mut Vec::new());
+    let lookup = LookupTarget::new(target);
+    let mut slots = Vec::new();
+    if !members.lookup(&lookup, &mut slots).is_empty() {
+        return None;
+    }
+    members.unmatched(pod, &image, &lookup, &slots, policy)
+}
+
 /// One normalized key of a Pod's keyring, as `explain` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyExplanation {
@@ -313,8 +327,8 @@ impl<'a> PodMembers<'a> {
                 if let Some(&i) = bound {
                     let secret = &self.ns.secrets[i as usize];
                     return Some(format!(
-                        "Secret {:?} would match but is bound to ServiceAccount {:?} ({SERVICE_ACCOUNT_ANNOTATION}) \
-                         and this Pod runs as {:?}",
+                        "Secret {:?} matches but is bound to ServiceAccount {:?} ({SERVICE_ACCOUNT_ANNOTATION}), not \
+                         {:?}",
                         short(&secret.name, 60),
                         short(secret.service_account.as_deref().unwrap_or_default(), 60),
                         short(pod.service_account(), 60),
@@ -464,7 +478,7 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
                 ));
             } else if inject && let Some(why) = keyring.unmatched(pod, &parsed, &lookup_target, &slots, policy) {
                 warnings.push(format!(
-                    "{} {:?}: no credential for image {}: {why}; it will be pulled anonymously",
+                    "{} {:?}: no credential for image {}: {why}; pulled anonymously",
                     container.kind.noun(),
                     short(&container.container, 40),
                     short(image, 100),

@@ -203,8 +203,8 @@ fn secrets_bound_to_a_service_account_go_only_to_its_pods() {
             &[],
             Some(
                 "container \"c0\": no credential for image image-registry.svc:5000/team/app: Secret \"builder-dockercfg\" \
-                 would match but is bound to ServiceAccount \"builder\" (kubernetes.io/service-account.name) and this \
-                 Pod runs as \"default\"",
+                 matches but is bound to ServiceAccount \"builder\" (kubernetes.io/service-account.name), not \
+                 \"default\"; pulled anonymously",
             ),
         ),
         (
@@ -258,7 +258,7 @@ fn secrets_bound_to_a_service_account_go_only_to_its_pods() {
             pod_as(Some("Builder"), None, &["image-registry.svc:5000/team/app"]),
             vec![builder()],
             &[],
-            Some("this Pod runs as \"Builder\""),
+            Some("ServiceAccount \"builder\" (kubernetes.io/service-account.name), not \"Builder\""),
         ),
         (
             "a hostile account name stays one safe line",
@@ -564,7 +564,7 @@ fn an_image_without_credential_is_warned_about_only_when_someone_can_act() {
                 assert_eq!(d.warnings.len(), 1, "{case}: {:?}", d.warnings);
                 let w = &d.warnings[0];
                 assert!(w.starts_with(&format!("container \"c0\": no credential for image {image}: ")), "{case}: {w}");
-                assert!(w.contains(fragment) && w.ends_with("; it will be pulled anonymously"), "{case}: {w}");
+                assert!(w.contains(fragment) && w.ends_with("; pulled anonymously"), "{case}: {w}");
             }
         }
     }
@@ -603,6 +603,39 @@ fn near_miss_warnings_never_carry_userinfo_or_controls() {
             for w in &d.warnings {
                 assert!(!w.contains(&format!(":{CANARY}")), "{key:?}: {w}");
                 assert!(crate::safe_text::is_safe(w), "{key:?}: {w:?}");
+            }
+        }
+    }
+}
+
+/// `explain` gives the reasons `decide` warns with, from the same rule.
+#[test]
+fn explain_gets_the_warnings_reason() {
+    let ns = namespace(vec![
+        secret("port", &["registry.example.com:443"]),
+        bound("builder-pull", "builder", &["builder.example.com"]),
+        secret("ok", &["ok.example.com"]),
+    ]);
+    let cases = [
+        (
+            "registry.example.com/app",
+            Some("key \"registry.example.com:443\" of Secret \"port\" names its registry, but"),
+        ),
+        ("builder.example.com/app", Some("Secret \"builder-pull\" matches but is bound to ServiceAccount \"builder\"")),
+        ("ok.example.com/app", None),
+        ("quay.io/public/app", None),
+    ];
+    for (image, expected) in cases {
+        let pod = PodView::from_value(&pod_as(None, None, &[image])).unwrap();
+        let target = reference::parse_normalized_named(image).unwrap().name();
+        let reason = unmatched_reason(&pod, &ns, &Policy::default(), &target);
+        let warning = decide(&pod, &ns, &Policy::default()).warnings.into_iter().next();
+        match expected {
+            None => assert_eq!((reason, warning), (None, None), "{image}"),
+            Some(fragment) => {
+                let reason = reason.unwrap();
+                assert!(reason.starts_with(fragment), "{image}: {reason}");
+                assert!(warning.unwrap().contains(&reason), "{image}: the warning says the same");
             }
         }
     }
