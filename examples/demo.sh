@@ -20,7 +20,22 @@ done
   --tls-cert certs/tls.crt --tls-key certs/tls.key --secrets-dir examples/secrets \
   --shutdown-delay 0s &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+# On any exit, stop the server and wait for its drain. The script's own failure wins; otherwise the status is the
+# server's: 0 after a clean stop. Ctrl-C (SIGINT to the whole process group, the server included) or SIGTERM is a
+# clean stop, so `make run` ends with status 0, not 130.
+finish() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ -n "$server" ]; then
+    kill -TERM "$server" 2>/dev/null || true
+    local served=0
+    wait "$server" 2>/dev/null || served=$?
+    if [ "$status" -eq 0 ]; then status=$served; fi
+  fi
+  exit "$status"
+}
+trap finish EXIT
+trap 'exit 0' INT TERM
 
 # Readiness is the signal: /readyz answers 200 once the certificate and the credentials are loaded.
 for _ in $(seq 1 100); do
@@ -50,5 +65,9 @@ if [ "$keep" = "--keep-running" ]; then
   echo
   echo "The webhook keeps running: https://localhost:$port/mutate (CA: certs/ca.crt), metrics at http://127.0.0.1:$admin/metrics."
   echo "Edit examples/secrets/ and it reloads. Ctrl-C stops it."
-  wait $server
+  # Returns when the server exits on its own (its status, through finish), or when a signal runs the trap above.
+  status=0
+  wait "$server" || status=$?
+  server=
+  exit "$status"
 fi

@@ -279,10 +279,15 @@ fn unusable_input_exits_2_with_one_line_naming_the_file() {
     let out = run(&["mutate", "--secrets", s], Some("kind: Pod\nspec: {containers: []}\n"));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("zz-bad.yaml: document 1: invalid YAML"), "{}", stderr(&out));
-    // Not a Pod or review.
+    // An object that carries no Pod passes through unchanged, with a note (issue 13); a document that is no
+    // object is unusable.
     let out = run(&["mutate", "--secrets", "/dev/null"], Some("kind: ConfigMap\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "kind: ConfigMap\n");
+    assert!(stderr(&out).contains("note: stdin: ConfigMap: carries no Pod"), "{}", stderr(&out));
+    let out = run(&["mutate", "--secrets", "/dev/null"], Some("- a\n- list\n"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("expected a Pod or an AdmissionReview"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("document 1 is not a Kubernetes object"), "{}", stderr(&out));
 }
 
 #[test]
@@ -314,7 +319,9 @@ fn help_documents_every_flag_with_its_environment_variable() {
             .filter(|l| l.trim_start().starts_with("--") && !l.contains("--help") && !l.contains("--version"))
         {
             let flag = line.trim_start().split([' ', '<', '=']).next().unwrap().trim_start_matches("--");
-            let env = format!("PULLSECRET_INJECTOR_{}", flag.to_uppercase().replace('-', "_"));
+            // serve's variables are unscoped, every other command's carry its name (issue 13 item 5).
+            let scope = if sub == "serve" { String::new() } else { format!("{}_", sub.to_uppercase()) };
+            let env = format!("PULLSECRET_INJECTOR_{scope}{}", flag.to_uppercase().replace('-', "_"));
             assert!(text.contains(&env), "{sub} --{flag}: no {env} in help:\n{text}");
         }
     }

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use proptest::prelude::*;
-use pullsecret_injector::commands::offline;
+use pullsecret_injector::commands::explain::{self, ExplainArgs, Subject};
+use pullsecret_injector::commands::mutate;
 use pullsecret_injector::core::admission;
 use pullsecret_injector::core::credentials::CredentialIndex;
 use pullsecret_injector::core::decision::Policy;
@@ -243,7 +244,14 @@ proptest! {
         // explain, with the broken Secret listed.
         let image = format!("{host}/app");
         let mut out = Vec::new();
-        offline::explain(&image, std::slice::from_ref(&file), "ns", &["broken".to_owned()], &mut out).unwrap();
+        let listed = ["broken".to_owned()];
+        let args = ExplainArgs {
+            subject: Subject::Image(&image),
+            secrets: std::slice::from_ref(&file),
+            namespace: "ns",
+            listed: &listed,
+        };
+        explain::explain(&args, &mut out).unwrap();
         outputs.push(("explain", String::from_utf8(out).unwrap()));
 
         // mutate (stderr) and its review; the same review answered as serve answers it.
@@ -252,16 +260,18 @@ proptest! {
                      "imagePullSecrets": [{"name": "broken"}, {"name": &name}]}});
         let pod_file = dir.path().join("pod.json");
         std::fs::write(&pod_file, pod.to_string()).unwrap();
-        for output in [offline::MutateOutput::Patch, offline::MutateOutput::Review] {
+        for output in [mutate::MutateOutput::Patch, mutate::MutateOutput::Review] {
             let (mut out, mut err) = (Vec::new(), Vec::new());
-            let args = offline::MutateArgs {
+            let args = mutate::MutateArgs {
                 secrets: std::slice::from_ref(&file),
                 file: &pod_file,
                 output: Some(output),
                 namespace: "ns",
                 policy: &Policy::default(),
+                fail_on_warning: false,
+                pass_secrets: false,
             };
-            offline::mutate(&args, &mut out, &mut err).unwrap();
+            mutate::mutate(&args, &mut out, &mut err).unwrap();
             outputs.push(("mutate stdout", String::from_utf8(out).unwrap()));
             outputs.push(("mutate stderr", String::from_utf8(err).unwrap()));
         }

@@ -1,13 +1,16 @@
-//! The command line (docs/contract.md): one binary, subcommands, every flag also an environment variable
-//! `PULLSECRET_INJECTOR_<FLAG>`.
+//! The command line (docs/contract.md, docs/command-line.md): one binary, subcommands, every flag also an
+//! environment variable. `serve`'s flags are `PULLSECRET_INJECTOR_<FLAG>` (a container's configuration); every other
+//! subcommand's are scoped by its name, `PULLSECRET_INJECTOR_<SUBCOMMAND>_<FLAG>`, so that a variable set for one
+//! command (`PULLSECRET_INJECTOR_MUTATE_OUTPUT=patch`) never changes another (`verify -o`). [`command`] applies that
+//! rule to every flag of those subcommands, the shared groups included; parse with [`parse`].
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::commands::offline::MutateOutput;
+use crate::commands::mutate::MutateOutput;
 use crate::serve::config::{PolicyArgs, ServeConfig, parse_duration};
 
 #[derive(Debug, Parser)]
@@ -16,20 +19,72 @@ use crate::serve::config::{PolicyArgs, ServeConfig, parse_duration};
     version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PULLSECRET_INJECTOR_COMMIT"), ")"),
     about = "Adds to every Pod the imagePullSecrets the kubelet will actually use, matched with the kubelet's own rules",
     long_about = None,
-    propagate_version = true
+    propagate_version = true,
+    after_help = ENVIRONMENT
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
+const ENVIRONMENT: &str = "Environment: serve's flags can also be set as PULLSECRET_INJECTOR_<FLAG> \
+(--tls-cert is PULLSECRET_INJECTOR_TLS_CERT); every other command's as PULLSECRET_INJECTOR_<COMMAND>_<FLAG> \
+(mutate -o is PULLSECRET_INJECTOR_MUTATE_OUTPUT). A flag on the command line wins. --help on each command lists them.
+
+Exit status: 0 success; 1 the command found a problem (mutate: a denial, or a warning with --fail-on-warning; \
+verify: a credential that does not work); 2 unusable input or flags.";
+
+/// The prefix of every environment variable.
+pub const ENV_PREFIX: &str = "PULLSECRET_INJECTOR_";
+
+/// The subcommands whose variables are scoped by their name (every one but `serve`, whose flags configure a
+/// container and keep `PULLSECRET_INJECTOR_<FLAG>`).
+pub const SCOPED: [&str; 4] = ["mutate", "explain", "verify", "certs"];
+
+/// The environment variable of flag `--long` of `subcommand`.
+pub fn env_name(subcommand: &str, long: &str) -> String {
+    let flag = long.to_uppercase().replace('-', "_");
+    if SCOPED.contains(&subcommand) {
+        format!("{ENV_PREFIX}{}_{flag}", subcommand.to_uppercase())
+    } else {
+        format!("{ENV_PREFIX}{flag}")
+    }
+}
+
+/// The command line with the environment rule applied: each flag of a [`SCOPED`] subcommand reads only its own
+/// scoped variable (whatever variable a shared flag group declares for `serve`).
+pub fn command() -> clap::Command {
+    let mut command = Cli::command();
+    for subcommand in SCOPED {
+        command = command.mut_subcommand(subcommand, |sub| {
+            sub.mut_args(|arg| match arg.get_long() {
+                Some(long) if long != "help" && long != "version" => {
+                    // clap takes a `&'static str` here (owned names need its `string` feature): these few names are
+                    // made once per process.
+                    let name: &'static str = Box::leak(env_name(subcommand, long).into_boxed_str());
+                    arg.env(name)
+                }
+                _ => arg.env(None),
+            })
+        });
+    }
+    command
+}
+
+/// Parses the process's arguments with [`command`]; a usage error exits 2 with clap's message, `--help` 0.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process: boxing would only add noise
 pub enum Command {
-    /// Show what the webhook would do to a Pod or AdmissionReview, offline (nothing is sent anywhere).
+    /// Add to Pods, workloads and manifest streams what the webhook would add (or answer an AdmissionReview),
+    /// offline: nothing is sent anywhere.
     #[command(after_help = MUTATE_EXAMPLES)]
     Mutate(MutateCmd),
-    /// Explain which credentials the kubelet uses for one image, key by key.
+    /// Explain which credentials the kubelet uses for an image, or every image of a Pod or workload, key by key.
     #[command(after_help = EXPLAIN_EXAMPLES)]
     Explain(ExplainCmd),
     /// Run the admission webhook (HTTPS) and its admin endpoints (HTTP).
@@ -64,22 +119,22 @@ pub struct VerifyCmd {
     #[command(flatten)]
     pub secrets: SecretsArgs,
     /// Namespace of Secret manifests that do not name one.
-    #[arg(short = 'n', long = "namespace", default_value = "default", env = "PULLSECRET_INJECTOR_NAMESPACE")]
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
     pub namespace: String,
     /// Extra CA certificate(s) (PEM) to trust, for registries with a private CA.
-    #[arg(long, value_name = "FILE", env = "PULLSECRET_INJECTOR_CA_FILE")]
+    #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// Do not verify registry certificates (self-signed registries). Credentials are then sent to whoever answers.
-    #[arg(long, env = "PULLSECRET_INJECTOR_INSECURE_SKIP_TLS_VERIFY")]
+    #[arg(long)]
     pub insecure_skip_tls_verify: bool,
     /// Time limit of each request to a registry.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_TIMEOUT")]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Checks run in parallel at most.
-    #[arg(long, default_value_t = 8, env = "PULLSECRET_INJECTOR_CONCURRENCY")]
+    #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Output: `text` (a table and lint notes) or `json` (an array of {namespace, secret, registry, status, detail}).
-    #[arg(short = 'o', long = "output", value_enum, default_value = "text", env = "PULLSECRET_INJECTOR_OUTPUT")]
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: crate::verify::VerifyOutput,
 }
 
@@ -90,40 +145,50 @@ const CERTS_EXAMPLES: &str = "Examples:
 #[derive(Debug, clap::Args)]
 pub struct CertsCmd {
     /// Directory to write ca.crt, tls.crt and tls.key (0600) into; created if missing.
-    #[arg(long, value_name = "DIR", env = "PULLSECRET_INJECTOR_OUT")]
+    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// DNS name for the serving certificate. Repeatable, or comma-separated.
-    #[arg(long = "dns", value_name = "NAME", env = "PULLSECRET_INJECTOR_DNS", value_delimiter = ',')]
+    /// DNS name for the serving certificate (RFC 1123, lowercase; `*.` wildcard first label allowed). Repeatable, or
+    /// comma-separated.
+    #[arg(long = "dns", value_name = "NAME", value_delimiter = ',')]
     pub dns: Vec<String>,
     /// IP address for the serving certificate. Repeatable, or comma-separated.
-    #[arg(long = "ip", value_name = "ADDR", env = "PULLSECRET_INJECTOR_IP", value_delimiter = ',')]
+    #[arg(long = "ip", value_name = "ADDR", value_delimiter = ',')]
     pub ip: Vec<IpAddr>,
-    /// Validity in days.
-    #[arg(long, default_value_t = 365, env = "PULLSECRET_INJECTOR_DAYS")]
+    /// Validity in days, 1 to 3650.
+    #[arg(long, default_value_t = 365)]
     pub days: u32,
 }
 
 const MUTATE_EXAMPLES: &str = "Examples:
-  pullsecret-injector mutate --secrets secrets/ -f pod.yaml
+  pullsecret-injector mutate --secrets secrets/ -f deployment.yaml
+  kubectl create deployment web --image=registry.example.com/web:1 --dry-run=client -o yaml \\
+    | pullsecret-injector mutate --secrets secrets/ -n shop
+  kustomize build prod/ | pullsecret-injector mutate --secrets secrets/ --pass-secrets > out.yaml
   kubectl get pod web -o yaml | pullsecret-injector mutate --secrets secrets.yaml -o patch
-  pullsecret-injector mutate --secrets secrets/ -f review.json            # prints the response AdmissionReview";
+  pullsecret-injector mutate --secrets secrets/ -f review.json    # the response AdmissionReview
+
+Input: Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ReplicationControllers and \
+PodTemplates, alone, in a kind: List or as several YAML documents (every other object passes through unchanged, \
+with a note on stderr); or one AdmissionReview. The output keeps the documents and their key order; comments are \
+not kept. As a Helm post-renderer, a script that runs: exec pullsecret-injector mutate --secrets DIR \
+--pass-secrets (docs/command-line.md).
+
+Exit status: 0 nothing denied; 1 a Pod denied by --deny-unmatched (then only -o review prints), or any warning \
+with --fail-on-warning (after the output); 2 unusable input.";
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
   pullsecret-injector explain registry.example.com:5000/team/app:1.2 --secrets secrets/ -n team
-  pullsecret-injector explain nginx --secrets secrets.yaml";
+  pullsecret-injector explain nginx --secrets secrets.yaml --listed my-hub-login
+  pullsecret-injector explain -f deployment.yaml --secrets secrets/
+
+Ends with the one-line answer: what the webhook adds, and why an image gets no credential.";
 
 /// Flags shared by the commands that read credential manifests.
 #[derive(Debug, clap::Args)]
 pub struct SecretsArgs {
     /// Files or directories of Secret manifests (YAML multi-document or JSON, `kind: List` too); Namespaces and
     /// ClusterPullSecrets in them are used as well. Repeatable, or comma-separated.
-    #[arg(
-        long = "secrets",
-        value_name = "PATH",
-        required = true,
-        env = "PULLSECRET_INJECTOR_SECRETS",
-        value_delimiter = ','
-    )]
+    #[arg(long = "secrets", value_name = "PATH", required = true, value_delimiter = ',')]
     pub secrets: Vec<PathBuf>,
 }
 
@@ -131,36 +196,77 @@ pub struct SecretsArgs {
 pub struct MutateCmd {
     #[command(flatten)]
     pub secrets: SecretsArgs,
-    /// The Pod manifest or AdmissionReview request (JSON or YAML); `-` reads stdin.
-    #[arg(
-        short = 'f',
-        long = "filename",
-        value_name = "FILE",
-        default_value = "-",
-        env = "PULLSECRET_INJECTOR_FILENAME"
-    )]
+    /// The manifests (JSON or YAML: Pods, workloads, Lists, several documents) or one AdmissionReview request;
+    /// `-` reads stdin.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", default_value = "-")]
     pub file: PathBuf,
-    /// Output: `yaml`/`json` (the patched Pod; default for a Pod), `patch` (the JSON patch), `review` (the response
-    /// AdmissionReview; default for an AdmissionReview).
-    #[arg(short = 'o', long = "output", value_enum, env = "PULLSECRET_INJECTOR_OUTPUT")]
+    /// Output: `yaml` (default) or `json`, the input with the Secrets added (several documents as JSON: one `v1`
+    /// List); `patch`, the JSON patch of a one-document input; `review`, the response AdmissionReview (the default
+    /// for an AdmissionReview).
+    #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<MutateOutput>,
-    /// Namespace of a Pod and of Secret manifests that do not name one (like kubectl's current namespace).
-    #[arg(short = 'n', long = "namespace", default_value = "default", env = "PULLSECRET_INJECTOR_NAMESPACE")]
+    /// Namespace of the objects and of Secret manifests that do not name one (like kubectl's current namespace).
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
     pub namespace: String,
+    /// Exit 1 when the webhook would return any warning (a private image without credential, an undecodable
+    /// Secret, an invalid image reference...), after printing the output.
+    #[arg(long)]
+    pub fail_on_warning: bool,
+    /// Pass the input's Secrets through to the output (a post-renderer must: charts hold Secrets). Without it,
+    /// `-o yaml` and `-o json` refuse an input holding a Secret (exit 2), so that a credential is never printed by
+    /// mistake, e.g. into a CI log.
+    #[arg(long)]
+    pub pass_secrets: bool,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["image", "filename"])))]
 pub struct ExplainCmd {
     /// The image as written in a Pod, e.g. `nginx`, `registry.example.com:5000/team/app:1.2`.
-    pub image: String,
+    pub image: Option<String>,
+    /// Instead of an image: a file (`-` for stdin) holding one Pod or one object with a Pod template (Deployment,
+    /// Job, CronJob...): every image of its Pod is explained, with the Secrets it lists.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", conflicts_with = "listed")]
+    pub filename: Option<PathBuf>,
     #[command(flatten)]
     pub secrets: SecretsArgs,
-    /// The Pod's namespace (also the namespace of Secret manifests that do not name one).
-    #[arg(short = 'n', long = "namespace", default_value = "default", env = "PULLSECRET_INJECTOR_NAMESPACE")]
+    /// The Pod's namespace (also the namespace of Secret manifests that do not name one); with `-f`, for an object
+    /// that names none.
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
     pub namespace: String,
-    /// A Secret the Pod already lists in `imagePullSecrets`, in order. Repeatable.
-    #[arg(long = "listed", value_name = "NAME", env = "PULLSECRET_INJECTOR_LISTED", value_delimiter = ',')]
+    /// With an image: a Secret the Pod already lists in `imagePullSecrets`, in order. Repeatable.
+    #[arg(long = "listed", value_name = "NAME", value_delimiter = ',')]
     pub listed: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag of every subcommand has exactly the variable of the rule: `serve`'s unscoped, the others' scoped.
+    #[test]
+    fn every_flag_reads_its_own_commands_variable() {
+        let command = command();
+        let mut seen = 0;
+        for sub in command.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let Some(long) = arg.get_long().filter(|l| !matches!(*l, "help" | "version")) else { continue };
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                assert_eq!(env, Some(env_name(sub.get_name(), long)), "{} --{long}", sub.get_name());
+                seen += 1;
+            }
+        }
+        assert!(seen > 40, "{seen} flags");
+        assert_eq!(env_name("serve", "tls-cert"), "PULLSECRET_INJECTOR_TLS_CERT");
+        assert_eq!(env_name("mutate", "output"), "PULLSECRET_INJECTOR_MUTATE_OUTPUT");
+        assert_eq!(env_name("verify", "output"), "PULLSECRET_INJECTOR_VERIFY_OUTPUT");
+        assert_eq!(env_name("mutate", "deny-unmatched"), "PULLSECRET_INJECTOR_MUTATE_DENY_UNMATCHED");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
+    }
 }

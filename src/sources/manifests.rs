@@ -452,7 +452,7 @@ items:
         let mut bomb = String::from("a0: &a0 [\"lol\"]\n");
         for i in 1..10 {
             let prev = format!("*a{}", i - 1);
-            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev.as_str(); 9].join(", ")));
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", [prev.as_str(); 9].join(", ")));
         }
         // Quadratic: a 20,000-item list repeated 20,000 times (4·10^8 values from 200 kB).
         let mut quadratic = String::from("base: &b [");
