@@ -649,6 +649,32 @@ fn explain_names_copies_missing_listed_secrets_and_answers_in_one_line() {
         "{}",
         out.stdout
     );
+    // A Secret bound to another ServiceAccount, and a key that names the registry with another port: the answer
+    // gives the webhook's reason.
+    let bound = kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "builder-pull",
+        "-n",
+        "shop",
+        "--docker-server=builder.example.com",
+        "--docker-username=u",
+        &format!("--docker-password={PASSWORD}"),
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ])
+    .replace("metadata:\n", "metadata:\n  annotations:\n    kubernetes.io/service-account.name: builder\n");
+    std::fs::write(secrets.path().join("shop-builder.yaml"), bound).unwrap();
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: build, namespace: shop}\nspec:\n  containers:\n  - {name: tools, image: builder.example.com/tools:1}\n  - {name: cache, image: harbor.example.com:8443/cache:1}\n";
+    let out = run(&["explain", "-f", "-", "--secrets", path(&secrets)], pod);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("  excluded  builder-pull: bound to ServiceAccount builder"), "{}", out.stdout);
+    let answer = out.stdout.lines().last().unwrap();
+    assert!(answer.starts_with("Answer: Pod \"build\" will get no Secret; container \"tools\" has no credential because Secret \"builder-pull\""), "{answer}");
+    assert!(answer.contains("container \"cache\" has no credential because key \"harbor.example.com\" of Secret \"harbor\" names its registry"), "{answer}");
+
     // -f takes one object with a Pod; --listed is for an image.
     let two = format!("{0}---\n{0}", kubectl_deployment());
     let out = run(&["explain", "-f", "-", "--secrets", path(&secrets)], &two);

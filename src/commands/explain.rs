@@ -246,6 +246,20 @@ fn namespace_lines(pod: &PodView, ns: &Namespace<'_>, out: &mut dyn Write) -> st
         String::new()
     };
     say(out, format_args!("Namespace:  {}{opted}", shown_name(ns.name)))?;
+    let excluded = decision::excluded_by_service_account(pod, &ns.view);
+    if !excluded.is_empty() {
+        say(out, format_args!("ServiceAccount: {}", shown_name(pod.service_account())))?;
+        for (name, account) in excluded {
+            say(
+                out,
+                format_args!(
+                    "  excluded  {}: bound to ServiceAccount {} ({SERVICE_ACCOUNT_ANNOTATION})",
+                    ns.secret(name),
+                    shown_name(account)
+                ),
+            )?;
+        }
+    }
     let listed: Vec<&str> = pod.listed_secrets().collect();
     if !listed.is_empty() {
         say(out, format_args!("Listed:     the Pod's imagePullSecrets, in order"))?;
@@ -395,6 +409,11 @@ fn why_none(image: &ImageOutcome, pod: &PodView, decision: &Decision, ns: &Names
     }
     if ns.view.secrets.is_empty() {
         return format!("namespace {} has no pull Secret{anonymous}", shown_name(ns.name));
+    }
+    // The webhook's own words when it would warn: a Secret bound to another ServiceAccount, or a key that names
+    // the registry but does not match it.
+    if let Some(reason) = decision::unmatched_reason(pod, &ns.view, &Policy::default(), target) {
+        return safe_text::line(&reason, 512);
     }
     // A key naming its registry that does not match, or a Secret bound to another ServiceAccount: the warning's words.
     if let Some(reason) = decision::unmatched_reason(pod, &ns.view, &Policy::default(), target) {
