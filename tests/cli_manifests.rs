@@ -875,3 +875,101 @@ fn the_demo_exits_0_after_a_clean_stop() {
     assert!(kill.success());
     assert_eq!(running.wait().unwrap().code(), Some(0), "Ctrl-C is a clean stop");
 }
+
+/// The post-renderer plugin of examples/helm-postrenderer, installed in a real Helm 4 (tests/cluster/helm.sh): a
+/// chart's Deployment and its pre-install hook Job get their Secrets, its Secret and the annotation Helm adds pass
+/// through, and a denial fails the render.
+#[test]
+fn helm_runs_mutate_as_its_post_renderer() {
+    let helm = Command::new("bash").arg(Path::new(ROOT).join("tests/cluster/helm.sh")).output().unwrap();
+    assert!(helm.status.success(), "tests/cluster/helm.sh: {}", String::from_utf8_lossy(&helm.stderr));
+    let helm = String::from_utf8(helm.stdout).unwrap().trim().to_string();
+    let secrets = secrets();
+    let home = tempfile::tempdir().unwrap();
+    let chart = home.path().join("chart");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(chart.join("Chart.yaml"), "apiVersion: v2\nname: web\nversion: 0.1.0\n").unwrap();
+    std::fs::write(chart.join("templates/deployment.yaml"), kubectl_deployment()).unwrap();
+    let token = kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "token",
+        "--from-literal=t=planted-token-Q9z",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]);
+    std::fs::write(chart.join("templates/secret.yaml"), token).unwrap();
+    let hook = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: harbor.example.com/shop/migrate:1\n";
+    std::fs::write(chart.join("templates/hook.yaml"), hook).unwrap();
+    let helm_run = |args: &[&str]| {
+        let out = Command::new(&helm)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", home.path())
+            .env("HELM_CONFIG_HOME", home.path().join("config"))
+            .env("HELM_CACHE_HOME", home.path().join("cache"))
+            .env("HELM_DATA_HOME", home.path().join("data"))
+            .env("PULLSECRET_INJECTOR_BIN", BIN)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let plugin = Path::new(ROOT).join("examples/helm-postrenderer");
+    let (code, _, err) = helm_run(&["plugin", "install", plugin.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let secrets_arg = format!("--post-renderer-args=--secrets={}", path(&secrets));
+    let mut args = vec![
+        "template",
+        "web",
+        chart.to_str().unwrap(),
+        "--namespace",
+        "shop",
+        "--post-renderer",
+        "pullsecret-injector",
+    ];
+    args.extend([secrets_arg.as_str(), "--post-renderer-args=--namespace=shop"]);
+    let (code, out, err) = helm_run(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let docs: Vec<Value> =
+        yaml_docs(&out).into_iter().filter(|d| !d.is_null()).map(|d| serde_json::to_value(d).unwrap()).collect();
+    let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in:\n{out}"));
+    assert_eq!(names_at(find("Deployment"), "/spec/template/spec"), ["hub", "harbor"]);
+    assert_eq!(names_at(find("Job"), "/spec/template/spec"), ["harbor"], "the hook is post-rendered too");
+    assert_eq!(find("Secret")["data"]["t"], "cGxhbnRlZC10b2tlbi1ROXo=", "the chart's Secret passes through");
+    // A denial fails the render: Helm prints nothing to install.
+    args.push("--post-renderer-args=--deny-unmatched=quay.io");
+    let (code, out, err) = helm_run(&args);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(!out.contains("kind: Deployment"), "{out}");
+    // Helm 4.3 does not show a post-renderer plugin's stderr (docs/command-line.md says how to see the reason).
+    assert!(err.contains("post-renderer plugin \"pullsecret-injector\""), "{err}");
+    assert!(!err.contains("planted-token") && !err.contains("cGxhbnRlZC10b2tlbi"), "{err}");
+}
+
+/// docs/command-line.md shows real output: each block that starts with `$ pullsecret-injector ...` and elides
+/// nothing (no `...` line) is what the binary prints, run from the repository's root.
+#[test]
+fn the_documented_runs_print_what_the_docs_show() {
+    let doc = std::fs::read_to_string(Path::new(ROOT).join("docs/command-line.md")).unwrap();
+    let mut checked = 0;
+    for block in doc.split("```text\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        let Some((command, shown)) = block.split_once('\n') else { continue };
+        let Some(args) = command.strip_prefix("$ pullsecret-injector ") else { continue };
+        if shown.lines().any(|l| l == "...") {
+            continue;
+        }
+        let args: Vec<&str> = args.split_whitespace().collect();
+        let out = Command::new(BIN).args(&args).current_dir(ROOT).env_clear().output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), shown, "{command}");
+        checked += 1;
+    }
+    assert!(checked >= 2, "{checked} blocks checked");
+}
