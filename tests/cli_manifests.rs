@@ -428,6 +428,19 @@ fn exit_statuses() {
         (vec!["-o", "nope"], deployment.clone(), 2, "invalid value 'nope'"),
         (vec!["-f", "/nonexistent/app.yaml"], String::new(), 2, "/nonexistent/app.yaml: cannot read"),
     ];
+    // Not UTF-8: unusable, said in one line.
+    let mut child = Command::new(BIN)
+        .args(["mutate", "--secrets", path(&secrets)])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"kind: Pod\nmetadata: {name: \xff\xfe}\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: stdin: cannot read: stream did not contain valid UTF-8\n");
     for (extra, input, code, fragment) in &rows {
         let mut args = vec!["mutate", "--secrets", path(&secrets), "-n", "shop"];
         args.extend(extra);

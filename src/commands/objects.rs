@@ -49,7 +49,7 @@ impl PodObject {
 pub struct Objects {
     pub pods: Vec<PodObject>,
     pub notes: Vec<String>,
-    /// Where the input holds a `v1` Secret (`input: place: Secret "name"`): printing the stream would print its
+    /// Where the input holds a Secret (`input: place: Secret "name"`): printing the stream would print its
     /// data.
     pub secrets: Vec<String>,
 }
@@ -58,84 +58,105 @@ pub struct Objects {
 /// `items`) is opened, item by item. Unusable input (exit 2): an AdmissionReview among other documents, an object
 /// of a Pod-carrying kind without a Pod template, a Pod that cannot be read, a namespace that is not a string.
 pub fn read(input: &str, docs: &[YamlValue], default_namespace: &str) -> Result<Objects, CliError> {
-    let mut objects = Objects::default();
+    let mut reader = Reader { input, default_namespace, objects: Objects::default() };
     let single = docs.len() == 1;
     for (doc, value) in docs.iter().enumerate() {
         let place = if single { String::new() } else { format!("document {}", doc + 1) };
-        walk(input, doc, value, String::new(), place, default_namespace, &mut objects)?;
+        reader.walk(doc, value, String::new(), place, ("", ""))?;
     }
-    Ok(objects)
+    Ok(reader.objects)
 }
 
-fn walk(
-    input: &str,
-    doc: usize,
-    value: &YamlValue,
-    at: String,
-    place: String,
-    default_namespace: &str,
-    objects: &mut Objects,
-) -> Result<(), CliError> {
-    let kind = value.get("kind").and_then(YamlValue::as_str).unwrap_or_default();
-    let api_version = value.get("apiVersion").and_then(YamlValue::as_str).unwrap_or_default();
-    let label = label(value);
-    let context = |what: &str| context(input, &place, &label, what);
-    if kind == crate::core::admission::KIND {
-        return Err(CliError::Usage(context("an AdmissionReview must be the only document of the input")));
-    }
-    if kind.ends_with("List")
-        && let Some(YamlValue::Sequence(items)) = value.get("items")
-    {
-        for (i, item) in items.iter().enumerate() {
-            let item_place =
-                if place.is_empty() { format!("item {}", i + 1) } else { format!("{place}, item {}", i + 1) };
-            walk(input, doc, item, format!("{at}/items/{i}"), item_place, default_namespace, objects)?;
+/// What [`read`] carries through a document.
+struct Reader<'a> {
+    input: &'a str,
+    default_namespace: &'a str,
+    objects: Objects,
+}
+
+impl Reader<'_> {
+    /// One value of document `doc` at pointer `at`; `implied` is the (apiVersion, kind) of an item of a typed list.
+    fn walk(
+        &mut self,
+        doc: usize,
+        value: &YamlValue,
+        at: String,
+        place: String,
+        implied: (&str, &str),
+    ) -> Result<(), CliError> {
+        let (input, default_namespace) = (self.input, self.default_namespace);
+        let objects = &mut self.objects;
+        // The items of a typed list (`DeploymentList`, `SecretList`, as the API server returns them) carry no kind of
+        // their own: the list's says what they are.
+        let field = |name: &str| value.get(name).and_then(YamlValue::as_str).filter(|v| !v.is_empty());
+        let kind = field("kind").unwrap_or(implied.1);
+        let api_version = field("apiVersion").unwrap_or(implied.0);
+        let label = label_of(kind, value);
+        let context = |what: &str| context(input, &place, &label, what);
+        if kind == crate::core::admission::KIND {
+            return Err(CliError::Usage(context("an AdmissionReview must be the only document of the input")));
         }
-        return Ok(());
-    }
-    let Some(location) = workload::locate(api_version, kind) else {
-        let what = if value.is_mapping() { "carries no Pod" } else { "is not an object" };
-        objects.notes.push(context(&format!("{what}; passed through unchanged")));
-        if is_secret(value) {
-            objects.secrets.push(located(input, &place, &label));
-        }
-        return Ok(());
-    };
-    let namespace = match value.get("metadata").and_then(|m| m.get("namespace")) {
-        None | Some(YamlValue::Null) => default_namespace.to_string(),
-        Some(YamlValue::String(ns)) if ns.is_empty() => default_namespace.to_string(),
-        Some(YamlValue::String(ns)) => ns.clone(),
-        Some(_) => return Err(CliError::Usage(context("metadata.namespace is not a string"))),
-    };
-    let pod = if location.template.is_empty() {
-        json(value).map_err(|e| CliError::Usage(context(&e)))?
-    } else {
-        let template = match pointer(value, location.template) {
-            Some(template @ YamlValue::Mapping(_)) => template,
-            _ => {
-                return Err(CliError::Usage(context(&format!("no Pod template at {}", dotted(location.template)))));
+        if kind.ends_with("List")
+            && let Some(YamlValue::Sequence(items)) = value.get("items")
+        {
+            let item_kind = kind.strip_suffix("List").unwrap_or_default();
+            let item_implied = if item_kind.is_empty() { ("", "") } else { (api_version, item_kind) };
+            for (i, item) in items.iter().enumerate() {
+                let item_place =
+                    if place.is_empty() { format!("item {}", i + 1) } else { format!("{place}, item {}", i + 1) };
+                let item_at = format!("{at}/items/{i}");
+                self.walk(doc, item, item_at, item_place, item_implied)?;
             }
+            return Ok(());
+        }
+        let Some(location) = workload::locate(api_version, kind) else {
+            let what = if value.is_mapping() { "carries no Pod" } else { "is not an object" };
+            objects.notes.push(context(&format!("{what}; passed through unchanged")));
+            if kind == SECRET {
+                objects.secrets.push(located(input, &place, &label));
+            }
+            return Ok(());
         };
-        let owner = value.get("metadata").and_then(|m| m.get("name")).and_then(YamlValue::as_str).unwrap_or_default();
-        let template = json(template).map_err(|e| CliError::Usage(context(&e)))?;
-        workload::pod_from_template(&template, &namespace, owner)
-    };
-    let view = PodView::from_value(&pod).map_err(|e| {
-        let what = match &e {
-            PodError::Shape(text) => format!("the Pod cannot be read: {}", manifests::without_values(text)),
-            other => other.to_string(),
+        let namespace = match value.get("metadata").and_then(|m| m.get("namespace")) {
+            None | Some(YamlValue::Null) => default_namespace.to_string(),
+            Some(YamlValue::String(ns)) if ns.is_empty() => default_namespace.to_string(),
+            Some(YamlValue::String(ns)) => ns.clone(),
+            Some(_) => return Err(CliError::Usage(context("metadata.namespace is not a string"))),
         };
-        let what = if location.template.is_empty() { what } else { format!("{} ({what})", dotted(location.template)) };
-        CliError::Usage(context(&what))
-    })?;
-    objects.pods.push(PodObject { doc, at, location, label, place, namespace, pod, view });
-    Ok(())
+        let pod = if location.template.is_empty() {
+            json(value).map_err(|e| CliError::Usage(context(&e)))?
+        } else {
+            let template = match pointer(value, location.template) {
+                Some(template @ YamlValue::Mapping(_)) => template,
+                _ => {
+                    return Err(CliError::Usage(context(&format!("no Pod template at {}", dotted(location.template)))));
+                }
+            };
+            let owner =
+                value.get("metadata").and_then(|m| m.get("name")).and_then(YamlValue::as_str).unwrap_or_default();
+            let template = json(template).map_err(|e| CliError::Usage(context(&e)))?;
+            workload::pod_from_template(&template, &namespace, owner)
+        };
+        let view = PodView::from_value(&pod).map_err(|e| {
+            let what = match &e {
+                PodError::Shape(text) => format!("the Pod cannot be read: {}", manifests::without_values(text)),
+                other => other.to_string(),
+            };
+            let what =
+                if location.template.is_empty() { what } else { format!("{} ({what})", dotted(location.template)) };
+            CliError::Usage(context(&what))
+        })?;
+        objects.pods.push(PodObject { doc, at, location, label, place, namespace, pod, view });
+        Ok(())
+    }
 }
 
-/// Whether an object is a `v1` Secret (whose data is a credential, or may be).
+const SECRET: &str = "Secret";
+
+/// Whether an object is a Secret (whose data is a credential, or may be): any object of kind `Secret`, whatever its
+/// `apiVersion` says, so that no spelling gets one printed.
 pub fn is_secret(value: &YamlValue) -> bool {
-    value.get("kind").and_then(YamlValue::as_str) == Some("Secret")
-        && value.get("apiVersion").and_then(YamlValue::as_str) == Some("v1")
+    value.get("kind").and_then(YamlValue::as_str) == Some(SECRET)
 }
 
 /// `input: place: label: what`, one display-safe line.
@@ -157,8 +178,11 @@ fn located(input: &str, place: &str, label: &str) -> String {
 
 /// How messages name an object: its kind and name, display-safe and bounded (`Deployment "web"`).
 pub fn label(value: &YamlValue) -> String {
-    let kind = value.get("kind").and_then(YamlValue::as_str).filter(|k| !k.is_empty());
-    let kind = kind.map_or_else(|| "object without kind".to_string(), |k| safe_text::line(k, 63));
+    label_of(value.get("kind").and_then(YamlValue::as_str).unwrap_or_default(), value)
+}
+
+fn label_of(kind: &str, value: &YamlValue) -> String {
+    let kind = if kind.is_empty() { "object without kind".to_string() } else { safe_text::line(kind, 63) };
     match value.get("metadata").and_then(|m| m.get("name")).and_then(YamlValue::as_str) {
         Some(name) if !name.is_empty() => format!("{kind} \"{}\"", safe_text::line(name, 253)),
         _ => kind,
@@ -283,6 +307,48 @@ items:
                 "in: document 3, item 4: object without kind: is not an object; passed through unchanged",
             ]
         );
+    }
+
+    /// The API server's typed lists: items without kind or apiVersion are what the list says.
+    #[test]
+    fn items_of_a_typed_list_are_of_its_kind() {
+        let text = "apiVersion: apps/v1\nkind: DeploymentList\nitems:\n- metadata: {name: a}\n  spec: {template: {spec: {containers: []}}}\n";
+        assert_eq!(
+            found(text),
+            [("item 1".into(), "Deployment \"a\"".into(), "dflt".into(), "/items/0/spec/template/spec".into())]
+        );
+        let secrets = "apiVersion: v1\nkind: SecretList\nitems:\n- metadata: {name: s}\n  data: {k: aHVudGVyMg==}\n- {kind: Secret, apiVersion: example.com/v1, metadata: {name: t}}\n";
+        let objects = read("in", &docs(secrets), "dflt").unwrap();
+        assert_eq!(objects.secrets, ["in: item 1: Secret \"s\"", "in: item 2: Secret \"t\""]);
+        // A plain List says nothing about its items.
+        let list = "apiVersion: v1\nkind: List\nitems:\n- metadata: {name: x}\n";
+        assert_eq!(
+            read("in", &docs(list), "dflt").unwrap().notes,
+            ["in: item 1: object without kind \"x\": carries no Pod; passed through unchanged"]
+        );
+    }
+
+    /// Names and kinds come from the input: every message that shows them stays one escaped line.
+    #[test]
+    fn names_with_control_characters_stay_one_safe_line() {
+        let text = "apiVersion: v1\nkind: \"Con\\e[31mfig\\nMap\"\nmetadata: {name: \"a\\nb\\u202e\"}\n---\nkind: Pod\napiVersion: v1\nmetadata: {name: \"p\\r\\x1b]0;t\\x07\"}\n";
+        let objects = read("in", &docs(text), "dflt").unwrap_err().to_string();
+        assert!(
+            !objects.contains('\n')
+                && !objects.contains('\r')
+                && !objects.contains('\u{1b}')
+                && !objects.contains('\u{7}'),
+            "{objects:?}"
+        );
+        let objects = read(
+            "in",
+            &docs(&text.replace("kind: Pod\napiVersion: v1\n", "kind: Pod\napiVersion: v1\nspec: {}\n")),
+            "dflt",
+        )
+        .unwrap();
+        for line in objects.notes.iter().chain(objects.pods.iter().map(|p| &p.label)) {
+            assert!(!line.chars().any(|c| c.is_control() || c == '\u{202e}'), "{line:?}");
+        }
     }
 
     #[test]
