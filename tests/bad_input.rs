@@ -19,7 +19,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
@@ -27,21 +26,20 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use pullsecret_injector::core::admission::WARNING_PREFIX;
-
 use pullsecret_injector::core::credentials::{CredentialSource, NamespaceCredentials};
 use pullsecret_injector::core::decision::{MAX_WARNING_CHARS, MAX_WARNINGS};
 use pullsecret_injector::metrics::Metrics;
-use pullsecret_injector::serve::certs::{self, Bundle};
-use pullsecret_injector::serve::http::{self, AppState, Limits, Shutdown};
-use pullsecret_injector::serve::tls::CertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use pullsecret_injector::serve::config::Limits;
+use pullsecret_injector::serve::http::{self, AppState};
+use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+
+use common::metric;
+use common::review::{self, containers, pod_review, to_body};
+use common::tls::{self, SERVER_NAME, TlsServer, request_head};
 
 /// Bound of every wait: a hang fails the case instead of the whole run.
 const WAIT: Duration = Duration::from_secs(10);
@@ -49,7 +47,6 @@ const WAIT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The production default of `--max-body-bytes` (7 MiB).
 const MAX_BODY: usize = 7 * 1024 * 1024;
-const SERVER_NAME: &str = "webhook.test";
 
 // --- Panic counter ----------------------------------------------------------------------------------
 
@@ -149,46 +146,8 @@ fn app_state() -> AppState {
 
 // --- Requests ---------------------------------------------------------------------------------------
 
-fn to_body(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap()
-}
-
-fn containers(images: &[&str]) -> Value {
-    images.iter().enumerate().map(|(i, image)| json!({"name": format!("c{i}"), "image": image})).collect()
-}
-
-/// A Pod CREATE review as the API server sends it, around `pod`: its `metadata.namespace`, when it has metadata,
-/// is the request's, as the API server sets it.
-fn review_value(uid: &str, namespace: &str, mut pod: Value) -> Value {
-    if let Some(metadata) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.insert("namespace".into(), json!(namespace));
-    }
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "tester", "groups": ["system:authenticated"]},
-            "object": pod,
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
-        }
-    })
-}
-
 fn pod(spec: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": spec})
-}
-
-fn pod_review(uid: &str, namespace: &str, images: &[&str]) -> Value {
-    review_value(uid, namespace, pod(json!({ "containers": containers(images) })))
+    review::pod_with_spec("default", spec)
 }
 
 /// The review every "still works" check sends: one image that the `good` Secret matches.
@@ -211,15 +170,8 @@ fn nested_arrays(depth: usize) -> String {
 fn deeply_nested_review(uid: &str, depth: usize) -> Vec<u8> {
     let marker = "\"NESTED\"";
     let spec = json!({"containers": containers(&["registry.example.com/app"]), "affinity": "NESTED"});
-    let text = serde_json::to_string(&review_value(uid, "default", pod(spec))).unwrap();
+    let text = serde_json::to_string(&review::review(uid, "default", pod(spec))).unwrap();
     text.replacen(marker, &nested_arrays(depth), 1).into_bytes()
-}
-
-fn request_head(content_length: usize) -> String {
-    format!(
-        "POST /mutate HTTP/1.1\r\nHost: {SERVER_NAME}\r\nContent-Type: application/json\r\nContent-Length: \
-         {content_length}\r\n\r\n"
-    )
 }
 
 // --- The catalogue ----------------------------------------------------------------------------------
@@ -304,36 +256,41 @@ fn warning_bound_cases() -> Vec<Case> {
         ),
         case(
             "object of kind \"Deploy\\nment\" in a Pod review",
-            body(&review_value("b-3", "default", json!({"kind": "Deploy\nment", "spec": {}}))),
+            body(&review::review("b-3", "default", json!({"kind": "Deploy\nment", "spec": {}}))),
             Expect::Skipped("not a Pod"),
         ),
         // serde's message quotes the wrongly typed value.
         case(
             "containers is a 10 KB string",
-            body(&review_value("b-4", "default", pod(json!({"containers": "c".repeat(10_240)})))),
+            body(&review::review("b-4", "default", pod(json!({"containers": "c".repeat(10_240)})))),
             Expect::Skipped("not understood"),
         ),
         // decision bounds a warning to 256 characters, then admission prepends "pullsecret-injector: " (21 more).
         case(
-            "an undecodable Secret with a 253-character name in the namespace",
-            body(&pod_review("b-5", "long-names", &["registry.example.com/app"])),
-            Expect::Allowed(&[], Some("cannot decode")),
+            "an undecodable Secret with a 253-character name, listed by the Pod",
+            body(&review::review(
+                "b-5",
+                "long-names",
+                pod(json!({"containers": containers(&["registry.example.com/app"]),
+                    "imagePullSecrets": [{"name": long_secret_name()}]})),
+            )),
+            Expect::Allowed(&[], Some("every image pull of this Pod will fail")),
         ),
-        // "ephemeral container " + a name cut to 40 + an image cut to 100 + the text: 242 characters before the prefix.
+        // "ephemeral container " + a name cut to 40 + an image cut to 100 + the key, its Secret and why: cut at 256.
         case(
             "an ephemeral container with a long name and a long unmatched private image",
-            body(&review_value(
+            body(&review::review(
                 "b-7",
                 "default",
                 pod(json!({"containers": [], "ephemeralContainers": [
-                    {"name": "d".repeat(60), "image": format!("quay.io/{}", "q".repeat(120))}
+                    {"name": "d".repeat(60), "image": format!("registry.example.com:5000/{}", "q".repeat(120))}
                 ]})),
             )),
-            Expect::Allowed(&[], Some("quay.io/")),
+            Expect::Allowed(&[], Some("registry.example.com:5000/")),
         ),
         case(
             "an undecodable Secret with a 10 KB key listed by the Pod",
-            body(&review_value(
+            body(&review::review(
                 "b-6",
                 "long-names",
                 pod(json!({"containers": containers(&["nginx"]),
@@ -492,7 +449,7 @@ fn with_raw_uid(raw_json: &str) -> Vec<u8> {
 
 /// Pods the webhook cannot read, or reads with odd fields.
 fn pod_shape_cases() -> Vec<Case> {
-    let with_pod = |uid: &str, pod_value: Value| body(&review_value(uid, "default", pod_value));
+    let with_pod = |uid: &str, pod_value: Value| body(&review::review(uid, "default", pod_value));
     let image = containers(&["registry.example.com/app"]);
     vec![
         case("object is a string", with_pod("p-1", json!("a Pod")), Expect::Skipped("not understood")),
@@ -571,7 +528,11 @@ fn image_cases() -> Vec<Case> {
         ("only spaces", "   ".into(), "InvalidImageName"),
         ("right-to-left override", "registry.example.com/\u{202e}ppa".into(), "InvalidImageName"),
         ("digest of the wrong length", "registry.example.com/app@sha256:abc".into(), "InvalidImageName"),
-        ("unmatched private registry with a 256-char path", format!("quay.io/{}", "p".repeat(247)), "quay.io/"),
+        (
+            "private image on a port no key names, with a 256-char path",
+            format!("registry.example.com:5000/{}", "p".repeat(230)),
+            "registry.example.com:5000/",
+        ),
     ];
     images
         .into_iter()
@@ -586,33 +547,50 @@ fn image_cases() -> Vec<Case> {
         .collect()
 }
 
+/// A Pod in namespace `hostile` with these images, listing the Secret the kubelet cannot decode.
+fn listing_undecodable(uid: &str, images: &[&str]) -> Value {
+    review::review(
+        uid,
+        "hostile",
+        pod(json!({"containers": containers(images),
+            "imagePullSecrets": [{"name": "undecodable-control-characters"}]})),
+    )
+}
+
 /// Pods in namespace `hostile`, whose Secrets hold the hostile keys.
 fn hostile_key_cases() -> Vec<Case> {
     vec![
         // R16/R17: the scheme, userinfo, query and fragment are dropped; the other hostile keys are dropped by the
         // URL parser (R14) or match nothing.
+        // The Pods list the undecodable Secret, so its warning (with the key its error names) is theirs.
         case(
             "hostile keys: registry.example.com/app",
-            body(&pod_review("k-1", "hostile", &["registry.example.com/app"])),
-            Expect::Allowed(&["fragment", "query", "userinfo"], Some("cannot decode")),
+            body(&listing_undecodable("k-1", &["registry.example.com/app"])),
+            Expect::Allowed(&["fragment", "query", "userinfo"], Some("cannot be decoded")),
         ),
         case(
             "hostile keys: an image under the 10 KB key",
-            body(&pod_review("k-2", "hostile", &[&format!("registry.example.com/{}", "a".repeat(200))])),
-            Expect::Allowed(&["fragment", "query", "userinfo"], Some("cannot decode")),
+            body(&listing_undecodable("k-2", &[&format!("registry.example.com/{}", "a".repeat(200))])),
+            Expect::Allowed(&["fragment", "query", "userinfo"], Some("cannot be decoded")),
         ),
+        // A hostile key names the first image's registry on no port: that image's warning quotes it.
         case(
             "hostile keys: images matching no key, Docker Hub, invalid",
-            body(&pod_review("k-3", "hostile", &["other.example.com/app", "nginx", "régistry.example.com/app"])),
-            Expect::Allowed(&[], Some("other.example.com/app")),
+            body(&pod_review(
+                "k-3",
+                "hostile",
+                &["registry.example.com:5000/app", "nginx", "régistry.example.com/app"],
+            )),
+            Expect::Allowed(&[], Some("registry.example.com:5000/app")),
         ),
     ]
 }
 
 /// Sizes and depths.
 fn size_and_depth_cases() -> Vec<Case> {
-    // 999 containers on registries without a credential, then one on registry.example.com: all 1,000 considered.
-    let mut images: Vec<String> = (0..999).map(|i| format!("r{i}.example.com/app:{i}")).collect();
+    // 999 containers on ports of registry.example.com that its key does not name (each one a warning), then one on
+    // registry.example.com: all 1,000 considered.
+    let mut images: Vec<String> = (0..999).map(|i| format!("registry.example.com:{}/app:{i}", 5000 + i)).collect();
     images.push("registry.example.com/last".into());
     let images: Vec<&str> = images.iter().map(String::as_str).collect();
     let padded = |len: usize| {
@@ -741,76 +719,15 @@ fn framing_cases() -> Vec<Case> {
 
 // --- The server and its clients -----------------------------------------------------------------------
 
-/// `serve_https` on 127.0.0.1:0, stopped when dropped.
-struct TlsServer {
-    addr: SocketAddr,
-    bundle: Bundle,
-    metrics: Arc<Metrics>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-    _dir: tempfile::TempDir,
+/// The webhook's router over `state` on a TLS server of its own, and the metrics `state` records.
+async fn start(state: AppState, limits: Limits) -> (TlsServer, Arc<Metrics>) {
+    let metrics = state.metrics.clone();
+    (start_app(http::webhook_router(state, limits), limits).await, metrics)
 }
 
-impl TlsServer {
-    async fn start(state: AppState, limits: Limits) -> Self {
-        let metrics = state.metrics.clone();
-        Self::start_app(http::webhook_router(state, limits), metrics, limits).await
-    }
-
-    /// Serves `app` (the webhook router or a stand-in); `metrics` is what [`TlsServer::metrics`] reports.
-    async fn start_app(app: axum::Router, metrics: Arc<Metrics>, limits: Limits) -> Self {
-        let bundle = certs::generate(&[SERVER_NAME.to_owned()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        certs::write_bundle(dir.path(), &bundle).unwrap();
-        let store = CertStore::load(&dir.path().join(certs::CERT_FILE), &dir.path().join(certs::KEY_FILE)).unwrap();
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, shutdown) = Shutdown::new();
-        let drain = Duration::from_secs(5);
-        let task = tokio::spawn(http::serve_https(listener, store.server_config(), app, limits, shutdown, drain));
-        Self { addr, bundle, metrics, stop, task, _dir: dir }
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}/mutate", self.addr)
-    }
-
-    fn client(&self) -> reqwest::Client {
-        let ca = reqwest::Certificate::from_pem(self.bundle.ca_cert_pem.as_bytes()).unwrap();
-        reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(ca)
-            .no_proxy()
-            .timeout(WAIT)
-            .build()
-            .unwrap()
-    }
-
-    fn tls_connector(&self) -> tokio_rustls::TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(CertificateDer::from_pem_slice(self.bundle.ca_cert_pem.as_bytes()).unwrap()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-    }
-
-    async fn connect(&self) -> io::Result<TlsStream<TcpStream>> {
-        let tcp = TcpStream::connect(self.addr).await?;
-        let name = ServerName::try_from(SERVER_NAME).unwrap();
-        self.tls_connector().connect(name, tcp).await
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        self.task.abort();
-    }
+/// Serves `app` (the webhook router or a stand-in) with a certificate for [`SERVER_NAME`].
+async fn start_app(app: axum::Router, limits: Limits) -> TlsServer {
+    TlsServer::start(&tls::bundle(SERVER_NAME), app, limits, Duration::from_secs(5)).await
 }
 
 /// What came back.
@@ -858,35 +775,11 @@ async fn send(server: &TlsServer, client: &reqwest::Client, send: &Send) -> Answ
 
 /// Reads one HTTP/1.1 response, or notices that the connection ended without one.
 async fn read_response(conn: &mut (impl AsyncBufRead + Unpin)) -> Answer {
-    let mut line = String::new();
-    match conn.read_line(&mut line).await {
-        Ok(0) | Err(_) => return Answer::Closed,
-        Ok(_) => {}
+    match tls::read_response(conn).await {
+        Ok(response) => Answer::Http { status: response.status, body: response.body },
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => panic!("{e}"),
+        Err(_) => Answer::Closed,
     }
-    let status: u16 = line
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP/1.1 status line: {line:?}"));
-    let mut content_length = None;
-    loop {
-        line.clear();
-        if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
-            break;
-        }
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            content_length = value.trim().parse::<usize>().ok();
-        }
-    }
-    let mut body = vec![0; content_length.unwrap_or(0)];
-    let _ = conn.read_exact(&mut body).await;
-    Answer::Http { status, body }
 }
 
 /// The request's uid, when the case's body has one that the contract says must be echoed.
@@ -1029,10 +922,6 @@ fn patch_names(send: &Send, response: &Value) -> Result<Vec<String>, String> {
     Ok(added)
 }
 
-fn metric(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// The normal review still gets exactly `good`.
 async fn assert_still_serving(server: &TlsServer, client: &reqwest::Client, uid: &str) {
     let normal = case("normal review", body(&normal_review(uid)), Expect::Allowed(&["good"], None));
@@ -1071,7 +960,7 @@ fn limits() -> Limits {
 async fn survive(label: &str, cases: Vec<Case>) {
     count_panics();
     let panics_before = PANICS.load(Ordering::SeqCst);
-    let server = TlsServer::start(app_state(), limits()).await;
+    let (server, metrics) = start(app_state(), limits()).await;
     let client = server.client();
     assert_still_serving(&server, &client, "before").await;
 
@@ -1080,11 +969,11 @@ async fn survive(label: &str, cases: Vec<Case>) {
     eprintln!("{label}: {} bad inputs in {:?}\n{table}", cases.len(), started.elapsed());
 
     assert_still_serving(&server, &client, "after").await;
-    let exposition = server.metrics.encode();
+    let exposition = metrics.encode();
     let internal = r#"pullsecret_injector_admission_requests_total{outcome="internal_error"}"#;
     assert_eq!(metric(&exposition, internal), None, "a decision panicked: {exposition}");
     assert_eq!(PANICS.load(Ordering::SeqCst), panics_before, "a task panicked while serving the catalogue");
-    assert!(!server.task.is_finished(), "the accept loop ended");
+    assert!(server.is_serving(), "the accept loop ended");
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
@@ -1113,7 +1002,7 @@ impl CredentialSource for PanickingCredentials {
 async fn a_panic_while_deciding_allows_the_pod_unchanged() {
     count_panics();
     let state = AppState { credentials: Arc::new(PanickingCredentials), ..app_state() };
-    let server = TlsServer::start(state, limits()).await;
+    let (server, metrics) = start(state, limits()).await;
     let client = server.client();
     let faulted =
         |uid: &str| case("a panic while deciding", body(&normal_review(uid)), Expect::Skipped("internal error"));
@@ -1122,10 +1011,10 @@ async fn a_panic_while_deciding_allows_the_pod_unchanged() {
         let answer = tokio::time::timeout(WAIT, send(&server, &client, &case.send)).await.expect("an answer");
         check(&case, &answer).unwrap_or_else(|why| panic!("{uid}: {why}"));
     }
-    let exposition = server.metrics.encode();
+    let exposition = metrics.encode();
     let internal = r#"pullsecret_injector_admission_requests_total{outcome="internal_error"}"#;
     assert_eq!(metric(&exposition, internal), Some(2.0), "{exposition}");
-    assert!(!server.task.is_finished(), "the accept loop ended");
+    assert!(server.is_serving(), "the accept loop ended");
 }
 
 /// `--max-connections`: at the limit a new client is not left waiting while others keep connections they do not
@@ -1134,30 +1023,32 @@ async fn a_panic_while_deciding_allows_the_pod_unchanged() {
 /// listen backlog (its TLS handshake does not start) until one is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_connection_limit_idle_connections_make_room_and_busy_ones_are_kept() {
-    // A stand-in for the webhook whose answers the test releases one at a time (FIFO), reporting each arrival.
-    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
-    let release = Arc::new(tokio::sync::Semaphore::new(0));
-    let gate = release.clone();
+    // A stand-in for the webhook that reports each request as it arrives with the handle that answers it: the test
+    // decides which request is answered when (a shared FIFO gate would answer whichever handler queued first, not
+    // necessarily the one that arrived first).
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<()>>();
     let app = axum::Router::new().route(
         "/mutate",
         // Like the webhook's handler, it starts once the body has arrived whole.
         axum::routing::post(move |_body: axum::body::Bytes| {
-            let (gate, arrived_tx) = (gate.clone(), arrived_tx.clone());
+            let arrived_tx = arrived_tx.clone();
             async move {
-                let _ = arrived_tx.send(());
-                gate.acquire().await.expect("never closed").forget();
+                let (release, released) = tokio::sync::oneshot::channel();
+                let _ = arrived_tx.send(release);
+                let _ = released.await;
                 "released"
             }
         }),
     );
-    let server = TlsServer::start_app(app, Arc::new(Metrics::new()), Limits { max_connections: 2, ..limits() }).await;
+    // Requests are held as long as the test needs: the request timeout must not answer them first.
+    let server = start_app(app, Limits { max_connections: 2, request_timeout: 6 * WAIT, ..limits() }).await;
     let body = to_body(&normal_review("held"));
     let request = [request_head(body.len()).into_bytes(), body].concat();
     let open = async || BufReader::new(tokio::time::timeout(WAIT, server.connect()).await.unwrap().unwrap());
     let mut send = async |conn: &mut BufReader<TlsStream<TcpStream>>| {
         conn.get_mut().write_all(&request).await.unwrap();
         conn.get_mut().flush().await.unwrap();
-        tokio::time::timeout(WAIT, arrived.recv()).await.expect("the request reaches the handler").unwrap();
+        tokio::time::timeout(WAIT, arrived.recv()).await.expect("the request reaches the handler").unwrap()
     };
     let answered = async |conn: &mut BufReader<TlsStream<TcpStream>>| {
         matches!(tokio::time::timeout(WAIT, read_response(conn)).await, Ok(Answer::Http { status: 200, .. }))
@@ -1165,37 +1056,37 @@ async fn at_the_connection_limit_idle_connections_make_room_and_busy_ones_are_ke
     let closed = async |conn: &mut BufReader<TlsStream<TcpStream>>| {
         matches!(tokio::time::timeout(WAIT, conn.read(&mut [0; 64])).await, Ok(Ok(0) | Err(_)))
     };
+    let release = |handle: tokio::sync::oneshot::Sender<()>| handle.send(()).expect("the handler waits");
 
     // Both connections busy: the third client's handshake waits.
     let (mut first, mut second) = (open().await, open().await);
-    send(&mut first).await;
-    send(&mut second).await;
+    let first_request = send(&mut first).await;
+    let second_request = send(&mut second).await;
     let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let connector = server.tls_connector();
+    let connector = tokio_rustls::TlsConnector::from(tls::client_config(&[&server.bundle]));
     let mut third =
         tokio::spawn(async move { connector.connect(ServerName::try_from(SERVER_NAME).unwrap(), tcp).await });
     let waited = tokio::time::timeout(Duration::from_millis(500), &mut third).await;
     assert!(waited.is_err(), "a third connection was accepted while both were busy");
 
     // The first is answered and turns idle: it makes room (closed after its answer); the busy second is kept.
-    release.add_permits(1);
+    release(first_request);
     assert!(answered(&mut first).await, "the first request is answered");
     let third = tokio::time::timeout(WAIT, third).await.expect("accepted once a connection was idle").unwrap();
     let mut third = BufReader::new(third.expect("TLS handshake"));
     assert!(closed(&mut first).await, "the idle connection was closed to make room");
-    release.add_permits(1);
+    release(second_request);
     assert!(answered(&mut second).await, "the busy connection was kept and answered");
-    send(&mut third).await;
-    release.add_permits(1);
+    let third_request = send(&mut third).await;
+    release(third_request);
     assert!(answered(&mut third).await, "the newcomer is served");
 
-    // Both idle now (second, then third, answered): a newcomer gets in at once, in place of the one idle longer.
-    let started = Instant::now();
+    // Both idle now (second, then third, answered): a newcomer gets in (within WAIT, far below the 30 s idle
+    // timeout, so by making room), in place of the one idle longer.
     let mut fourth = open().await;
-    assert!(started.elapsed() < Duration::from_millis(500), "waited {:?}", started.elapsed());
     assert!(closed(&mut second).await, "the connection idle the longest made room");
-    send(&mut third).await;
-    send(&mut fourth).await;
-    release.add_permits(2);
+    let (third_request, fourth_request) = (send(&mut third).await, send(&mut fourth).await);
+    release(third_request);
+    release(fourth_request);
     assert!(answered(&mut third).await && answered(&mut fourth).await, "the others keep being served");
 }

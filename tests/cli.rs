@@ -1,43 +1,31 @@
 //! The offline commands through the real binary: `mutate` over every real AdmissionReview fixture, Secrets made by
 //! the real `kubectl create secret docker-registry`, `explain`, exit codes, and the generated CRD.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
+use common::binary::{self, Run};
+use common::review;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/admission")
 }
 
-fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the binary");
-    let input = stdin.unwrap_or("").to_string();
-    let mut pipe = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(input.as_bytes());
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
+fn run(args: &[&str], stdin: Option<&str>) -> Run {
+    binary::run(args, stdin.map(str::as_bytes))
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+fn stdout(o: &Run) -> String {
+    o.stdout.clone()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn stderr(o: &Run) -> String {
+    o.stderr.clone()
 }
 
 /// A Secret manifest as `kubectl create secret docker-registry --dry-run=client -o yaml` writes it.
@@ -77,24 +65,13 @@ fn mutate_review(review: &Value, secrets: &Path, extra: &[&str]) -> (Value, Valu
         .unwrap_or_else(|e| panic!("mutate -o review prints JSON ({e}): {}", stderr(&out)));
     // Exit 1 exactly when the policy denies the Pod (issue 11, class 6).
     let denied = response["response"]["allowed"] == false;
-    assert_eq!(out.status.code(), Some(i32::from(denied)), "mutate: {}", stderr(&out));
-    let mut pod = review["request"]["object"].clone();
-    if let Some(patch) = response["response"]["patch"].as_str() {
-        assert_eq!(response["response"]["patchType"], "JSONPatch");
-        let bytes = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
-        let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
-        json_patch::patch(&mut pod, &patch).unwrap();
-    } else {
-        assert!(response["response"].get("patchType").is_none(), "no patch, no patchType");
-    }
+    assert_eq!(out.code, i32::from(denied), "mutate: {}", stderr(&out));
+    let pod = review::patched_pod(review, &response);
     (response, pod)
 }
 
 fn names(pod: &Value) -> Vec<String> {
-    pod["spec"]["imagePullSecrets"]
-        .as_array()
-        .map(|a| a.iter().map(|e| e["name"].as_str().unwrap_or_default().to_string()).collect())
-        .unwrap_or_default()
+    review::pull_secret_names(pod)
 }
 
 fn fixture(name: &str) -> Value {
@@ -152,10 +129,10 @@ fn mutate_takes_a_pod_manifest_and_prints_the_patched_pod() {
     let secrets = secrets_dir();
     let pod_yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\n  namespace: keymaker\nspec:\n  containers:\n  - name: app\n    image: gcr.io/proj/app:1\n  - name: pub\n    image: registry.k8s.io/pause:3.9\n";
     let out = run(&["mutate", "--secrets", secrets.path().to_str().unwrap()], Some(pod_yaml));
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.code, 0, "{}", stderr(&out));
     let pod: Value = serde_yaml_ng::from_str(&stdout(&out)).unwrap();
     assert_eq!(names(&pod), ["gcr"]);
-    assert!(stderr(&out).contains("Warning: pullsecret-injector: container \"pub\""), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("container \"pub\""), "a public image is no warning: {}", stderr(&out));
 
     let out = run(&["mutate", "--secrets", secrets.path().to_str().unwrap(), "-o", "patch"], Some(pod_yaml));
     let patch: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -200,7 +177,7 @@ fn mutate_exits_1_with_the_reason_when_the_policy_denies() {
             args.extend(deny);
             let out = run(&args, Some(&input.to_string()));
             let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(1), "-o {output}: {err}");
+            assert_eq!(out.code, 1, "-o {output}: {err}");
             let reason: Vec<&str> = err.lines().filter(|l| l.contains("denied by pullsecret-injector")).collect();
             assert_eq!(reason.len(), 1, "-o {output}: one line with the reason: {err}");
             assert!(
@@ -219,10 +196,10 @@ fn mutate_exits_1_with_the_reason_when_the_policy_denies() {
         let mut args = vec!["mutate", "--secrets", secrets, "-o", "patch", "--policy-audit"];
         args.extend(deny);
         let out = run(&args, Some(&input.to_string()));
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(out.code, 0, "{}", stderr(&out));
         assert!(stderr(&out).contains("policy (audit)"), "{}", stderr(&out));
         let out = run(&["mutate", "--secrets", secrets], Some(&input.to_string()));
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(out.code, 0, "{}", stderr(&out));
     }
     assert_eq!(runs, 7);
 }
@@ -269,7 +246,7 @@ fn unusable_input_exits_2_with_one_line_naming_the_file() {
     for (args, needle) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run(&args, None);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(out.code, 2, "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
@@ -277,16 +254,16 @@ fn unusable_input_exits_2_with_one_line_naming_the_file() {
     // A broken manifest in the secrets directory is named with its document.
     std::fs::write(&bad_yaml, "apiVersion: v1\nkind: Secret\nmetadata: [\n").unwrap();
     let out = run(&["mutate", "--secrets", s], Some("kind: Pod\nspec: {containers: []}\n"));
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code, 2);
     assert!(stderr(&out).contains("zz-bad.yaml: document 1: invalid YAML"), "{}", stderr(&out));
     // An object that carries no Pod passes through unchanged, with a note (issue 13); a document that is no
     // object is unusable.
     let out = run(&["mutate", "--secrets", "/dev/null"], Some("kind: ConfigMap\n"));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.code, 0, "{}", stderr(&out));
     assert_eq!(stdout(&out), "kind: ConfigMap\n");
     assert!(stderr(&out).contains("note: stdin: ConfigMap: carries no Pod"), "{}", stderr(&out));
     let out = run(&["mutate", "--secrets", "/dev/null"], Some("- a\n- list\n"));
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code, 2);
     assert!(stderr(&out).contains("document 1 is not a Kubernetes object"), "{}", stderr(&out));
 }
 
@@ -294,7 +271,7 @@ fn unusable_input_exits_2_with_one_line_naming_the_file() {
 fn explain_shows_the_lookup_name_each_key_and_the_final_order() {
     let secrets = secrets_dir();
     let out = run(&["explain", "nginx:1.27", "--secrets", secrets.path().to_str().unwrap()], None);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.code, 0, "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("Lookup:     docker.io/library/nginx"), "{text}");
     assert!(text.contains("MATCH     docker.io/library"), "{text}");
@@ -312,7 +289,7 @@ fn explain_shows_the_lookup_name_each_key_and_the_final_order() {
 fn help_documents_every_flag_with_its_environment_variable() {
     for sub in ["mutate", "explain", "serve", "verify", "certs"] {
         let out = run(&[sub, "--help"], None);
-        assert!(out.status.success());
+        assert_eq!(out.code, 0);
         let text = stdout(&out);
         for line in text
             .lines()
@@ -333,5 +310,5 @@ fn the_committed_crd_is_the_generated_one() {
     let committed =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/base/crd.yaml")).unwrap();
     let body: String = committed.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
-    assert_eq!(body, stdout(&out), "run `make manifests` after changing src/distribute/resource.rs");
+    assert_eq!(body, stdout(&out), "run `make manifests` after changing src/core/cluster_pull_secret.rs");
 }

@@ -12,29 +12,28 @@
 //! The Pod is a real captured AdmissionReview (`tests/data/cluster_cache/`, see its README): namespace `keymaker`,
 //! two init containers on ECR, one container on GCR.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::future::Future;
-use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use futures::channel::mpsc;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt as _, Full, StreamBody};
-use hyper::body::{Bytes, Frame};
+use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
 use pullsecret_injector::core::admission;
 use pullsecret_injector::core::credentials::{CredentialSource as _, Origin};
 use pullsecret_injector::core::decision::Policy;
 use pullsecret_injector::metrics::Metrics;
-use pullsecret_injector::sources::cluster::{self, SYNC_PARTS};
+use pullsecret_injector::sources::cluster::{self, SYNC_PARTS, Taps};
 use pullsecret_injector::sources::live::{LiveCredentials, Readiness};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
-use tower_test::mock;
+
+use common::fake_api::{self, Query, Responder, ResponseBody, Watch, failure, full, json_response, parse_query};
 
 /// Bound of one wait for a condition. The longest expected wait is one watcher backoff (0.8 s to 3.2 s).
 const WAIT: Duration = Duration::from_secs(10);
@@ -62,11 +61,6 @@ const CORP_PASSWORD: &str = "corp-platform-Pa55-77c1";
 const BROKEN_AUTH: &str = "hunter2-NOT-base64%";
 
 // --- Fake API server ---------------------------------------------------------------------------------------
-
-type ResponseBody = UnsyncBoxBody<Bytes, io::Error>;
-type WatchFrame = Result<Frame<Bytes>, io::Error>;
-type Responder = mock::SendResponse<Response<ResponseBody>>;
-type Query = BTreeMap<String, String>;
 
 /// The collections `cluster::watch` watches: the four it always watches, and the Secrets of other types named like
 /// the distributions' `targetName` (every ClusterPullSecret of these tests has `corp-pull`).
@@ -148,7 +142,7 @@ struct Collection {
     /// collection then holds this resourceVersion and these items.
     expire_continue: Option<(String, Vec<Value>)>,
     /// The current watch's body; dropping it ends the stream.
-    watch: Option<mpsc::UnboundedSender<WatchFrame>>,
+    watch: Option<Watch>,
     lists: Vec<Query>,
     watches: Vec<Query>,
 }
@@ -234,10 +228,7 @@ impl FakeApi {
     }
 
     fn send_line(&self, coll: Coll, line: String) {
-        self.with(coll, |c| {
-            let watch = c.watch.as_ref().unwrap_or_else(|| panic!("{coll:?}: no open watch"));
-            watch.unbounded_send(Ok(Frame::data(Bytes::from(line + "\n")))).expect("the client reads the watch");
-        });
+        self.with(coll, |c| c.watch.as_ref().unwrap_or_else(|| panic!("{coll:?}: no open watch")).send_line(line));
     }
 
     /// Sends one WatchEvent (`ADDED`, `MODIFIED`, `DELETED`) on the open watch.
@@ -261,20 +252,10 @@ impl FakeApi {
 
     /// Breaks the open watch mid-stream (a connection reset).
     fn break_watch(&self, coll: Coll) {
-        self.with(coll, |c| {
-            let watch = c.watch.take().expect("an open watch");
-            let _ = watch.unbounded_send(Err(io::Error::from(io::ErrorKind::ConnectionReset)));
-        });
+        self.with(coll, |c| c.watch.take().expect("an open watch").break_stream());
     }
 
-    async fn serve(self, handle: mock::Handle<Request<kube::client::Body>, Response<ResponseBody>>) {
-        let mut handle = std::pin::pin!(handle);
-        while let Some((request, respond)) = handle.next_request().await {
-            self.answer(&request, respond);
-        }
-    }
-
-    fn answer(&self, request: &Request<kube::client::Body>, respond: Responder) {
+    fn answer(&self, request: &Request<Bytes>, respond: Responder) {
         let query = parse_query(request.uri().query().unwrap_or(""));
         let mut state = self.state();
         let Some(coll) = Coll::route(request.method(), request.uri().path(), &query) else {
@@ -285,15 +266,10 @@ impl FakeApi {
         let c = state.collections.get_mut(&coll).expect("every collection exists");
         if query.get("watch").map(String::as_str) == Some("true") {
             c.watches.push(query);
-            let (sender, body) = mpsc::unbounded::<WatchFrame>();
+            let (watch, response) = Watch::open();
             // A newer watch replaces (and so ends) an older one, which the client has dropped anyway.
-            c.watch = Some(sender);
-            respond.send_response(
-                Response::builder()
-                    .header("content-type", "application/json")
-                    .body(StreamBody::new(body).boxed_unsync())
-                    .expect("a valid response"),
-            );
+            c.watch = Some(watch);
+            respond.send_response(response);
             return;
         }
         c.lists.push(query.clone());
@@ -346,20 +322,8 @@ impl FakeApi {
     }
 }
 
-fn full(body: impl Into<Bytes>) -> ResponseBody {
-    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
-}
-
 fn status_response(status: StatusCode, reason: &str, message: &str) -> Response<ResponseBody> {
-    let body = json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "details": {}, "code": status.as_u16()
-    });
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(full(body.to_string()))
-        .expect("a valid response")
+    json_response(status, &failure(status, reason, message, Some(json!({}))))
 }
 
 /// One page of a list, honouring `continue` and the collection's page size.
@@ -394,42 +358,10 @@ fn list_response(coll: Coll, c: &mut Collection, query: &Query) -> Response<Resp
         metadata["continue"] = token.into();
         metadata["remainingItemCount"] = (c.items.len() - end).into();
     }
-    let body = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": items});
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(full(body.to_string()))
-        .expect("a valid response")
-}
-
-fn parse_query(query: &str) -> Query {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key), percent_decode(value))
-        })
-        .collect()
-}
-
-/// `application/x-www-form-urlencoded` decoding (what kube's query serializer writes).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ASCII");
-                out.push(u8::from_str_radix(hex, 16).expect("a percent escape"));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).expect("UTF-8")
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": items}),
+    )
 }
 
 // --- Realistic objects -------------------------------------------------------------------------------------
@@ -624,13 +556,14 @@ struct Harness {
 
 impl Harness {
     fn start(api: &FakeApi) -> Self {
-        let (service, handle) = mock::pair::<Request<kube::client::Body>, Response<ResponseBody>>();
-        let client = kube::Client::new(service, "default");
+        let fake = api.clone();
+        let (client, server) = fake_api::client(move |request, respond| fake.answer(&request, respond));
         let metrics = Arc::new(Metrics::new());
         let live = Arc::new(LiveCredentials::new(metrics.clone()));
         let readiness = Arc::new(Readiness::waiting_for(&SYNC_PARTS));
-        let server = tokio::spawn(api.clone().serve(handle));
-        let source = tokio::spawn(cluster::watch(client, live.clone(), readiness.clone(), metrics.clone()));
+        // No tap: this replica runs no controller on these watches.
+        let taps = Taps::default();
+        let source = tokio::spawn(cluster::watch(client, live.clone(), readiness.clone(), metrics.clone(), taps));
         Self { api: api.clone(), live, readiness, metrics, tasks: vec![source, server] }
     }
 
@@ -725,18 +658,7 @@ fn admit(live: &LiveCredentials, review: &Value) -> Admitted {
     let response = &out["response"];
     assert_eq!(response["uid"], review["request"]["uid"]);
     assert_eq!(response["allowed"], true, "{text}");
-    let mut pod = review["request"]["object"].clone();
-    if let Some(patch) = response["patch"].as_str() {
-        assert_eq!(response["patchType"], "JSONPatch");
-        let patch: json_patch::Patch =
-            serde_json::from_slice(&STANDARD.decode(patch).expect("base64 patch")).expect("a JSON patch");
-        json_patch::patch(&mut pod, &patch).expect("the patch applies to the request's Pod");
-    }
-    let names: Vec<String> = pod
-        .pointer("/spec/imagePullSecrets")
-        .and_then(Value::as_array)
-        .map(|list| list.iter().map(|e| e["name"].as_str().expect("a name").to_string()).collect())
-        .unwrap_or_default();
+    let names = common::review::pull_secret_names(&common::review::patched_pod(review, &out));
     assert!(!names.is_empty() || response.get("patch").is_none(), "no empty patch: {text}");
     Admitted { names, body: text }
 }

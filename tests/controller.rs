@@ -8,6 +8,8 @@
 //! then assert the exact API calls, their bodies, the resulting Secrets, and that no credential reached a status,
 //! an Event or a log line; one test drives `controller::distribute` and its watches end to end.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,25 +17,20 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use futures::channel::mpsc;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt as _, Full, StreamBody};
-use hyper::body::{Bytes, Frame};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::Event;
+use pullsecret_injector::core::cluster_pull_secret::ClusterPullSecret;
 use pullsecret_injector::distribute::controller::{self, Context};
-use pullsecret_injector::distribute::resource::ClusterPullSecret;
 use pullsecret_injector::metrics::Metrics;
-use pullsecret_injector::serve::http::Shutdown;
+use pullsecret_injector::serve::connections::Shutdown;
+use pullsecret_injector::sources::cluster::{self, SYNC_PARTS};
+use pullsecret_injector::sources::live::{LiveCredentials, Readiness};
 use serde_json::{Value, json};
-use tower_test::mock;
 
-type ResponseBody = UnsyncBoxBody<Bytes, io::Error>;
-type WatchFrame = Result<Frame<Bytes>, io::Error>;
+use common::fake_api::{self, ResponseBody, Watch, json_response, parse_query};
 
 /// Bound of one wait for the controller in the `run` test (debounce 0.5 s plus a few round trips).
 const WAIT: Duration = Duration::from_secs(8);
@@ -218,7 +215,7 @@ struct World {
     /// Created right after a metadata `GET` finds nothing at its name: a race with another writer.
     appears_after_probe: Option<Value>,
     /// Open watch bodies, by collection.
-    watches: BTreeMap<&'static str, mpsc::UnboundedSender<WatchFrame>>,
+    watches: BTreeMap<&'static str, Watch>,
 }
 
 #[derive(Clone, Default)]
@@ -247,31 +244,25 @@ impl Fake {
     }
 
     fn client(&self) -> kube::Client {
-        let (service, handle) = mock::pair::<Request<kube::client::Body>, Response<ResponseBody>>();
         let fake = self.clone();
-        tokio::spawn(async move {
-            let mut handle = std::pin::pin!(handle);
-            while let Some((request, respond)) = handle.next_request().await {
-                let (parts, body) = request.into_parts();
-                let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                let header =
-                    |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                let seen = Seen {
-                    method: parts.method.to_string(),
-                    path: parts.uri.path().to_string(),
-                    query: parts.uri.query().unwrap_or("").to_string(),
-                    metadata_only: header("accept").contains("as=PartialObjectMetadata"),
-                    content_type: header("content-type"),
-                    body: if bytes.is_empty() {
-                        Value::Null
-                    } else {
-                        serde_json::from_slice(&bytes).expect("JSON request body")
-                    },
-                };
-                respond.send_response(fake.answer(&seen));
-            }
+        let (client, _task) = fake_api::client(move |request, respond| {
+            let (parts, bytes) = request.into_parts();
+            let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let seen = Seen {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+                query: parts.uri.query().unwrap_or("").to_string(),
+                metadata_only: header("accept").contains("as=PartialObjectMetadata"),
+                content_type: header("content-type"),
+                body: if bytes.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&bytes).expect("JSON request body")
+                },
+            };
+            respond.send_response(fake.answer(&seen));
         });
-        kube::Client::new(service, "default")
+        client
     }
 
     fn secret(&self, ns: &str, name: &str) -> Option<Value> {
@@ -300,8 +291,7 @@ impl Fake {
     fn push(&self, collection: &'static str, kind: &str, object: Value) {
         let w = self.world();
         let watch = w.watches.get(collection).unwrap_or_else(|| panic!("no open watch of {collection}"));
-        let line = format!("{}\n", json!({"type": kind, "object": object}));
-        watch.unbounded_send(Ok(Frame::data(Bytes::from(line)))).expect("watch body open");
+        watch.send(kind, &object);
     }
 
     fn answer(&self, r: &Seen) -> Response<ResponseBody> {
@@ -403,14 +393,11 @@ impl Fake {
                     return respond(not_found("unknown", &r.path));
                 };
                 if watching {
-                    let (sender, body) = mpsc::unbounded::<WatchFrame>();
-                    w.watches.insert(collection, sender);
-                    return Response::builder()
-                        .header("content-type", "application/json")
-                        .body(StreamBody::new(body).boxed_unsync())
-                        .expect("a response");
+                    let (watch, response) = Watch::open();
+                    w.watches.insert(collection, watch);
+                    return response;
                 }
-                (StatusCode::OK, list(&w, collection, r.metadata_only))
+                (StatusCode::OK, list(&w, collection, &r.query, r.metadata_only))
             }
             _ => not_found("unknown", &r.path),
         };
@@ -420,12 +407,8 @@ impl Fake {
 
 /// Which watched collection a list or watch request is for, from its path and selectors.
 fn collection(path: &[&str], query: &str) -> Option<&'static str> {
-    let selector = |key: &str| {
-        query
-            .split('&')
-            .find_map(|p| p.strip_prefix(&format!("{key}=")))
-            .map(|v| v.replace("%3D", "=").replace("%2F", "/"))
-    };
+    let query = parse_query(query);
+    let selector = |key: &str| query.get(key).cloned();
     const MANAGED: Option<&str> = Some("app.kubernetes.io/managed-by=pullsecret-injector");
     Some(match (path, selector("labelSelector").as_deref(), selector("fieldSelector").as_deref()) {
         (["apis", "pullsecret-injector.io", "v1alpha1", "clusterpullsecrets"], None, None) => "clusterpullsecrets",
@@ -434,11 +417,12 @@ fn collection(path: &[&str], query: &str) -> Option<&'static str> {
         (["api", "v1", "secrets"], MANAGED, Some("type=kubernetes.io/dockercfg")) => "copies-dockercfg",
         (["api", "v1", "secrets"], None, Some("type=kubernetes.io/dockerconfigjson")) => "sources-dockerconfigjson",
         (["api", "v1", "secrets"], None, Some("type=kubernetes.io/dockercfg")) => "sources-dockercfg",
+        (["api", "v1", "secrets"], None, Some(fields)) if fields.starts_with("metadata.name=") => "other-types-by-name",
         _ => return None,
     })
 }
 
-fn list(w: &World, collection: &str, metadata_only: bool) -> Value {
+fn list(w: &World, collection: &str, query: &str, metadata_only: bool) -> Value {
     let secrets = |keep: &dyn Fn(&Value) -> bool| w.secrets.values().filter(|s| keep(s)).cloned().collect::<Vec<_>>();
     let labelled = |s: &Value| s["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pullsecret-injector";
     let items: Vec<Value> = match collection {
@@ -447,6 +431,14 @@ fn list(w: &World, collection: &str, metadata_only: bool) -> Value {
         "copies-dockerconfigjson" => secrets(&|s| labelled(s) && s["type"] == "kubernetes.io/dockerconfigjson"),
         "copies-dockercfg" => secrets(&|s| labelled(s) && s["type"] == "kubernetes.io/dockercfg"),
         "sources-dockerconfigjson" => secrets(&|s| s["type"] == "kubernetes.io/dockerconfigjson"),
+        "other-types-by-name" => {
+            // `metadata.name=NAME,type!=...,type!=...`: the Secrets of another type named NAME.
+            let fields = parse_query(query).get("fieldSelector").cloned().unwrap_or_default();
+            let name = fields.split(',').find_map(|f| f.strip_prefix("metadata.name=")).unwrap_or_default().to_string();
+            let pull =
+                |s: &Value| s["type"] == "kubernetes.io/dockerconfigjson" || s["type"] == "kubernetes.io/dockercfg";
+            secrets(&|s| s["metadata"]["name"] == name.as_str() && !pull(s))
+        }
         _ => secrets(&|s| s["type"] == "kubernetes.io/dockercfg"),
     };
     let meta = json!({"resourceVersion": w.resource_version.to_string()});
@@ -454,6 +446,8 @@ fn list(w: &World, collection: &str, metadata_only: bool) -> Value {
         json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": meta, "items": items.iter().map(as_meta).collect::<Vec<_>>()})
     } else if collection == "clusterpullsecrets" {
         json!({"apiVersion": "pullsecret-injector.io/v1alpha1", "kind": "ClusterPullSecretList", "metadata": meta, "items": items})
+    } else if collection == "namespaces" {
+        json!({"apiVersion": "v1", "kind": "NamespaceList", "metadata": meta, "items": items})
     } else {
         json!({"apiVersion": "v1", "kind": "SecretList", "metadata": meta, "items": items})
     }
@@ -469,11 +463,7 @@ fn stored(w: &mut World, mut body: Value, uid: &str) -> Value {
 }
 
 fn failure(code: StatusCode, reason: &str, message: &str, details: Option<Value>) -> (StatusCode, Value) {
-    let mut body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code.as_u16()});
-    if let Some(details) = details {
-        body["details"] = details;
-    }
-    (code, body)
+    (code, fake_api::failure(code, reason, message, details))
 }
 
 fn not_found(resource: &str, name: &str) -> (StatusCode, Value) {
@@ -497,23 +487,19 @@ fn invalid(name: &str, field: &str) -> (StatusCode, Value) {
 }
 
 fn respond((status, body): (StatusCode, Value)) -> Response<ResponseBody> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed_unsync())
-        .expect("a response")
+    json_response(status, &body)
 }
 
 // --- Harness ----------------------------------------------------------------------------------------------
 
 /// Caches filled as the controller's watches fill them: every Namespace's metadata, and per pull-Secret type every
 /// Secret of that type labelled managed-by (taken from the fake's current Secrets), reduced by `observe_copy`.
-fn caches(fake: &Fake) -> (Store<PartialObjectMeta<Namespace>>, Vec<Store<Secret>>) {
-    let (namespaces, mut ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+fn caches(fake: &Fake) -> (Store<Namespace>, Vec<Store<Secret>>) {
+    let (namespaces, mut ns_writer) = reflector::store::<Namespace>();
     let w = fake.world();
     ns_writer.apply_watcher_event(&Event::Init);
     for ns in &w.namespaces {
-        ns_writer.apply_watcher_event(&Event::InitApply(serde_json::from_value(as_meta(ns)).expect("namespace meta")));
+        ns_writer.apply_watcher_event(&Event::InitApply(serde_json::from_value(ns.clone()).expect("a Namespace")));
     }
     ns_writer.apply_watcher_event(&Event::InitDone);
     let mut copies = Vec::new();
@@ -1049,6 +1035,9 @@ async fn secrets_that_only_carry_the_labels_are_never_touched() {
     assert!(conflict["message"].as_str().unwrap().contains("in 1 namespace(s): team-a"), "{conflict}");
 }
 
+/// `controller::distribute` end to end, as `serve` runs it: on the credential cache's own watches (`cluster::watch`
+/// with the controller's taps), opening none of its own; it follows a rotation and a new namespace through them,
+/// ignores forged copies and restores an edited one.
 #[tokio::test]
 async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
     let fake = Fake::new(
@@ -1059,10 +1048,15 @@ async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
         vec![source(SOURCE_PASSWORD)],
     );
     fake.world().cps = Some(cps(None));
-    // The same shutdown signal `serve` hands its other tasks.
+    // The same shutdown signal `serve` hands its other tasks, and the same wiring of the cache's watches to the
+    // controller.
     let (stop, shutdown) = Shutdown::new();
     let metrics = Arc::new(Metrics::new());
-    let task = tokio::spawn(controller::distribute(fake.client(), metrics.clone(), shutdown.wait()));
+    let (taps, feeds) = controller::feeds();
+    let live = Arc::new(LiveCredentials::new(metrics.clone()));
+    let readiness = Arc::new(Readiness::waiting_for(&SYNC_PARTS));
+    let cache = tokio::spawn(cluster::watch(fake.client(), live, readiness, metrics.clone(), taps));
+    let task = tokio::spawn(controller::distribute(fake.client(), metrics.clone(), feeds, shutdown.wait()));
 
     until("the first copy", || fake.secret("team-a", "corp-registry").is_some()).await;
     assert_eq!(
@@ -1070,23 +1064,31 @@ async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
         expected_copy("team-a", SOURCE_PASSWORD)["data"]
     );
 
-    // Every watch is open, with the right selectors (`collection` routes only those); Namespaces and sources
-    // metadata-only; copies whole (their payload is hashed on arrival), and only of the pull-Secret types.
-    until("every watch", || fake.world().watches.len() == 6).await;
+    // Every watch is open (`collection` routes only those), once: the cache's four and its metadata-only watch of
+    // the Secrets of other types under the distribution's targetName. The controller adds none.
+    until("every watch", || fake.world().watches.len() == 5).await;
     let collections =
         ["/api/v1/secrets", "/api/v1/namespaces", "/apis/pullsecret-injector.io/v1alpha1/clusterpullsecrets"];
+    let mut watched = Vec::new();
     for r in fake.requests().iter().filter(|r| r.method == "GET" && collections.contains(&r.path.as_str())) {
         let Some(what) = collection(&r.path.trim_start_matches('/').split('/').collect::<Vec<_>>(), &r.query) else {
             panic!("an unexpected list or watch: {}", r.line());
         };
-        let whole = what == "clusterpullsecrets" || what.starts_with("copies-");
-        assert_eq!(r.metadata_only, !whole, "{}", r.line());
+        assert!(!what.starts_with("copies-"), "the controller watches copies of its own: {}", r.line());
+        assert_eq!(r.metadata_only, what == "other-types-by-name", "{}", r.line());
+        if r.query.split('&').any(|p| p == "watch=true") {
+            watched.push(what);
+        }
     }
+    watched.sort_unstable();
+    let before_dedup = watched.len();
+    watched.dedup();
+    assert_eq!(watched.len(), before_dedup, "one watch per collection: {watched:?}");
 
     // Rotation: the source changes, its watch says so; the copy follows within seconds.
     let rotated = source(SOURCE_PASSWORD_V2);
     fake.world().secrets.insert(("platform-creds".into(), "corp-registry".into()), rotated.clone());
-    fake.push("sources-dockerconfigjson", "MODIFIED", as_meta(&rotated));
+    fake.push("sources-dockerconfigjson", "MODIFIED", rotated.clone());
     until("the rotated copy", || {
         fake.secret("team-a", "corp-registry")
             .is_some_and(|s| s["data"] == expected_copy("team-a", SOURCE_PASSWORD_V2)["data"])
@@ -1096,7 +1098,7 @@ async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
     // A namespace created later is served as it appears.
     let new_ns = namespace("team-new", json!({"tenant-tier": "internal"}), false);
     fake.world().namespaces.push(new_ns.clone());
-    fake.push("namespaces", "ADDED", as_meta(&new_ns));
+    fake.push("namespaces", "ADDED", new_ns.clone());
     until("a copy in the new namespace", || fake.secret("team-new", "corp-registry").is_some()).await;
 
     // Issue 11, class 13: a tenant floods its namespace with pull Secrets carrying the copies' labels (and one
@@ -1107,13 +1109,13 @@ async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
     for i in 0..300 {
         let mut forged = managed_copy("team-g", &format!("forged-{i}"), "corp", TENANT_PASSWORD);
         forged["metadata"]["ownerReferences"] = if i == 0 { owned_by("not-corp") } else { json!([]) };
-        fake.push("copies-dockerconfigjson", "ADDED", forged);
+        fake.push("sources-dockerconfigjson", "ADDED", forged);
     }
     let copy = fake.secret("team-a", "corp-registry").unwrap();
     let mut edited = copy.clone();
     edited["data"][".dockerconfigjson"] = STANDARD.encode(dockerconfigjson(TENANT_PASSWORD)).into();
     fake.world().secrets.insert(("team-a".into(), "corp-registry".into()), edited.clone());
-    fake.push("copies-dockerconfigjson", "MODIFIED", edited);
+    fake.push("sources-dockerconfigjson", "MODIFIED", edited);
     until("the edited copy restored", || {
         fake.secret("team-a", "corp-registry").is_some_and(|s| s["data"] == copy["data"])
     })
@@ -1128,4 +1130,5 @@ async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
 
     let _ = stop.send(true);
     tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").expect("run does not panic");
+    cache.abort();
 }

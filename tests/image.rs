@@ -3,23 +3,20 @@
 //! inspected there (user, entrypoint, labels, size), pulled back, unpacked, and the binary run from the unpacked
 //! root filesystem (`chroot` as the image's user), which shows the image holds everything it needs.
 
+mod common;
+
 use std::io::Read as _;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
+use common::binary::BIN;
+use common::process::run;
+use common::registry::{Auth, Registry};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-fn run(command: &mut Command) -> String {
-    let out = command.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// image/rootfs.sh and image/oci-layout.py, with a fixed time and revision; returns the layout folder.
 fn build_layout(work: &Path, name: &str) -> PathBuf {
@@ -36,50 +33,6 @@ fn build_layout(work: &Path, name: &str) -> PathBuf {
     layout
 }
 
-/// Debian's docker-registry on a free loopback port, plain HTTP, no auth; killed on drop.
-struct Registry {
-    child: Child,
-    host: String,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> Registry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = dir.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("storage").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (make test-deps installs it)");
-        let registry = Registry { child, host: format!("127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&registry.host).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not listen on {}", registry.host);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        registry
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_image_is_reproducible_pushes_inspects_and_runs_from_its_own_root_filesystem() {
     let work = tempfile::tempdir().unwrap();
@@ -88,8 +41,9 @@ fn the_image_is_reproducible_pushes_inspects_and_runs_from_its_own_root_filesyst
     let index = |layout: &Path| std::fs::read_to_string(layout.join("index.json")).unwrap();
     assert_eq!(index(&first), index(&second), "the same binary and arguments give the same image digest");
 
-    let registry = Registry::start(work.path());
-    let reference = format!("docker://{}/pullsecret-injector:{VERSION}", registry.host);
+    // Debian's docker-registry on a free loopback port, plain HTTP, no authentication.
+    let registry = Registry::start(work.path(), "registry", None, Auth::None);
+    let reference = format!("docker://{}/pullsecret-injector:{VERSION}", registry.host());
     run(Command::new("skopeo")
         .args(["copy", "--dest-tls-verify=false"])
         .arg(format!("oci:{}:{VERSION}", first.display()))

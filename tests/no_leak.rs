@@ -23,11 +23,10 @@
 //! `tests/registry.rs` (same user, password and hash); without it, the registry Secret points at a closed port and
 //! the tests say so on stderr. No Secret names a public registry: nothing here leaves the machine.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -39,18 +38,12 @@ use pullsecret_injector::kubelet::docker_config::{self, SecretKind};
 use pullsecret_injector::serve::certs;
 use pullsecret_injector::sources::manifests::Manifests;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::mpsc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
-const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
-/// Bound of every wait.
-const WAIT: Duration = Duration::from_secs(20);
+use common::binary::{Run, Served, run};
+use common::registry::{self, Auth, PASSWORD, REGISTRY_BIN, Registry, Tls, USER, basic};
+use common::review;
+use common::{bounded, metric, unsafe_char, write_manifests};
 
-const USER: &str = "alice";
-/// The password the registry accepts; `HTPASSWD` is its bcrypt hash (from `tests/registry.rs`).
-const PASSWORD: &str = "pull-secret-test-Pa55";
-const HTPASSWD: &str = "alice:$2b$05$aCKo1hOoz8qOC6qVWATQPuhdAvJCzcL6L2/OQ7iBEj9oZajiLimRG\n";
 const WRONG_PASSWORD: &str = "wrong-Pa55-7f3c91d0";
 const ROTATED_PASSWORD: &str = "rotated-Pa55-2b8e44a1";
 const IDENTITY_TOKEN: &str = "identity-T0ken-c5a1e9f3";
@@ -90,23 +83,6 @@ fn hostile_keys() -> Vec<String> {
 
 /// A Secret name with control and bidi characters (local mode accepts any name).
 const HOSTILE_NAME: &str = "ctl-name\n\u{1b}[2J\u{202e}";
-
-/// Whether a character must never reach a human-readable output: an independent list (not the library's), for
-/// control characters, bidi controls, zero-width and other invisible characters, line separators.
-fn unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{061C}'
-                | '\u{FEFF}'
-                | '\u{E0000}'..='\u{E007F}'
-        )
-}
 
 // --- What must never be printed -----------------------------------------------------------------------
 
@@ -185,10 +161,6 @@ impl Audit {
         assert!(self.outputs > 0, "nothing was checked");
         assert!(self.leaks.is_empty(), "{what}: credentials leaked:\n{}", self.leaks.join("\n"));
     }
-}
-
-fn basic(user: &str, password: &str) -> String {
-    STANDARD.encode(format!("{user}:{password}"))
 }
 
 // --- The Secrets ----------------------------------------------------------------------------------------
@@ -344,73 +316,27 @@ fn hostile_broken() -> Vec<String> {
     (0..hostile_keys().len()).map(|i| format!("broken-{i}")).collect()
 }
 
-/// Writes manifests as one multi-document YAML file.
-fn write_manifests(path: &Path, manifests: &[Value]) {
-    let documents: Vec<String> = manifests.iter().map(|m| serde_yaml_ng::to_string(m).unwrap()).collect();
-    std::fs::write(path, documents.join("---\n")).unwrap();
-}
-
 // --- The registry ---------------------------------------------------------------------------------------
 
-/// `docker-registry` with TLS and htpasswd on 127.0.0.1, killed on drop; `None` when it is not installed.
-struct Registry {
-    child: Child,
-    host: String,
-    ca_file: PathBuf,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> Option<Self> {
-        if !Path::new(REGISTRY_BIN).is_file() {
-            eprintln!("SKIPPED: {REGISTRY_BIN} is not installed; the registry Secret points at a closed port");
-            return None;
-        }
-        let root = dir.join("registry");
-        std::fs::create_dir_all(root.join("storage")).unwrap();
-        let bundle = certs::generate(&["localhost".into()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap();
-        certs::write_bundle(&root, &bundle).unwrap();
-        std::fs::write(root.join("htpasswd"), HTPASSWD).unwrap();
-        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
-        let config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {root}/storage\n\
-             http:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {root}/{cert}\n    key: {root}/{key}\n\
-             auth:\n  htpasswd:\n    realm: test-registry\n    path: {root}/htpasswd\n",
-            root = root.display(),
-            cert = certs::CERT_FILE,
-            key = certs::KEY_FILE,
-        );
-        std::fs::write(root.join("config.yml"), config).unwrap();
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(root.join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let registry = Registry { child, host: format!("127.0.0.1:{port}"), ca_file: root.join(certs::CA_CERT_FILE) };
-        // Ready once the port accepts connections (a poll interval while the process starts, bounded).
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        Some(registry)
+/// `docker-registry` with TLS and htpasswd on 127.0.0.1 and its CA file; `None` when it is not installed.
+fn start_registry(dir: &Path) -> Option<(Registry, PathBuf)> {
+    if !registry::installed() {
+        eprintln!("SKIPPED: {REGISTRY_BIN} is not installed; the registry Secret points at a closed port");
+        return None;
     }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
+    let pki = dir.join("registry-pki");
+    let bundle = certs::generate(&["localhost".into()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap();
+    certs::write_bundle(&pki, &bundle).unwrap();
+    let tls = Tls { cert_file: &pki.join(certs::CERT_FILE), key_file: &pki.join(certs::KEY_FILE) };
+    let registry = Registry::start(dir, "registry", Some(tls), Auth::Htpasswd);
+    Some((registry, pki.join(certs::CA_CERT_FILE)))
 }
 
 /// The registry (when installed), the Secrets file and the strings to look for.
 struct World {
     dir: tempfile::TempDir,
-    registry: Option<Registry>,
+    /// The registry and its CA file.
+    registry: Option<(Registry, PathBuf)>,
     registry_host: String,
     secrets_file: PathBuf,
     needles: Needles,
@@ -419,8 +345,8 @@ struct World {
 impl World {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::start(dir.path());
-        let registry_host = registry.as_ref().map_or_else(|| "127.0.0.1:1".to_owned(), |r| r.host.clone());
+        let registry = start_registry(dir.path());
+        let registry_host = registry.as_ref().map_or_else(|| "127.0.0.1:1".to_owned(), |(r, _)| r.host());
         let (manifests, needles) = fixture_secrets(&registry_host);
         let secrets_file = dir.path().join("secrets.yaml");
         write_manifests(&secrets_file, &manifests);
@@ -428,7 +354,7 @@ impl World {
     }
 
     fn ca_args(&self) -> Vec<String> {
-        self.registry.as_ref().map(|r| vec!["--ca-file".to_owned(), path(&r.ca_file)]).unwrap_or_default()
+        self.registry.as_ref().map(|(_, ca)| vec!["--ca-file".to_owned(), path(ca)]).unwrap_or_default()
     }
 }
 
@@ -439,10 +365,7 @@ fn path(p: &Path) -> String {
 // --- Reviews --------------------------------------------------------------------------------------------
 
 fn pod(namespace: &str, images: &[&str], listed: &[&str]) -> Value {
-    let containers: Vec<Value> =
-        images.iter().enumerate().map(|(i, image)| json!({"name": format!("c{i}"), "image": image})).collect();
-    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": namespace},
-        "spec": {"containers": containers}});
+    let mut pod = review::pod(namespace, images);
     if !listed.is_empty() {
         pod["spec"]["imagePullSecrets"] = listed.iter().map(|n| json!({"name": n})).collect();
     }
@@ -450,20 +373,8 @@ fn pod(namespace: &str, images: &[&str], listed: &[&str]) -> Value {
 }
 
 fn review(uid: &str, pod: Value) -> Value {
-    let namespace = pod["metadata"]["namespace"].clone();
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "tester"},
-            "object": pod,
-        }
-    })
+    let namespace = pod["metadata"]["namespace"].as_str().expect("a namespace").to_owned();
+    review::review(uid, &namespace, pod)
 }
 
 /// A review for `serve`, and the answer the contract requires.
@@ -516,126 +427,18 @@ fn reviews(registry: &str) -> Vec<ReviewCase> {
 
 // --- serve ------------------------------------------------------------------------------------------------
 
-/// `serve` on ephemeral ports, killed if the test ends first; its stderr is collected whole.
-struct Served {
-    child: tokio::process::Child,
-    webhook: SocketAddr,
-    admin: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-    client: reqwest::Client,
-}
-
-/// The `listen` and `admin` addresses of the `serving` line, in either log format.
-fn serving_addresses(line: &str) -> Option<(SocketAddr, SocketAddr)> {
-    if let Ok(Value::Object(event)) = serde_json::from_str::<Value>(line) {
-        if event.get("message").and_then(Value::as_str) != Some("serving") {
-            return None;
-        }
-        let field = |name: &str| event.get(name)?.as_str()?.parse().ok();
-        return Some((field("listen")?, field("admin")?));
+/// `serve` over `secrets_dir` with every path on: trace logs in `log_format`, fast reloads, periodic checks (of
+/// the registry on loopback, trusting its CA), `--deny-unmatched`.
+fn serve(world: &World, certs_dir: &Path, secrets_dir: &Path, log_format: &str) -> Served {
+    let mut flags = args(&["--secrets-dir", &path(secrets_dir)]);
+    flags.extend(args(&["--reload-interval", "50ms", "--shutdown-delay", "0s", "--verify-interval", "200ms"]));
+    // The registry is on loopback, which periodic checks refuse by default.
+    flags.push("--verify-allow-local-addresses".into());
+    flags.extend(args(&["--deny-unmatched", DENIED_HOST, "--log-level", "trace", "--log-format", log_format]));
+    if let Some((_, ca)) = &world.registry {
+        flags.extend(["--verify-ca-file".to_owned(), path(ca)]);
     }
-    if !line.contains(" serving ") {
-        return None;
-    }
-    let field = |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(name))?.parse().ok();
-    Some((field("listen=")?, field("admin=")?))
-}
-
-impl Served {
-    async fn start(world: &World, certs_dir: &Path, secrets_dir: &Path, log_format: &str) -> Self {
-        let mut command = tokio::process::Command::new(BIN);
-        command
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .args(["--tls-cert", &path(&certs_dir.join(certs::CERT_FILE))])
-            .args(["--tls-key", &path(&certs_dir.join(certs::KEY_FILE))])
-            .args(["--secrets-dir", &path(secrets_dir)])
-            .args(["--reload-interval", "50ms", "--shutdown-delay", "0s", "--verify-interval", "200ms"])
-            // The registry is on loopback, which periodic checks refuse by default.
-            .arg("--verify-allow-local-addresses")
-            .args(["--deny-unmatched", DENIED_HOST, "--log-level", "trace", "--log-format", log_format]);
-        if let Some(registry) = &world.registry {
-            command.args(["--verify-ca-file", &path(&registry.ca_file)]);
-        }
-        let mut child = command
-            .env_clear()
-            .env("NO_PROXY", "*")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (lines_tx, mut lines) = mpsc::unbounded_channel();
-        let mut reader = BufReader::new(child.stderr.take().unwrap()).lines();
-        let collected = stderr.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = reader.next_line().await {
-                collected.lock().unwrap().push_str(&line);
-                collected.lock().unwrap().push('\n');
-                let _ = lines_tx.send(line);
-            }
-        });
-        let (webhook, admin) = bounded("the serving log line", async {
-            while let Some(line) = lines.recv().await {
-                if let Some(addresses) = serving_addresses(&line) {
-                    return addresses;
-                }
-            }
-            panic!("serve exited before serving: {}", stderr.lock().unwrap());
-        })
-        .await;
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(certs_dir.join(certs::CA_CERT_FILE)).unwrap()).unwrap();
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(ca)
-            .no_proxy()
-            .timeout(WAIT)
-            .build()
-            .unwrap();
-        Self { child, webhook, admin, stderr, client }
-    }
-
-    async fn admin_get(&self, path: &str) -> (u16, String) {
-        let response = self.client.get(format!("http://{}{path}", self.admin)).send().await.unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    async fn mutate(&self, body: &[u8]) -> (u16, String) {
-        let url = format!("https://{}/mutate", self.webhook);
-        let response = self.client.post(url).header("content-type", "application/json").body(body.to_vec());
-        let response = response.send().await.unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    /// Polls `/metrics` until `done` holds for it; returns that exposition.
-    async fn until_metrics(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        bounded(what, async {
-            loop {
-                let (_, text) = self.admin_get("/metrics").await;
-                if done(&text) {
-                    return text;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-    }
-}
-
-async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future).await.unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-fn metric_at_least(exposition: &str, series: &str, at_least: f64) -> bool {
-    exposition.lines().any(|line| {
-        line.strip_prefix(series)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .is_some_and(|v| v >= at_least)
-    })
+    Served::start(certs_dir, &flags)
 }
 
 /// One `serve` run over every path, auditing its answers, `/metrics` and whole stderr.
@@ -648,16 +451,12 @@ async fn serve_run(world: &World, log_format: &str, audit: &mut Audit) {
     let bundle = certs::generate(&["localhost".into()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap();
     certs::write_bundle(&certs_dir, &bundle).unwrap();
 
-    let mut served = Served::start(world, &certs_dir, &secrets_dir, log_format).await;
-    bounded("ready", async {
-        while served.admin_get("/readyz").await.0 != 200 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let mut served = serve(world, &certs_dir, &secrets_dir, log_format);
+    served.until_ready().await;
 
     for case in reviews(&world.registry_host) {
         let (status, answer) = served.mutate(&case.body).await;
+        let answer = String::from_utf8(answer).expect("a UTF-8 answer");
         let label = case.label;
         assert_eq!(status, case.status, "{label}: {answer}");
         if let Some(allowed) = case.allowed {
@@ -689,7 +488,7 @@ async fn serve_run(world: &World, log_format: &str, audit: &mut Audit) {
     );
     write_manifests(&secrets_dir.join("secrets.yaml"), &[rotated]);
     let success = r#"pullsecret_injector_secrets_dir_reloads_total{result="success"}"#;
-    served.until_metrics("the rotation reload", |m| metric_at_least(m, success, 1.0)).await;
+    served.until_metrics("the rotation reload", |m| metric(m, success).is_some_and(|n| n >= 1.0)).await;
     std::fs::write(
         secrets_dir.join("broken.yaml"),
         // The flow mapping of `metadata` is never closed.
@@ -701,24 +500,14 @@ async fn serve_run(world: &World, log_format: &str, audit: &mut Audit) {
     )
     .unwrap();
     let error = r#"pullsecret_injector_secrets_dir_reloads_total{result="error"}"#;
-    let metrics = served.until_metrics("the failed reload", |m| metric_at_least(m, error, 1.0)).await;
+    let metrics = served.until_metrics("the failed reload", |m| metric(m, error).is_some_and(|n| n >= 1.0)).await;
     audit.display(&format!("serve --log-format {log_format}: /metrics at the end"), &metrics);
 
-    let pid = served.child.id().unwrap().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = bounded("exit after SIGTERM", served.child.wait()).await.unwrap();
+    served.terminate();
+    let status = bounded("exit after SIGTERM", served.exited()).await;
     assert_eq!(status.code(), Some(0));
-    // The reader task drains the pipe to its end after the exit.
-    let stderr = bounded("the whole stderr", async {
-        loop {
-            let text = served.stderr.lock().unwrap().clone();
-            if text.contains("stopped") {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let stderr = served.whole_log();
+    assert!(stderr.contains("stopped"), "--log-format {log_format}: serve did not log its stop:\n{stderr}");
     for needle in ["injected", "denied", "not handled", "credential check done", "reload failed", "broken.yaml"] {
         assert!(stderr.contains(needle), "--log-format {log_format}: no {needle:?} in the log:\n{stderr}");
     }
@@ -750,43 +539,6 @@ async fn serve_never_logs_answers_or_exports_a_credential() {
 }
 
 // --- The offline commands ---------------------------------------------------------------------------------
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the binary with `args` (and `stdin`), bounded by [`WAIT`].
-fn run(args: &[String], stdin: Option<&[u8]>) -> Run {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .env("NO_PROXY", "*")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > WAIT {
-            let _ = child.kill();
-            panic!("{args:?} did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let output = child.wait_with_output().unwrap();
-    Run {
-        code: output.status.code().expect("not killed by a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 fn args(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| (*s).to_owned()).collect()

@@ -25,18 +25,18 @@
 mod common;
 
 use std::env;
-use std::hash::{BuildHasher as _, RandomState};
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use common::cluster_webhook::ClusterWebhook;
 use common::control_plane::{ControlPlane, WEBHOOK_LABEL, on_keeper};
+use common::kubectl::{
+    self, CLUSTER_PULL_SECRETS, Created, Kubectl, Output, condition, payload, pull_secret_names as names_in, sorted,
+};
 
 /// With 1, the scenarios run against the current kubectl context (`make e2e`) instead of a local control plane.
 const ENABLE_VAR: &str = "PULLSECRET_INJECTOR_E2E";
@@ -83,12 +83,9 @@ fn local_only(test: &str) -> Option<&'static ControlPlane> {
     }
 }
 
-/// The admin kubeconfig of the local control plane; None for the current context.
-fn kubeconfig() -> Option<PathBuf> {
-    match target() {
-        Target::Local { cp, .. } => Some(cp.kubeconfig.clone()),
-        Target::External => None,
-    }
+/// Whether this run targets the local control plane (not an external cluster).
+fn is_local() -> bool {
+    matches!(target(), Target::Local { .. })
 }
 
 // Where manifests/base installs the webhook (both overlays keep these names).
@@ -97,8 +94,6 @@ const DEPLOYMENT: &str = "pullsecret-injector";
 const WEBHOOK_POD_SELECTOR: &str = "app.kubernetes.io/name=pullsecret-injector,app.kubernetes.io/component=webhook";
 const WEBHOOK_CONFIGURATION: &str = "pullsecret-injector";
 const CRD: &str = "clusterpullsecrets.pullsecret-injector.io";
-/// The full resource name: unambiguous whatever else the cluster serves.
-const CLUSTER_PULL_SECRETS: &str = "clusterpullsecrets.pullsecret-injector.io";
 
 // User-visible names from README.md and docs/multi-tenancy.md.
 const OPT_OUT_LABEL: &str = "pullsecret-injector.io/inject";
@@ -137,8 +132,6 @@ const SHORT_WAIT: Duration = Duration::from_secs(30);
 const CONTROLLER_WAIT: Duration = Duration::from_secs(60);
 /// A rolling restart of the webhook: two replicas, each a start, a readiness probe and a 5 s preStop pause.
 const ROLLOUT_WAIT: Duration = Duration::from_secs(180);
-/// Bounds every single kubectl request, so a hung API server fails a test instead of hanging it.
-const REQUEST_TIMEOUT: &str = "--request-timeout=30s";
 
 /// Pods created during the rolling restart, at most.
 const RESTART_PODS: usize = 30;
@@ -148,189 +141,52 @@ const RESTART_PACE: Duration = Duration::from_secs(1);
 
 // --- kubectl ------------------------------------------------------------------------------------------------
 
-/// The outcome of one kubectl invocation.
-struct Kubectl {
-    /// The command line, for messages (passwords redacted).
-    command: String,
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Kubectl {
-    /// Fails the test, naming the command and quoting kubectl's stderr, unless kubectl succeeded.
-    fn expect_success(self) -> Self {
-        assert!(self.success, "`{}` failed: {}", self.command, self.stderr.trim());
-        self
+/// kubectl as the administrator of this run's target.
+fn admin() -> Kubectl<'static> {
+    match target() {
+        Target::Local { cp, .. } => Kubectl::admin(cp),
+        Target::External => Kubectl::current_context(),
     }
 }
 
-/// Runs kubectl (`$KUBECTL`, default `kubectl`) with `args` and `input` on stdin. Never panics, so `Drop` can use it.
-fn kubectl_input(args: &[&str], input: Option<&str>) -> Kubectl {
-    let program = env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    let command = command_line(&program, args);
-    let failed = |why: String| Kubectl { command: command.clone(), success: false, stdout: String::new(), stderr: why };
-    let mut command_builder = Command::new(&program);
-    if let Some(path) = kubeconfig() {
-        command_builder.arg("--kubeconfig").arg(path);
-    }
-    let child = command_builder
-        .arg(REQUEST_TIMEOUT)
-        .args(args)
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) => return failed(format!("cannot run {program}: {e}")),
-    };
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        // kubectl reads all of its input before it writes anything, so writing first cannot deadlock. A failed
-        // write shows up as kubectl's own error.
-        let _ = stdin.write_all(text.as_bytes());
-    }
-    match child.wait_with_output() {
-        Ok(out) => Kubectl {
-            command,
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        },
-        Err(e) => failed(format!("waiting for {program}: {e}")),
-    }
-}
-
-fn kubectl(args: &[&str]) -> Kubectl {
-    kubectl_input(args, None)
+/// Runs kubectl with `args`. Never panics, so `Drop` can use it.
+fn kubectl(args: &[&str]) -> Output {
+    admin().run(args, None)
 }
 
 /// Runs kubectl and returns its stdout; a failure fails the test.
 fn must(args: &[&str]) -> String {
-    kubectl(args).expect_success().stdout
+    admin().must(args)
 }
 
 /// `kubectl <verb> -f -` with one manifest as JSON, in `namespace` when given.
-fn kubectl_manifest(verb: &[&str], namespace: Option<&str>, manifest: &Value) -> Kubectl {
-    let mut args = verb.to_vec();
-    args.extend(["-f", "-"]);
-    if let Some(ns) = namespace {
-        args.extend(["-n", ns]);
-    }
-    kubectl_input(&args, Some(&manifest.to_string()))
+fn kubectl_manifest(verb: &[&str], namespace: Option<&str>, manifest: &Value) -> Output {
+    let mut verb = verb.to_vec();
+    verb.extend(namespace.map(|ns| ["-n", ns]).into_iter().flatten());
+    admin().manifest(&verb, manifest)
 }
 
 /// `kubectl create -f -`, which must succeed; the result's stderr holds the admission warnings.
-fn create(namespace: Option<&str>, manifest: &Value) -> Kubectl {
+fn create(namespace: Option<&str>, manifest: &Value) -> Output {
     kubectl_manifest(&["create"], namespace, manifest).expect_success()
-}
-
-/// The command as a shell line for messages, with the value of `--docker-password` left out: test passwords are
-/// fake, but a habit of printing credentials is not one to teach.
-fn command_line(program: &str, args: &[&str]) -> String {
-    let shown =
-        args.iter().map(|a| if a.starts_with("--docker-password=") { "--docker-password=<redacted>" } else { a });
-    std::iter::once(program).chain(shown).collect::<Vec<_>>().join(" ")
 }
 
 /// `kubectl get <what> -o json`; `None` when the object does not exist.
 fn get_json(what: &[&str]) -> Option<Value> {
-    let mut args = vec!["get"];
-    args.extend(what);
-    args.extend(["-o", "json", "--ignore-not-found"]);
-    let out = must(&args);
-    if out.trim().is_empty() {
-        return None;
-    }
-    Some(serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl get {what:?}: output is not JSON: {e}")))
+    admin().get(what)
 }
 
 fn secret(namespace: &str, name: &str) -> Option<Value> {
     get_json(&["secret", name, "-n", namespace])
 }
 
-/// The payload the kubelet reads (base64 as the API returns it). Compared, never printed: it holds a password.
-fn payload(secret: &Value) -> Option<&str> {
-    secret["data"][".dockerconfigjson"].as_str()
-}
-
-/// The condition of `type_` in an object's `status.conditions`.
-fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
-    object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
-}
-
-/// A pull Secret made the way every registry's documentation says: `kubectl create secret docker-registry`.
-fn create_pull_secret(namespace: &str, name: &str, server: &str, password: &str) {
-    must(&[
-        "create",
-        "secret",
-        "docker-registry",
-        name,
-        "-n",
-        namespace,
-        &format!("--docker-server={server}"),
-        "--docker-username=e2e",
-        &format!("--docker-password={password}"),
-    ]);
-}
-
-/// Rotates a pull Secret in place: the same command, rendered client-side, then `kubectl replace`.
-fn rotate_pull_secret(namespace: &str, name: &str, server: &str, password: &str) {
-    let rendered = must(&[
-        "create",
-        "secret",
-        "docker-registry",
-        name,
-        "-n",
-        namespace,
-        &format!("--docker-server={server}"),
-        "--docker-username=e2e",
-        &format!("--docker-password={password}"),
-        "--dry-run=client",
-        "-o",
-        "json",
-    ]);
-    kubectl_input(&["replace", "-f", "-"], Some(&rendered)).expect_success();
-}
-
-fn label_namespace(namespace: &str, label: &str) {
-    must(&["label", "namespace", namespace, label, "--overwrite"]);
-}
-
-fn unlabel_namespace(namespace: &str, key: &str) {
-    must(&["label", "namespace", namespace, &format!("{key}-")]);
-}
-
 // --- Manifests ----------------------------------------------------------------------------------------------
 
-/// A container that satisfies the `restricted` Pod Security level (with [`pod_spec`]), so the suite's own Pods are
-/// admitted wherever a cluster enforces it by default.
-fn container(name: &str, image: &str) -> Value {
-    json!({
-        "name": name,
-        "image": image,
-        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
-    })
-}
-
-fn pod_spec(images: &[&str]) -> Value {
-    let containers: Vec<Value> =
-        images.iter().enumerate().map(|(i, image)| container(&format!("c{i}"), image)).collect();
-    json!({
-        "terminationGracePeriodSeconds": 1,
-        "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": containers,
-    })
-}
-
-/// A Pod with one container per image.
+/// A Pod with one container per image, carrying the run's label.
 fn pod(name: &str, images: &[&str]) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {RUN_LABEL: run_id()}},
-        "spec": pod_spec(images),
-    })
+    let mut pod = kubectl::pod(name, images);
+    pod["metadata"]["labels"] = json!({RUN_LABEL: run_id()});
+    pod
 }
 
 fn deployment(name: &str, images: &[&str]) -> Value {
@@ -341,7 +197,7 @@ fn deployment(name: &str, images: &[&str]) -> Value {
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec(images)},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": kubectl::pod_spec(images)},
         },
     })
 }
@@ -356,51 +212,18 @@ fn pull_secret_names(namespace: &str, pod: &str) -> Vec<String> {
         .collect()
 }
 
-/// `spec.imagePullSecrets` names of a Pod object, in order.
-fn names_in(pod: &Value) -> Vec<String> {
-    pod["spec"]["imagePullSecrets"]
-        .as_array()
-        .map(|list| list.iter().filter_map(|r| r["name"].as_str().map(String::from)).collect())
-        .unwrap_or_default()
-}
-
-fn sorted<S: AsRef<str>>(names: &[S]) -> Vec<String> {
-    let mut names: Vec<String> = names.iter().map(|s| s.as_ref().to_string()).collect();
-    names.sort();
-    names
-}
-
 /// Waits until the webhook's caches hold what a test relies on: a server-side dry-run of a Pod with `images`
 /// (nothing is created, nothing else happens) gets exactly `expected` injected.
 fn await_injection(namespace: &str, images: &[&str], expected: &[&str]) {
-    let probe = pod("cache-probe", images);
-    let expected = sorted(expected);
-    poll(&format!("the webhook to inject {expected:?} into a dry-run Pod in {namespace}"), SHORT_WAIT, || {
-        let out = kubectl_manifest(&["create", "--dry-run=server", "-o", "json"], Some(namespace), &probe);
-        if !out.success {
-            return Err(format!("`{}` failed: {}", out.command, out.stderr.trim()));
-        }
-        let answer: Value = serde_json::from_str(&out.stdout).map_err(|e| format!("output is not JSON: {e}"))?;
-        let got = sorted(&names_in(&answer));
-        if got == expected { Ok(()) } else { Err(format!("injected {got:?}")) }
-    });
+    admin().await_injection(namespace, &pod("cache-probe", images), expected, SHORT_WAIT, POLL_INTERVAL);
 }
 
 // --- Waiting ------------------------------------------------------------------------------------------------
 
 /// Calls `check` every [`POLL_INTERVAL`] until it returns `Ok`, for at most `timeout`; then fails the test with
 /// what it last observed.
-fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {timeout:?} waiting for {what}; last observed: {last}")
-            }
-            Err(_) => thread::sleep(POLL_INTERVAL),
-        }
-    }
+fn poll<T>(what: &str, timeout: Duration, check: impl FnMut() -> Result<T, String>) -> T {
+    kubectl::poll(what, timeout, POLL_INTERVAL, check)
 }
 
 // --- Per-test setup and cleanup -----------------------------------------------------------------------------
@@ -408,27 +231,24 @@ fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, S
 /// A random id for this run of the suite, in every name it creates.
 fn run_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| {
-        // RandomState is seeded from the OS's randomness; the clock and pid make the id unique even without it.
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-        let hash = RandomState::new().hash_one((now, std::process::id()));
-        format!("{:08x}", hash & 0xffff_ffff)
-    })
+    ID.get_or_init(common::random_suffix)
 }
 
 /// One test's resources: created under a unique prefix, deleted (namespaces with everything in them) when it is
 /// dropped, also when the test fails.
 struct Scenario {
     prefix: String,
-    /// (resource, name) of cluster-scoped objects, in creation order.
-    created: Vec<(&'static str, String)>,
+    created: Created<'static>,
 }
 
 impl Scenario {
     /// Starts a scenario on this run's target (set up on first use). `test` is a short DNS-label-safe name.
     fn start(test: &str) -> Self {
         target();
-        Self { prefix: format!("psi-e2e-{}-{test}", run_id()), created: Vec::new() }
+        let keep = env::var(KEEP_VAR).as_deref() == Ok("1");
+        let hint =
+            format!("delete the leftovers of every run with `kubectl delete ns,{CLUSTER_PULL_SECRETS} -l {RUN_LABEL}`");
+        Self { prefix: format!("psi-e2e-{}-{test}", run_id()), created: Created::new(admin(), keep, hint) }
     }
 
     /// Creates the namespace `<prefix>-<role>` with `labels`, ready for Pods, sent to the shared webhook.
@@ -438,22 +258,9 @@ impl Scenario {
 
     /// [`Self::namespace`], sent to the local webhook named `webhook` (on an external cluster: the installed one).
     fn namespace_for(&mut self, webhook: &str, role: &str, labels: &[(&str, &str)]) -> String {
-        let name = format!("{}-{role}", self.prefix);
-        let mut all = serde_json::Map::new();
-        all.insert(RUN_LABEL.into(), run_id().into());
-        all.insert(WEBHOOK_LABEL.into(), webhook.into());
-        for (key, value) in labels {
-            all.insert((*key).into(), (*value).into());
-        }
-        // Registered before it exists: a failure half-way still gets cleaned up (deletes ignore "not found").
-        self.created.push(("namespace", name.clone()));
-        create(None, &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": all}}));
-        // The ServiceAccount admission plugin refuses Pods until the namespace's `default` ServiceAccount exists,
-        // which a controller creates shortly after the namespace.
-        poll(&format!("ServiceAccount {name}/default"), SHORT_WAIT, || {
-            get_json(&["serviceaccount", "default", "-n", &name]).map(drop).ok_or_else(|| "not created yet".to_string())
-        });
-        name
+        let mut all = vec![(RUN_LABEL, run_id()), (WEBHOOK_LABEL, webhook)];
+        all.extend(labels);
+        self.created.namespace(&format!("{}-{role}", self.prefix), &all, SHORT_WAIT, POLL_INTERVAL)
     }
 
     /// The label (`key=value`) that this test's `ClusterPullSecret` selects.
@@ -464,43 +271,13 @@ impl Scenario {
     /// Creates a `ClusterPullSecret` named like the test that distributes `source` as [`DISTRIBUTED_NAME`] to the
     /// namespaces carrying [`Self::tenant_label`]; returns its name.
     fn cluster_pull_secret(&mut self, source_namespace: &str, source_name: &str) -> String {
-        let name = self.prefix.clone();
-        self.created.push((CLUSTER_PULL_SECRETS, name.clone()));
-        create(
-            None,
-            &json!({
-                "apiVersion": "pullsecret-injector.io/v1alpha1",
-                "kind": "ClusterPullSecret",
-                "metadata": {"name": name, "labels": {RUN_LABEL: run_id()}},
-                "spec": {
-                    "secretRef": {"namespace": source_namespace, "name": source_name},
-                    "namespaceSelector": {"matchLabels": {TENANT_LABEL: self.prefix}},
-                    "targetName": DISTRIBUTED_NAME,
-                },
-            }),
-        );
-        name
-    }
-}
-
-impl Drop for Scenario {
-    fn drop(&mut self) {
-        if env::var(KEEP_VAR).as_deref() == Ok("1") {
-            eprintln!("{KEEP_VAR}=1: keeping {:?}", self.created);
-            return;
-        }
-        // Without waiting: namespace deletion takes a while, and names are never reused.
-        for (resource, name) in self.created.iter().rev() {
-            let out = kubectl(&["delete", resource, name, "--ignore-not-found", "--wait=false"]);
-            if !out.success {
-                eprintln!(
-                    "cleanup: `{}` failed: {}; delete the leftovers of every run with \
-                     `kubectl delete ns,{CLUSTER_PULL_SECRETS} -l {RUN_LABEL}`",
-                    out.command,
-                    out.stderr.trim()
-                );
-            }
-        }
+        self.created.cluster_pull_secret(
+            &self.prefix,
+            &[(RUN_LABEL, run_id())],
+            (source_namespace, source_name),
+            (TENANT_LABEL, &self.prefix),
+            DISTRIBUTED_NAME,
+        )
     }
 }
 
@@ -559,13 +336,13 @@ fn preflight() -> Result<(), String> {
 fn pods_and_deployment_pods_get_exactly_the_matching_secrets() {
     let mut s = Scenario::start("match");
     let ns = s.namespace("apps", &[]);
-    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
-    create_pull_secret(&ns, "reg-b", REGISTRY_B, "e2e-password-b");
-    create_pull_secret(&ns, "reg-c", REGISTRY_C, "e2e-password-c");
+    admin().create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    admin().create_pull_secret(&ns, "reg-b", REGISTRY_B, "e2e-password-b");
+    admin().create_pull_secret(&ns, "reg-c", REGISTRY_C, "e2e-password-c");
     await_injection(&ns, &[IMAGE_A, IMAGE_B, IMAGE_C], &["reg-a", "reg-b", "reg-c"]);
 
     let mut two_registries = pod("two-registries", &[IMAGE_A]);
-    two_registries["spec"]["initContainers"] = json!([container("init", IMAGE_B)]);
+    two_registries["spec"]["initContainers"] = json!([kubectl::container("init", IMAGE_B)]);
     create(Some(&ns), &two_registries);
     assert_eq!(
         sorted(&pull_secret_names(&ns, "two-registries")),
@@ -589,9 +366,9 @@ fn pods_and_deployment_pods_get_exactly_the_matching_secrets() {
 fn secrets_a_pod_already_lists_stay_first_and_are_not_repeated() {
     let mut s = Scenario::start("listed");
     let ns = s.namespace("apps", &[]);
-    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
-    create_pull_secret(&ns, "reg-b", REGISTRY_B, "e2e-password-b");
-    create_pull_secret(&ns, "reg-c", REGISTRY_C, "e2e-password-c");
+    admin().create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    admin().create_pull_secret(&ns, "reg-b", REGISTRY_B, "e2e-password-b");
+    admin().create_pull_secret(&ns, "reg-c", REGISTRY_C, "e2e-password-c");
     await_injection(&ns, &[IMAGE_A, IMAGE_B, IMAGE_C], &["reg-a", "reg-b", "reg-c"]);
 
     // A listed Secret that no image needs stays, first.
@@ -614,7 +391,7 @@ fn secrets_a_pod_already_lists_stay_first_and_are_not_repeated() {
 fn the_opt_out_label_on_a_pod_or_its_namespace_prevents_injection() {
     let mut s = Scenario::start("optout");
     let ns = s.namespace("apps", &[]);
-    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    admin().create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
     await_injection(&ns, &[IMAGE_A], &["reg-a"]);
     let opt_out = format!("{OPT_OUT_LABEL}=disabled");
 
@@ -627,7 +404,7 @@ fn the_opt_out_label_on_a_pod_or_its_namespace_prevents_injection() {
 
     // The namespace the webhook demonstrably injects into (above) opts out. The API server's namespace cache and
     // the webhook's must both see the label; the dry-run probe waits for that.
-    label_namespace(&ns, &opt_out);
+    admin().label_namespace(&ns, &opt_out);
     await_injection(&ns, &[IMAGE_A], &[]);
     create(Some(&ns), &pod("in-opted-out-namespace", &[IMAGE_A]));
     assert_eq!(
@@ -643,8 +420,8 @@ fn the_opt_out_label_on_a_pod_or_its_namespace_prevents_injection() {
 fn server_side_dry_run_shows_the_same_result_without_side_effects() {
     let mut s = Scenario::start("dryrun");
     let ns = s.namespace("apps", &[]);
-    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
-    create_pull_secret(&ns, "reg-b", REGISTRY_B, "e2e-password-b");
+    admin().create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    admin().create_pull_secret(&ns, "reg-b", REGISTRY_B, "e2e-password-b");
     await_injection(&ns, &[IMAGE_A, IMAGE_B], &["reg-a", "reg-b"]);
     let secrets_before = must(&["get", "secrets", "-n", &ns, "-o", "name"]);
     let manifest = pod("web", &[IMAGE_A, IMAGE_B]);
@@ -660,18 +437,20 @@ fn server_side_dry_run_shows_the_same_result_without_side_effects() {
     assert_eq!(pull_secret_names(&ns, "web"), shown, "the real apply gives what the dry run showed");
 }
 
-/// Scenario 5: `kubectl run` with a private image that no Secret matches is admitted, and kubectl prints the
-/// webhook's warning naming the image. A Docker Hub image, pulled anonymously by design, gets no warning.
+/// Scenario 5: `kubectl run` with a private image that no Secret matches, but a Secret of its namespace names its
+/// registry on another port, is admitted, and kubectl prints the webhook's warning naming the image and the port. A
+/// Docker Hub image, pulled anonymously by design, gets no warning.
 #[test]
 fn kubectl_prints_a_warning_for_a_private_image_without_credentials() {
     let mut s = Scenario::start("warn");
     let ns = s.namespace("apps", &[]);
+    admin().create_pull_secret(&ns, "wrong-port", "unlisted.e2e.invalid:5000", "e2e-password");
 
     let private = kubectl(&["run", "unmatched", "-n", &ns, "--restart=Never", &format!("--image={UNMATCHED_IMAGE}")])
         .expect_success();
     let warnings: Vec<&str> = private.stderr.lines().filter(|l| l.starts_with(WARNING_PREFIX)).collect();
     assert!(
-        warnings.iter().any(|w| w.contains(UNMATCHED_IMAGE) && w.contains("\"unmatched\"")),
+        warnings.iter().any(|w| w.contains(UNMATCHED_IMAGE) && w.contains("\"unmatched\"") && w.contains("port 5000")),
         "expected a line `{WARNING_PREFIX} container \"unmatched\": ... {UNMATCHED_IMAGE} ...` on stderr, got:\n{}",
         private.stderr
     );
@@ -689,16 +468,16 @@ fn kubectl_prints_a_warning_for_a_private_image_without_credentials() {
 fn cluster_pull_secret_distributes_rotates_respects_conflicts_and_withdraws() {
     let mut s = Scenario::start("dist");
     let platform = s.namespace("platform", &[]);
-    create_pull_secret(&platform, "corp-source", CORP_REGISTRY, "first-password");
+    admin().create_pull_secret(&platform, "corp-source", CORP_REGISTRY, "first-password");
     let tenant_a = s.namespace("tenant-a", &[]);
     let tenant_b = s.namespace("tenant-b", &[]);
     // Tenant B already has a Secret of the target name, made by hand (as a replicator would have).
-    create_pull_secret(&tenant_b, DISTRIBUTED_NAME, "tenant-b.e2e.invalid", "tenant-password");
+    admin().create_pull_secret(&tenant_b, DISTRIBUTED_NAME, "tenant-b.e2e.invalid", "tenant-password");
     let tenant_b_own = secret(&tenant_b, DISTRIBUTED_NAME).expect("tenant B's Secret");
     let cps = s.cluster_pull_secret(&platform, "corp-source");
 
     // Selection.
-    label_namespace(&tenant_a, &s.tenant_label());
+    admin().label_namespace(&tenant_a, &s.tenant_label());
     let copy = poll(&format!("the copy {tenant_a}/{DISTRIBUTED_NAME}"), CONTROLLER_WAIT, || {
         secret(&tenant_a, DISTRIBUTED_NAME).ok_or_else(|| "not created yet".to_string())
     });
@@ -710,7 +489,7 @@ fn cluster_pull_secret_distributes_rotates_respects_conflicts_and_withdraws() {
     assert!(payload(&copy).is_some() && payload(&copy) == payload(&source), "the copy carries the source's payload");
 
     // Rotation.
-    rotate_pull_secret(&platform, "corp-source", CORP_REGISTRY, "rotated-password");
+    admin().rotate_pull_secret(&platform, "corp-source", CORP_REGISTRY, "rotated-password");
     let rotated = secret(&platform, "corp-source").expect("the rotated source");
     assert!(payload(&rotated) != payload(&source), "the rotation changed the source's payload");
     poll("the copy to follow the rotation", CONTROLLER_WAIT, || match secret(&tenant_a, DISTRIBUTED_NAME) {
@@ -720,7 +499,7 @@ fn cluster_pull_secret_distributes_rotates_respects_conflicts_and_withdraws() {
     });
 
     // Conflict: tenant B is selected, but its own Secret of that name is left alone and reported.
-    label_namespace(&tenant_b, &s.tenant_label());
+    admin().label_namespace(&tenant_b, &s.tenant_label());
     poll(&format!("a Conflict condition on {cps} naming {tenant_b}"), CONTROLLER_WAIT, || {
         let object =
             get_json(&[CLUSTER_PULL_SECRETS, &cps]).ok_or_else(|| "the ClusterPullSecret is gone".to_string())?;
@@ -741,7 +520,7 @@ fn cluster_pull_secret_distributes_rotates_respects_conflicts_and_withdraws() {
     assert_untouched("after the conflict");
 
     // Withdrawal: the label goes, the copy goes; tenant B's Secret still stays as it is.
-    unlabel_namespace(&tenant_a, TENANT_LABEL);
+    admin().unlabel_namespace(&tenant_a, TENANT_LABEL);
     poll(&format!("the copy in {tenant_a} to be deleted"), CONTROLLER_WAIT, || {
         match secret(&tenant_a, DISTRIBUTED_NAME) {
             None => Ok(()),
@@ -758,7 +537,7 @@ fn cluster_pull_secret_distributes_rotates_respects_conflicts_and_withdraws() {
 fn a_pod_admitted_before_its_copy_exists_still_gets_the_distributed_name() {
     let mut s = Scenario::start("race");
     let platform = s.namespace("platform", &[]);
-    create_pull_secret(&platform, "corp-source", CORP_REGISTRY, "platform-password");
+    admin().create_pull_secret(&platform, "corp-source", CORP_REGISTRY, "platform-password");
     s.cluster_pull_secret(&platform, "corp-source");
     // The webhook knows the ClusterPullSecret and its source: it injects in a namespace selected earlier.
     let label = s.tenant_label();
@@ -772,7 +551,7 @@ fn a_pod_admitted_before_its_copy_exists_still_gets_the_distributed_name() {
     must(&["create", "quota", "no-secrets", "--hard=secrets=0", "-n", &tenant]);
     // No wait between the label and the Pod: the webhook's namespace watch follows the label within
     // milliseconds, well inside the time kubectl takes to start.
-    label_namespace(&tenant, &label);
+    admin().label_namespace(&tenant, &label);
     create(Some(&tenant), &pod("right-after-labelling", &[CORP_IMAGE]));
     assert_eq!(
         pull_secret_names(&tenant, "right-after-labelling"),
@@ -826,13 +605,13 @@ fn webhook_rollout() -> Result<(), String> {
 #[test]
 #[ignore = "needs the webhook installed as a Deployment: make e2e"]
 fn no_pod_is_admitted_without_its_secret_during_a_webhook_rollout() {
-    if kubeconfig().is_some() {
+    if is_local() {
         eprintln!("skipped (restart): needs the webhook installed as a Deployment (`make e2e`)");
         return;
     }
     let mut s = Scenario::start("restart");
     let ns = s.namespace("apps", &[]);
-    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    admin().create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
     await_injection(&ns, &[IMAGE_A], &["reg-a"]);
     poll("the webhook's Deployment to be settled before the restart", ROLLOUT_WAIT, webhook_rollout);
 
@@ -875,7 +654,7 @@ fn no_pod_is_admitted_without_its_secret_during_a_webhook_rollout() {
 // --- Local control plane only -------------------------------------------------------------------------------
 
 /// Creates a Pod and returns kubectl's outcome without requiring success.
-fn try_create(namespace: &str, manifest: &Value) -> Kubectl {
+fn try_create(namespace: &str, manifest: &Value) -> Output {
     kubectl_manifest(&["create"], Some(namespace), manifest)
 }
 
@@ -897,7 +676,7 @@ fn deny_unmatched_refuses_with_the_reason_kubectl_shows() {
     );
     assert!(get_json(&["pod", "no-credential", "-n", &ns]).is_none(), "and no Pod exists");
 
-    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    admin().create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
     await_injection(&ns, &[IMAGE_A], &["reg-a"]);
     create(Some(&ns), &pod("with-credential", &[IMAGE_A]));
     assert_eq!(pull_secret_names(&ns, "with-credential"), ["reg-a"]);
@@ -911,8 +690,8 @@ fn deny_unmatched_refuses_with_the_reason_kubectl_shows() {
 fn a_service_accounts_own_pull_secrets_stay_first() {
     let mut s = Scenario::start("sa");
     let ns = s.namespace("apps", &[]);
-    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
-    create_pull_secret(&ns, "builder-registry", REGISTRY_C, "e2e-password-c");
+    admin().create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    admin().create_pull_secret(&ns, "builder-registry", REGISTRY_C, "e2e-password-c");
     create(
         Some(&ns),
         &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder"},
@@ -931,7 +710,7 @@ fn a_service_accounts_own_pull_secrets_stay_first() {
 fn cluster_pull_secret_reaches_new_namespaces_and_its_copies_are_garbage_collected() {
     let mut s = Scenario::start("gc");
     let platform = s.namespace("platform", &[]);
-    create_pull_secret(&platform, "corp-source", CORP_REGISTRY, "platform-password");
+    admin().create_pull_secret(&platform, "corp-source", CORP_REGISTRY, "platform-password");
     let cps = s.cluster_pull_secret(&platform, "corp-source");
     let label = s.tenant_label();
     let (key, value) = label.split_once('=').expect("key=value");
@@ -975,7 +754,7 @@ fn only_a_node_may_skip_the_webhook_with_a_mirror_pod() {
         "--clusterrole=system:node",
         "--group=system:nodes",
     ]);
-    s.created.push(("clusterrolebinding", format!("{}-node", s.prefix)));
+    s.created.track("clusterrolebinding", &format!("{}-node", s.prefix));
     let node = kubectl_manifest(
         &["create", "--as=system:node:node-1", "--as-group=system:nodes", "--as-group=system:authenticated"],
         Some(&ns),
@@ -993,7 +772,7 @@ fn a_webhook_outage_admits_pods_unchanged() {
     let mut hook = ClusterWebhook::start(cp, "down", &[]);
     let mut s = Scenario::start("down");
     let ns = s.namespace_for("down", "apps", &[]);
-    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    admin().create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
     await_injection(&ns, &[IMAGE_A], &["reg-a"]);
     hook.kill();
     let started = Instant::now();
@@ -1010,7 +789,7 @@ fn a_certificate_rotation_under_calls_loses_no_admission() {
     let hook = ClusterWebhook::start(cp, "rotate", &[]);
     let mut s = Scenario::start("rotate");
     let ns = s.namespace_for("rotate", "apps", &[]);
-    create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
+    admin().create_pull_secret(&ns, "reg-a", REGISTRY_A, "e2e-password-a");
     await_injection(&ns, &[IMAGE_A], &["reg-a"]);
     let reloads = || {
         let (_, metrics) = hook.admin_get("/metrics");
@@ -1050,29 +829,16 @@ fn after_an_api_server_restart_and_compaction_the_webhook_relists_and_stays_righ
     }
     let cp = ControlPlane::dedicated();
     let hook = ClusterWebhook::start(&cp, "restart", &[]);
-    let kubectl = |args: &[&str]| common::control_plane::run(cp.kubectl().args(args));
+    let admin = Kubectl::admin(&cp);
+    let kubectl = |args: &[&str]| admin.must(args);
     let ns = "apps";
     kubectl(&["create", "namespace", ns]);
     kubectl(&["label", "namespace", ns, &format!("{WEBHOOK_LABEL}=restart")]);
-    let secret = |name: &str, server: &str| {
-        kubectl(&[
-            "create",
-            "secret",
-            "docker-registry",
-            name,
-            "-n",
-            ns,
-            &format!("--docker-server={server}"),
-            "--docker-username=e2e",
-            "--docker-password=e2e-password",
-        ]);
-    };
+    let secret = |name: &str, server: &str| admin.create_pull_secret(ns, name, server, "e2e-password");
+    let probe = pod("probe", &[IMAGE_A, IMAGE_B]);
     let dry_run = || -> Vec<String> {
-        let (out, _) = common::control_plane::run_with_input(
-            cp.kubectl().args(["create", "--dry-run=server", "-o", "json", "-n", ns, "-f", "-"]),
-            &pod("probe", &[IMAGE_A, IMAGE_B]).to_string(),
-        );
-        sorted(&names_in(&serde_json::from_str(&out).expect("JSON")))
+        let admitted = admin.dry_run_pod(ns, &probe).unwrap_or_else(|why| panic!("the dry run failed: {why}"));
+        sorted(&names_in(&admitted))
     };
     secret("reg-a", REGISTRY_A);
     poll("the webhook to see reg-a", SHORT_WAIT, || poll_for(dry_run(), &["reg-a"]));
@@ -1128,12 +894,12 @@ fn the_manifests_apply_cleanly_to_a_real_api_server() {
         let applied = created.lines().any(|l| l.starts_with(&kind) && l.contains(&format!("/{name} ")));
         assert!(applied, "{kind}/{name} not applied: {created}");
     }
-    common::control_plane::run(cp.kubectl().args([
+    Kubectl::admin(&cp).must(&[
         "wait",
         "--for=condition=Established",
         "--timeout=30s",
         "crd/clusterpullsecrets.pullsecret-injector.io",
-    ]));
+    ]);
 }
 
 /// The Helm chart installed into a real API server: every object accepted, the CRD Established, the webhook
@@ -1144,9 +910,8 @@ fn the_helm_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
     if local_only("helm").is_none() {
         return;
     }
-    let helm = common::control_plane::run(
-        Command::new("bash").arg(format!("{}/tests/cluster/helm.sh", env!("CARGO_MANIFEST_DIR"))),
-    );
+    let helm =
+        common::process::run(Command::new("bash").arg(format!("{}/tests/cluster/helm.sh", env!("CARGO_MANIFEST_DIR"))));
     let helm = helm.trim();
     let cp = ControlPlane::dedicated();
     let chart = format!("{}/charts/pullsecret-injector", env!("CARGO_MANIFEST_DIR"));
@@ -1163,7 +928,8 @@ fn the_helm_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
         assert!(!stderr.contains("Warning"), "helm {args:?}: the API server warned: {stderr}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let kubectl = |args: &[&str]| common::control_plane::run(cp.kubectl().args(args));
+    let admin = Kubectl::admin(&cp);
+    let kubectl = |args: &[&str]| admin.must(args);
     let ns = "pullsecret-injector";
     helm_run(&["install", "pullsecret-injector", &chart, "--namespace", ns, "--create-namespace"]);
     kubectl(&["wait", "--for=condition=Established", "--timeout=30s", "crd/clusterpullsecrets.pullsecret-injector.io"]);
@@ -1197,11 +963,7 @@ fn the_helm_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
     );
 
     helm_run(&["uninstall", "pullsecret-injector", "--namespace", ns]);
-    assert!(get_in(&cp, &["mutatingwebhookconfiguration", "pullsecret-injector"]).is_none(), "registration removed");
-    assert!(get_in(&cp, &["deployment", "pullsecret-injector", "-n", ns]).is_none(), "Deployment removed");
-    assert!(get_in(&cp, &["crd", "clusterpullsecrets.pullsecret-injector.io"]).is_some(), "the CRD is kept");
-}
-
-fn get_in(cp: &ControlPlane, what: &[&str]) -> Option<Value> {
-    common::cluster_webhook::get(cp, what)
+    assert!(admin.get(&["mutatingwebhookconfiguration", "pullsecret-injector"]).is_none(), "registration removed");
+    assert!(admin.get(&["deployment", "pullsecret-injector", "-n", ns]).is_none(), "Deployment removed");
+    assert!(admin.get(&["crd", "clusterpullsecrets.pullsecret-injector.io"]).is_some(), "the CRD is kept");
 }

@@ -8,9 +8,12 @@
 //! Every Secret in these tests carries the same username and password; only the registry key differs, so
 //! whatever distinguishes the outcomes is the key matching, as it is for the kubelet.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+mod common;
+
+use std::io::Read as _;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,20 +26,16 @@ use rcgen::{
 };
 use serde_json::{Value, json};
 
-const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+use common::binary::{self, RUN_WAIT, Run, Served};
+use common::process::Reaped;
+use common::registry::{Auth, PASSWORD, REGISTRY_BIN, Registry, Tls, USER, basic};
+use common::{free_port, write_manifests};
+
 const SKOPEO_BIN: &str = "/usr/bin/skopeo";
-const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
 
-const USER: &str = "alice";
-const PASSWORD: &str = "pull-secret-test-Pa55";
+/// Every Secret here carries `USER` and `PASSWORD` (common::registry's, which its htpasswd accepts: the `ok`
+/// cases below prove it is right), or this wrong password.
 const WRONG_PASSWORD: &str = "not-the-Pa55word";
-/// `alice:bcrypt(PASSWORD)` at cost 5 (cheap on purpose). Distribution accepts only bcrypt; made once with
-/// `perl -e 'print crypt("pull-secret-test-Pa55", "$2b$05$" . SALT22)'` (libxcrypt), which is what
-/// `htpasswd -nbB -C 5 alice pull-secret-test-Pa55` prints too. The `ok` cases below prove it is right.
-const HTPASSWD: &str = "alice:$2b$05$aCKo1hOoz8qOC6qVWATQPuhdAvJCzcL6L2/OQ7iBEj9oZajiLimRG\n";
-
-/// How long a registry may take to answer its first `GET /v2/`.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 // --- Availability ----------------------------------------------------------------------------------
 
@@ -90,134 +89,20 @@ fn pki(dir: &Path) -> Pki {
 
 // --- The registry ----------------------------------------------------------------------------------
 
-enum Auth<'a> {
-    Htpasswd,
-    /// Distribution's token authentication: `realm` issues JWTs signed by a certificate of `root_bundle`.
-    Token {
-        realm: &'a str,
-        root_bundle: &'a Path,
-    },
-}
-
-/// A running `docker-registry`, killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    /// stdout and stderr of the registry.
-    log: PathBuf,
-}
-
-impl Registry {
-    /// Starts a registry in `dir/NAME` and waits until `GET /v2/` answers. `tls: None` serves plain HTTP.
-    fn start(dir: &Path, name: &str, tls: Option<&Pki>, auth: Auth<'_>) -> Self {
-        let root = dir.join(name);
-        std::fs::create_dir_all(root.join("storage")).unwrap();
-        let port = free_port();
-        let tls_section = tls.map_or_else(String::new, |pki| {
-            format!("  tls:\n    certificate: {}\n    key: {}\n", pki.cert_file.display(), pki.key_file.display())
-        });
-        let auth_section = match auth {
-            Auth::Htpasswd => {
-                let htpasswd = root.join("htpasswd");
-                std::fs::write(&htpasswd, HTPASSWD).unwrap();
-                format!("  htpasswd:\n    realm: test-registry\n    path: {}\n", htpasswd.display())
-            }
-            Auth::Token { realm, root_bundle } => format!(
-                "  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    \
-                 rootcertbundle: {}\n",
-                root_bundle.display()
-            ),
-        };
-        let config = format!(
-            "version: 0.1\n\
-             log:\n  level: warn\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {storage}\n\
-             \x20 maintenance:\n    uploadpurging:\n      enabled: false\n\
-             http:\n  addr: 127.0.0.1:{port}\n{tls_section}\
-             auth:\n{auth_section}",
-            storage = root.join("storage").display(),
-        );
-        let config_file = root.join("config.yml");
-        std::fs::write(&config_file, config).unwrap();
-        let log = root.join("registry.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(&config_file)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap();
-        let mut registry = Registry { child, port, log };
-        registry.wait_until_ready(tls.is_some());
-        registry
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Polls `GET /v2/` until any HTTP answer (401 with auth on), bounded by [`START_TIMEOUT`].
-    fn wait_until_ready(&mut self, tls: bool) {
-        let url = format!("{}://{}/v2/", if tls { "https" } else { "http" }, self.host());
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        // Readiness only: the certificate is what the tests themselves check.
-        let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .no_proxy()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if runtime.block_on(async { client.get(&url).send().await }).is_ok() {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("docker-registry exited ({status}) before answering:\n{}", self.logs());
-            }
-            assert!(Instant::now() < deadline, "docker-registry did not answer {url} in time:\n{}", self.logs());
-            // The poll interval while the process starts, not a guess at how long starting takes.
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    /// What the registry printed, for failure messages.
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+impl Pki {
+    /// The serving certificate, for a registry with TLS.
+    fn tls(&self) -> Tls<'_> {
+        Tls { cert_file: &self.cert_file, key_file: &self.key_file }
     }
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-/// A child process (`serve`) killed and reaped when dropped, so that a failing assertion leaves no process behind.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            self.0.kill().ok();
-        }
-        self.0.wait().ok();
-    }
-}
-
-/// A port that was free a moment ago (the registry binds it itself).
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+/// Distribution's token authentication with this file's token service: `realm` issues JWTs signed by a
+/// certificate of `root_bundle`.
+fn token_auth<'a>(realm: &'a str, root_bundle: &'a Path) -> Auth<'a> {
+    Auth::Token { realm, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER, root_bundle }
 }
 
 // --- Secrets and the binary ------------------------------------------------------------------------
-
-fn basic(user: &str, password: &str) -> String {
-    STANDARD.encode(format!("{user}:{password}"))
-}
 
 /// A `kubernetes.io/dockerconfigjson` Secret with one entry.
 fn pull_secret(namespace: &str, name: &str, key: &str, password: &str) -> Value {
@@ -235,27 +120,9 @@ fn secret_manifest(namespace: &str, name: &str, type_: &str, data_key: &str, pay
     })
 }
 
-/// Writes manifests as one multi-document YAML file.
-fn write_manifests(path: &Path, manifests: &[Value]) {
-    let documents: Vec<String> = manifests.iter().map(|m| serde_yaml_ng::to_string(m).unwrap()).collect();
-    std::fs::write(path, documents.join("---\n")).unwrap();
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
+/// Runs the binary (everything here is on loopback, and no proxy is asked).
 fn run(args: &[&str]) -> Run {
-    // Everything here is on loopback: a proxy set in the environment must not be asked.
-    let output = Command::new(BIN).args(args).env("NO_PROXY", "127.0.0.1,localhost").stdin(Stdio::null()).output();
-    let output = output.unwrap();
-    Run {
-        code: output.status.code().expect("not killed by a signal"),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    binary::run(args, None)
 }
 
 /// Runs `verify -o json` and returns the exit code and (secret, registry, status, detail) rows.
@@ -308,9 +175,9 @@ fn verify_reports_each_status_against_real_registries() {
     }
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let tls = Registry::start(dir.path(), "tls", Some(&pki), Auth::Htpasswd);
+    let tls = Registry::start(dir.path(), "tls", Some(pki.tls()), Auth::Htpasswd);
     let plain = Registry::start(dir.path(), "plain", None, Auth::Htpasswd);
-    let stopped_host = Registry::start(dir.path(), "stopped", Some(&pki), Auth::Htpasswd).host();
+    let stopped_host = Registry::start(dir.path(), "stopped", Some(pki.tls()), Auth::Htpasswd).host();
 
     let plain_key = format!("http://{}", plain.host());
     let legacy = json!({ plain_key.clone(): { "username": USER, "password": PASSWORD } });
@@ -373,7 +240,7 @@ fn tls_trust_follows_the_ca_file() {
     }
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let registry = Registry::start(dir.path(), "tls", Some(&pki), Auth::Htpasswd);
+    let registry = Registry::start(dir.path(), "tls", Some(pki.tls()), Auth::Htpasswd);
     let secrets = dir.path().join("secrets.yaml");
     write_manifests(&secrets, &[pull_secret("team-a", "good", &registry.host(), PASSWORD)]);
     let other_ca = dir.path().join("other-ca.crt");
@@ -605,12 +472,8 @@ fn verify_follows_bearer_token_challenges() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let tokens = token_service(dir.path(), Some(&pki));
-    let registry = Registry::start(
-        dir.path(),
-        "token",
-        Some(&pki),
-        Auth::Token { realm: &tokens.realm, root_bundle: &tokens.root_bundle },
-    );
+    let registry =
+        Registry::start(dir.path(), "token", Some(pki.tls()), token_auth(&tokens.realm, &tokens.root_bundle));
     let secrets = dir.path().join("secrets.yaml");
     write_manifests(
         &secrets,
@@ -721,7 +584,7 @@ fn mutate_injects_the_secret_a_real_client_can_pull_with() {
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let pki = pki(dir.path());
-    let registry = Registry::start(dir.path(), "tls", Some(&pki), Auth::Htpasswd);
+    let registry = Registry::start(dir.path(), "tls", Some(pki.tls()), Auth::Htpasswd);
     let image = format!("{}/demo/app:1", registry.host());
     let cert_dir = pki.ca_dir.to_str().unwrap();
 
@@ -818,7 +681,7 @@ fn serve_checks_credentials_periodically() {
     }
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let registry = Registry::start(dir.path(), "tls", Some(&pki), Auth::Htpasswd);
+    let registry = Registry::start(dir.path(), "tls", Some(pki.tls()), Auth::Htpasswd);
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();
     write_manifests(
@@ -828,58 +691,15 @@ fn serve_checks_credentials_periodically() {
             pull_secret("team-a", "wrong", &registry.host(), WRONG_PASSWORD),
         ],
     );
-    let certs = dir.path().join("certs");
-    assert_eq!(run(&["certs", "--out", certs.to_str().unwrap(), "--dns", "localhost"]).code, 0);
-    let admin = free_port();
-    let log = dir.path().join("serve.log");
-    let mut child = Reaped(
-        Command::new(BIN)
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--admin-listen"])
-            .arg(format!("127.0.0.1:{admin}"))
-            .args([
-                "--tls-cert",
-                certs.join("tls.crt").to_str().unwrap(),
-                "--tls-key",
-                certs.join("tls.key").to_str().unwrap(),
-            ])
-            .args(["--secrets-dir", secrets.to_str().unwrap(), "--verify-interval", "200ms", "--shutdown-delay", "0s"])
-            .args(["--verify-ca-file", pki.ca_file.to_str().unwrap()])
-            // The registry is on loopback, which periodic checks refuse by default.
-            .arg("--verify-allow-local-addresses")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    // A plain HTTP/1.1 request: the admin port is plain HTTP on loopback.
-    let metrics = || -> String {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", admin)) else { return String::new() };
-        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let text = loop {
-        let text = metrics();
-        if text.contains(r#"secret="good""#) && text.contains(r#"secret="wrong""#) {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no check results in /metrics:\n{text}\n{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let certs = binary::dev_certs(dir.path());
+    let checked = |text: &str| text.contains(r#"secret="good""#) && text.contains(r#"secret="wrong""#);
+    // The registry is on loopback, which periodic checks refuse by default.
+    let ca = pki.ca_file.to_str().unwrap();
+    let extra = ["--verify-ca-file", ca, "--verify-allow-local-addresses"];
+    let (text, logs) = serve_until(&certs, &secrets, "200ms", &extra, &checked);
     let host = registry.host();
     assert!(text.contains(&format!(r#"pullsecret_injector_credential_check{{namespace="team-a",secret="good",registry="{host}",status="ok"}} 1"#)), "{text}");
     assert!(text.contains(&format!(r#"pullsecret_injector_credential_check{{namespace="team-a",secret="wrong",registry="{host}",status="unauthorized"}} 1"#)), "{text}");
-    Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
-    assert!(child.0.wait().unwrap().success());
-    let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("credential stopped working"), "{logs}");
     assert_no_credentials(&text);
     assert_no_credentials(&logs);
@@ -898,17 +718,12 @@ fn credentials_never_travel_to_a_plain_http_token_realm() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let tokens = token_service(dir.path(), None);
-    let auth = || Auth::Token { realm: &tokens.realm, root_bundle: &tokens.root_bundle };
-    let https = Registry::start(dir.path(), "https", Some(&pki), auth());
+    let auth = || token_auth(&tokens.realm, &tokens.root_bundle);
+    let https = Registry::start(dir.path(), "https", Some(pki.tls()), auth());
     let plain = Registry::start(dir.path(), "plain", None, auth());
     // The same token service, named by another host name: "another host" for a plain-HTTP key.
     let other_realm = tokens.realm.replace("127.0.0.1", "localhost");
-    let elsewhere = Registry::start(
-        dir.path(),
-        "elsewhere",
-        None,
-        Auth::Token { realm: &other_realm, root_bundle: &tokens.root_bundle },
-    );
+    let elsewhere = Registry::start(dir.path(), "elsewhere", None, token_auth(&other_realm, &tokens.root_bundle));
     let secrets = dir.path().join("secrets.yaml");
     write_manifests(
         &secrets,
@@ -947,30 +762,27 @@ fn an_endless_token_response_costs_at_most_the_cap() {
     let realm = format!("https://{address}/token");
     let root_bundle = dir.path().join("unused-bundle.crt");
     std::fs::write(&root_bundle, ca("unused").2).unwrap();
-    let registry =
-        Registry::start(dir.path(), "endless", Some(&pki), Auth::Token { realm: &realm, root_bundle: &root_bundle });
+    let registry = Registry::start(dir.path(), "endless", Some(pki.tls()), token_auth(&realm, &root_bundle));
     let secrets = dir.path().join("secrets.yaml");
     write_manifests(&secrets, &[pull_secret("team-a", "endless", &registry.host(), PASSWORD)]);
 
     let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(["verify", "--secrets", secrets.to_str().unwrap(), "-o", "json", "--timeout", "30s"])
-        .args(["--ca-file", pki.ca_file.to_str().unwrap()])
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped::spawn(
+        Command::new(binary::BIN)
+            .args(["verify", "--secrets", secrets.to_str().unwrap(), "-o", "json", "--timeout", "30s"])
+            .args(["--ca-file", pki.ca_file.to_str().unwrap()])
+            .env_clear()
+            .env("NO_PROXY", "*")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     // The peak resident size, sampled while it runs (VmHWM only grows).
-    let status_file = format!("/proc/{}/status", child.id());
+    let status_file = format!("/proc/{}/status", child.0.id());
     let mut peak_kib = 0u64;
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(40) {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("verify did not finish");
-        }
+    while child.0.try_wait().unwrap().is_none() {
+        // Killed when `child` is dropped.
+        assert!(started.elapsed() < Duration::from_secs(40), "verify did not finish");
         if let Ok(status) = std::fs::read_to_string(&status_file)
             && let Some(kib) = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))
         {
@@ -979,12 +791,14 @@ fn an_endless_token_response_costs_at_most_the_cap() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = started.elapsed();
-    let output = child.wait_with_output().unwrap();
-    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let mut stdout = Vec::new();
+    child.0.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+    let code = child.0.wait().unwrap().code();
+    let rows: Vec<Value> = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(rows[0]["status"], "error", "{rows:#?}");
     let detail = rows[0]["detail"].as_str().unwrap();
     assert!(detail.contains("answered more than 1024 KiB"), "{detail}");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(code, Some(1));
     let produced = produced.load(Ordering::SeqCst);
     eprintln!(
         "endless token body: {} KiB produced by the server, peak RSS about {peak_kib} KiB, {:?}",
@@ -1022,51 +836,13 @@ fn periodic_checks_refuse_local_addresses_unless_allowed() {
     let manifests: Vec<Value> =
         keys.iter().enumerate().map(|(i, key)| pull_secret("team-a", &format!("k{i}"), key, PASSWORD)).collect();
     write_manifests(&secrets.join("pull.yaml"), &manifests);
-    let certs = dir.path().join("certs");
-    assert_eq!(run(&["certs", "--out", certs.to_str().unwrap(), "--dns", "localhost"]).code, 0);
-
-    let serve_until = |extra: &[&str], done: &dyn Fn(&str) -> bool| -> (String, String) {
-        let admin = free_port();
-        let log = dir.path().join(format!("serve{}.log", extra.len()));
-        let mut child = Reaped(
-            Command::new(BIN)
-                .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", &format!("127.0.0.1:{admin}")])
-                .args(["--tls-cert", certs.join("tls.crt").to_str().unwrap()])
-                .args(["--tls-key", certs.join("tls.key").to_str().unwrap()])
-                .args([
-                    "--secrets-dir",
-                    secrets.to_str().unwrap(),
-                    "--verify-interval",
-                    "100ms",
-                    "--shutdown-delay",
-                    "0s",
-                ])
-                .args(extra)
-                .env("NO_PROXY", "127.0.0.1,localhost")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let text = loop {
-            let text = admin_get(admin, "/metrics");
-            if done(&text) {
-                break text;
-            }
-            assert!(Instant::now() < deadline, "no check results:\n{text}\n{}", std::fs::read_to_string(&log).unwrap());
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
-        assert!(child.0.wait().unwrap().success());
-        (text, std::fs::read_to_string(&log).unwrap())
-    };
+    let certs = binary::dev_certs(dir.path());
     let series = |text: &str, secret: &str| -> Option<String> {
         text.lines().find(|l| l.contains(&format!(r#"secret="{secret}""#))).map(str::to_owned)
     };
     let all_reported = |text: &str| (0..keys.len()).all(|i| series(text, &format!("k{i}")).is_some());
 
-    let (metrics, logs) = serve_until(&[], &all_reported);
+    let (metrics, logs) = serve_until(&certs, &secrets, "100ms", &[], &all_reported);
     for (i, key) in keys.iter().enumerate() {
         let line = series(&metrics, &format!("k{i}")).unwrap();
         assert!(line.contains(r#"status="error""#), "{key} must be refused: {line}");
@@ -1076,22 +852,38 @@ fn periodic_checks_refuse_local_addresses_unless_allowed() {
     assert!(logs.contains("a loopback address"), "{logs}");
     assert!(logs.contains("a link-local or cloud metadata address"), "{logs}");
 
-    let (metrics, _) = serve_until(&["--verify-allow-local-addresses"], &|text: &str| {
+    let (metrics, _) = serve_until(&certs, &secrets, "100ms", &["--verify-allow-local-addresses"], &|text: &str| {
         series(text, "k0").is_some_and(|l| l.contains(r#"status="ok""#))
     });
     assert!(series(&metrics, "k1").is_some_and(|l| l.contains(r#"status="ok""#)), "{metrics}");
     assert!(requests.load(Ordering::SeqCst) >= 2, "allowed checks reach the registry");
 }
 
-/// A plain HTTP/1.1 GET on loopback; the whole answer, or "" when nothing listens yet.
-fn admin_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
+/// `serve` over `secrets` with periodic checks every `interval` and `extra` flags, until its `/metrics` satisfy
+/// `done`; then SIGTERM, from which it must exit 0. Returns that exposition and the whole log.
+fn serve_until(
+    certs: &Path,
+    secrets: &Path,
+    interval: &str,
+    extra: &[&str],
+    done: &dyn Fn(&str) -> bool,
+) -> (String, String) {
+    let secrets = secrets.to_str().unwrap();
+    let mut args = vec!["--secrets-dir", secrets, "--verify-interval", interval, "--shutdown-delay", "0s"];
+    args.extend(extra);
+    let mut served = Served::start(certs, &args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let (_, text) = served.admin_get_blocking("/metrics");
+        if done(&text) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no check results in /metrics:\n{text}\n{}", served.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    served.terminate();
+    assert!(served.exited_within(RUN_WAIT).success(), "{}", served.log());
+    (text, served.whole_log())
 }
 
 /// Redirects cannot escape the rules (in process, with the registries' loopback allowed and every other local

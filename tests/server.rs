@@ -14,10 +14,9 @@ mod common;
 
 use std::ffi::OsString;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -26,24 +25,27 @@ use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use pullsecret_injector::core::decision::Policy;
-use pullsecret_injector::serve::certs::{self, Bundle};
-use pullsecret_injector::serve::http::{self, AppState, CREDENTIALS_NOT_LOADED, Limits, Shutdown};
-use pullsecret_injector::serve::tls::CertStore;
+use pullsecret_injector::serve::certs::Bundle;
+use pullsecret_injector::serve::config::Limits;
+use pullsecret_injector::serve::http::{self, AppState, CREDENTIALS_NOT_LOADED};
 use pullsecret_injector::sources::live::{CERTIFICATE, Readiness};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
 use tower::ServiceExt as _;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
-
-/// Bound of every wait in these tests: a hang fails the test instead of the whole run.
-const WAIT: Duration = Duration::from_secs(15);
+use common::binary::{self, Options, Served, dev_certs};
+use common::review::{self, to_body};
+use common::tls::{
+    self, Conn, Connections, Response, SERVER_NAME, TlsServer, bundle, https_client, leaf, post_reqwest, request_head,
+    until_closed,
+};
+use common::{bounded, metric};
 
 // --- Fixtures ----------------------------------------------------------------------------------------
 
@@ -105,10 +107,6 @@ fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
 }
 
-fn to_body(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).expect("a JSON value serializes")
-}
-
 /// `review` with `request.namespace` replaced.
 fn in_namespace(review: &[u8], namespace: &str) -> Vec<u8> {
     let mut review = json(review);
@@ -118,21 +116,7 @@ fn in_namespace(review: &[u8], namespace: &str) -> Vec<u8> {
 
 /// A Pod CREATE review of a Pod with these images, in namespace `default`.
 fn pod_review(uid: &str, images: &[&str]) -> Vec<u8> {
-    let containers: Vec<Value> =
-        images.iter().enumerate().map(|(i, image)| json!({"name": format!("c{i}"), "image": image})).collect();
-    to_body(&json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "default",
-            "operation": "CREATE",
-            "userInfo": {"username": "tester"},
-            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}},
-        }
-    }))
+    to_body(&review::pod_review(uid, "default", images))
 }
 
 /// The state `serve` builds, over `yaml`'s manifests; ready unless told otherwise.
@@ -149,25 +133,15 @@ fn injected(request: &[u8], response: &[u8]) -> Vec<String> {
     let answer = &response["response"];
     assert_eq!(answer["uid"], request["request"]["uid"], "the answer carries the request's uid");
     assert_eq!(answer["allowed"], true, "{response}");
-    let Some(patch) = answer.get("patch") else {
-        assert!(answer.get("patchType").is_none(), "patchType without a patch: {response}");
+    let pod = review::patched_pod(&request, &response);
+    if answer.get("patch").is_none() {
         return Vec::new();
-    };
-    assert_eq!(answer["patchType"], "JSONPatch", "{response}");
-    let patch = STANDARD.decode(patch.as_str().expect("the patch is a string")).expect("the patch is base64");
-    let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("the patch is a JSON Patch");
-    let original = request["request"]["object"].clone();
-    let mut pod = original.clone();
-    json_patch::patch(&mut pod, &patch).expect("the patch applies to the request's object");
-    let names = pod["spec"]["imagePullSecrets"]
-        .as_array()
-        .expect("the patched Pod lists imagePullSecrets")
-        .iter()
-        .map(|entry| entry["name"].as_str().expect("each entry has a name").to_owned())
-        .collect();
+    }
+    assert!(pod["spec"]["imagePullSecrets"].is_array(), "the patched Pod lists imagePullSecrets: {pod}");
+    let names = review::pull_secret_names(&pod);
     let mut untouched = pod;
     untouched["spec"].as_object_mut().unwrap().remove("imagePullSecrets");
-    assert_eq!(untouched, original, "the patch changes nothing but imagePullSecrets");
+    assert_eq!(untouched, request["request"]["object"], "the patch changes nothing but imagePullSecrets");
     names
 }
 
@@ -186,14 +160,6 @@ fn warnings(response: &[u8]) -> Vec<String> {
         .as_array()
         .map(|w| w.iter().map(|w| w.as_str().unwrap().to_owned()).collect())
         .unwrap_or_default()
-}
-
-fn metric(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future).await.unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
 // --- A: the routers, in process ----------------------------------------------------------------------
@@ -241,11 +207,20 @@ async fn real_reviews_get_exactly_the_matching_secrets() {
     }
 }
 
+/// Issue 12 item 3: images without a credential are allowed; they are warned about only where someone can act (here
+/// no key of the namespace names their registries), or under `--warn-unmatched`.
 #[tokio::test]
-async fn private_images_without_a_credential_are_allowed_with_warnings() {
-    let router = http::webhook_router(app_state(SECRETS), Limits::default());
+async fn private_images_without_a_credential_are_allowed_and_warned_about_under_warn_unmatched() {
     let request = in_namespace(REPLICASET_INIT, "elsewhere");
-    let (status, _, body) = call(router, post_mutate(request)).await;
+    let router = http::webhook_router(app_state(SECRETS), Limits::default());
+    let (status, _, body) = call(router, post_mutate(request.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(warnings(&body), Vec::<String>::new(), "no key names their registries: nothing to act on");
+
+    let mut state = app_state(SECRETS);
+    let warn = ["*.dkr.ecr.*.amazonaws.com", "gcr.io"].map(|p| p.parse().unwrap()).to_vec();
+    state.policy = Arc::new(Policy { warn_unmatched: warn, ..Policy::default() });
+    let (status, _, body) = call(http::webhook_router(state, Limits::default()), post_mutate(request)).await;
     assert_eq!(status, StatusCode::OK);
     let warnings = warnings(&body);
     for image in ["791719295754.dkr.ecr.us-east-2.amazonaws.com/dva/pki_aws_bootstrap:6", "gcr.io/gsf-mgmt"] {
@@ -388,7 +363,8 @@ async fn metrics_are_openmetrics_and_count_requests() {
 #[tokio::test]
 async fn reviews_are_decided_only_once_the_credentials_are_loaded() {
     let mut state = app_state(SECRETS);
-    state.policy = Arc::new(Policy { deny_unmatched: vec!["gcr.io".parse().unwrap()], audit_only: false });
+    state.policy =
+        Arc::new(Policy { deny_unmatched: vec!["gcr.io".parse().unwrap()], audit_only: false, ..Policy::default() });
     let readiness = Arc::new(Readiness::waiting_for(&[CERTIFICATE, "secrets", "namespaces"]));
     readiness.mark_done(CERTIFICATE);
     readiness.mark_done("secrets");
@@ -428,211 +404,6 @@ async fn reviews_are_decided_only_once_the_credentials_are_loaded() {
 }
 
 // --- A: the TLS server, in process -------------------------------------------------------------------
-
-fn bundle(dns: &str) -> Bundle {
-    certs::generate(&[dns.to_owned()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).expect("a test certificate")
-}
-
-fn leaf(bundle: &Bundle) -> Vec<u8> {
-    CertificateDer::from_pem_slice(bundle.cert_pem.as_bytes()).unwrap().to_vec()
-}
-
-/// `serve_https` on 127.0.0.1:0 with a certificate store over files in a temporary directory.
-struct TlsServer {
-    addr: SocketAddr,
-    certs: Arc<CertStore>,
-    dir: tempfile::TempDir,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl TlsServer {
-    async fn start(bundle: &Bundle, app: Router, limits: Limits, drain: Duration) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        certs::write_bundle(dir.path(), bundle).unwrap();
-        let certs =
-            CertStore::load(&dir.path().join(certs::CERT_FILE), &dir.path().join(certs::KEY_FILE)).expect("load");
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, shutdown) = Shutdown::new();
-        let task = tokio::spawn(http::serve_https(listener, certs.server_config(), app, limits, shutdown, drain));
-        Self { addr, certs, dir, stop, task: Some(task) }
-    }
-
-    /// Writes `bundle` over the served files, as a rotated Secret would, and reloads.
-    fn rotate(&self, bundle: &Bundle) {
-        certs::write_bundle(self.dir.path(), bundle).unwrap();
-        assert!(self.certs.reload().expect("the new pair is valid"), "a changed pair is swapped in");
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}/mutate", self.addr)
-    }
-
-    fn shutdown(&self) {
-        self.stop.send(true).unwrap();
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-fn client_config(trusted: &[&Bundle]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for bundle in trusted {
-        roots.add(CertificateDer::from_pem_slice(bundle.ca_cert_pem.as_bytes()).unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-/// How a reqwest client connects.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Connections {
-    /// Kept alive and reused (reqwest's default).
-    Reused,
-    /// A new connection per request, resuming the TLS session when the server allows (as most clients do).
-    New,
-    /// A new connection and a full TLS handshake per request: the server's current certificate every time.
-    FullHandshake,
-}
-
-/// reqwest trusting only the given CAs.
-fn https_client(trusted: &[&Bundle], connections: Connections) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder().tls_info(true).timeout(WAIT);
-    if connections == Connections::FullHandshake {
-        let mut config = Arc::unwrap_or_clone(client_config(trusted));
-        config.resumption = rustls::client::Resumption::disabled();
-        builder = builder.use_preconfigured_tls(config);
-    } else {
-        builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
-        for bundle in trusted {
-            let ca = reqwest::Certificate::from_pem(bundle.ca_cert_pem.as_bytes()).unwrap();
-            builder = builder.add_root_certificate(ca);
-        }
-    }
-    if connections != Connections::Reused {
-        builder = builder.pool_max_idle_per_host(0);
-    }
-    builder.build().unwrap()
-}
-
-/// POSTs `body` with reqwest; returns the status, the body and the leaf certificate the server presented.
-async fn post_reqwest(client: &reqwest::Client, url: &str, body: &[u8]) -> reqwest::Result<(u16, Vec<u8>, Vec<u8>)> {
-    let response =
-        client.post(url).header(header::CONTENT_TYPE.as_str(), "application/json").body(body.to_vec()).send().await?;
-    let leaf = response
-        .extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(|info| info.peer_certificate())
-        .expect("TLS info with the peer certificate")
-        .to_vec();
-    let status = response.status().as_u16();
-    Ok((status, response.bytes().await?.to_vec(), leaf))
-}
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-fn request_head(content_length: usize) -> String {
-    format!(
-        "POST /mutate HTTP/1.1\r\nHost: webhook.test\r\nContent-Type: application/json\r\nContent-Length: \
-         {content_length}\r\n\r\n"
-    )
-}
-
-/// One HTTP/1.1 connection over TLS, written by hand so that a test controls every byte and knows which
-/// connection a request travels on.
-struct Conn {
-    io: BufReader<TlsStream<TcpStream>>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr, trusted: &[&Bundle], server_name: &str) -> io::Result<Self> {
-        let tcp = TcpStream::connect(addr).await?;
-        let name = ServerName::try_from(server_name.to_owned()).expect("a valid server name");
-        let tls = tokio_rustls::TlsConnector::from(client_config(trusted)).connect(name, tcp).await?;
-        Ok(Self { io: BufReader::new(tls) })
-    }
-
-    /// The leaf certificate the server presented on this connection.
-    fn peer_leaf(&self) -> Vec<u8> {
-        self.io.get_ref().get_ref().1.peer_certificates().expect("a server certificate")[0].to_vec()
-    }
-
-    async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.io.write_all(bytes).await?;
-        self.io.flush().await
-    }
-
-    async fn post(&mut self, body: &[u8]) -> io::Result<Response> {
-        let mut request = request_head(body.len()).into_bytes();
-        request.extend_from_slice(body);
-        self.send(&request).await?;
-        self.read_response().await
-    }
-
-    async fn read_response(&mut self) -> io::Result<Response> {
-        let mut line = String::new();
-        if self.io.read_line(&mut line).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let status = line
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|rest| rest.get(..3))
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("not an HTTP/1.1 status line: {line:?}")))?;
-        let mut headers = Vec::new();
-        loop {
-            line.clear();
-            self.io.read_line(&mut line).await?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (name, value) = line.split_once(':').ok_or_else(|| io::Error::other("bad header line"))?;
-            headers.push((name.trim().to_owned(), value.trim().to_owned()));
-        }
-        let mut response = Response { status, headers, body: Vec::new() };
-        match response.header("content-length") {
-            Some(length) => {
-                response.body.resize(length.parse().map_err(io::Error::other)?, 0);
-                self.io.read_exact(&mut response.body).await?;
-            }
-            None => {
-                assert!(response.header("transfer-encoding").is_none(), "chunked responses are not expected");
-                self.io.read_to_end(&mut response.body).await?;
-            }
-        }
-        Ok(response)
-    }
-
-    /// Waits until the server closes the connection (EOF or a reset), ignoring anything it sends first.
-    async fn closed(mut self) {
-        let mut buf = [0; 512];
-        while let Ok(1..) = self.io.read(&mut buf).await {}
-    }
-}
 
 fn fast_limits() -> Limits {
     Limits { header_read_timeout: Duration::from_millis(500), ..Limits::default() }
@@ -775,15 +546,24 @@ async fn rotating_five_times_under_load_fails_no_request() {
     }
 }
 
-/// A router that reports each request as soon as its headers are in (before its body is read).
-fn reporting_router(state: AppState, limits: Limits) -> (Router, mpsc::UnboundedReceiver<()>) {
+/// The webhook's router over [`SECRETS`] on a TLS server that drains for at most `drain`, reporting each request as
+/// soon as its headers are in (before its body is read).
+async fn reporting_server(drain: Duration) -> (TlsServer, mpsc::UnboundedReceiver<()>) {
     let (arrived_tx, arrived) = mpsc::unbounded_channel();
-    let router =
-        http::webhook_router(state, limits).layer(tower::util::MapRequestLayer::new(move |request: Request<Body>| {
+    let router = http::webhook_router(app_state(SECRETS), Limits::default()).layer(tower::util::MapRequestLayer::new(
+        move |request: Request<Body>| {
             let _ = arrived_tx.send(());
             request
-        }));
-    (router, arrived)
+        },
+    ));
+    (TlsServer::start(&bundle(SERVER_NAME), router, Limits::default(), drain).await, arrived)
+}
+
+/// Sends the head of a `POST /mutate` of `body` and only its first `sent` bytes.
+async fn send_partly(conn: &mut Conn, body: &[u8], sent: usize) {
+    let mut head = request_head(body.len()).into_bytes();
+    head.extend_from_slice(&body[..sent]);
+    conn.send(&head).await.unwrap();
 }
 
 async fn refused(addr: SocketAddr) {
@@ -799,21 +579,17 @@ async fn refused(addr: SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_the_request_in_flight_then_returns() {
     let drain = Duration::from_secs(10);
-    let certificate = bundle("webhook.test");
-    let (app, mut arrived) = reporting_router(app_state(SECRETS), Limits::default());
-    let mut server = TlsServer::start(&certificate, app, Limits::default(), drain).await;
+    let (mut server, mut arrived) = reporting_server(drain).await;
 
     // An idle keep-alive connection, which must not hold the drain up.
-    let mut idle = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let mut idle = connect(&server).await;
     assert_eq!(bounded("request", idle.post(GKE_ECHO)).await.unwrap().status, 200);
     bounded("arrival", arrived.recv()).await.unwrap();
 
     // A request whose body stops halfway.
-    let mut slow = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
-    let (first_half, second_half) = REPLICASET_INIT.split_at(REPLICASET_INIT.len() / 2);
-    let mut head = request_head(REPLICASET_INIT.len()).into_bytes();
-    head.extend_from_slice(first_half);
-    slow.send(&head).await.unwrap();
+    let mut slow = connect(&server).await;
+    let half = REPLICASET_INIT.len() / 2;
+    send_partly(&mut slow, REPLICASET_INIT, half).await;
     bounded("the slow request reaches the router", arrived.recv()).await.unwrap();
 
     let stopping = Instant::now();
@@ -821,7 +597,7 @@ async fn shutdown_finishes_the_request_in_flight_then_returns() {
     bounded("the listener closes", refused(server.addr)).await;
     bounded("the idle connection is closed", idle.closed()).await;
 
-    slow.send(second_half).await.unwrap();
+    slow.send(&REPLICASET_INIT[half..]).await.unwrap();
     let response = bounded("the in-flight response", slow.read_response()).await.unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(injected(REPLICASET_INIT, &response.body), ["ecr", "gcr"]);
@@ -833,14 +609,10 @@ async fn shutdown_finishes_the_request_in_flight_then_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_gives_up_on_a_stuck_request_at_the_drain_bound() {
     let drain = Duration::from_millis(700);
-    let certificate = bundle("webhook.test");
-    let (app, mut arrived) = reporting_router(app_state(SECRETS), Limits::default());
-    let mut server = TlsServer::start(&certificate, app, Limits::default(), drain).await;
+    let (mut server, mut arrived) = reporting_server(drain).await;
 
-    let mut stuck = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
-    let mut head = request_head(DRYRUN_MINIMAL.len()).into_bytes();
-    head.extend_from_slice(&DRYRUN_MINIMAL[..10]);
-    stuck.send(&head).await.unwrap();
+    let mut stuck = connect(&server).await;
+    send_partly(&mut stuck, DRYRUN_MINIMAL, 10).await;
     bounded("arrival", arrived.recv()).await.unwrap();
 
     let stopping = Instant::now();
@@ -853,12 +625,11 @@ async fn shutdown_gives_up_on_a_stuck_request_at_the_drain_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slowloris_is_cut_off_while_others_are_served() {
-    let certificate = bundle("webhook.test");
     let limits = fast_limits();
-    let app = http::webhook_router(app_state(SECRETS), limits);
-    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+    let server = webhook_server(limits).await;
+    let certificate = server.bundle.clone();
 
-    let slow = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let slow = connect(&server).await;
     let opened = Instant::now();
     let (mut reader, mut writer) = tokio::io::split(slow.io);
     let closed = tokio::spawn(async move {
@@ -893,10 +664,15 @@ async fn a_slowloris_is_cut_off_while_others_are_served() {
     dripping.abort();
 }
 
-async fn silent_server(limits: Limits) -> (TlsServer, Bundle) {
-    let certificate = bundle("webhook.test");
+/// The webhook's router over [`SECRETS`] on a TLS server with a certificate for [`SERVER_NAME`].
+async fn webhook_server(limits: Limits) -> TlsServer {
     let app = http::webhook_router(app_state(SECRETS), limits);
-    (TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await, certificate)
+    TlsServer::start(&bundle(SERVER_NAME), app, limits, Duration::from_secs(5)).await
+}
+
+/// A connection to `server` for requests written by hand.
+async fn connect(server: &TlsServer) -> Conn {
+    bounded("connect", server.conn()).await.expect("a TLS connection")
 }
 
 fn assert_cut_off_at_the_header_timeout(lived: Duration) {
@@ -906,7 +682,7 @@ fn assert_cut_off_at_the_header_timeout(lived: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_starts_the_handshake_is_cut_off() {
-    let (server, _) = silent_server(fast_limits()).await;
+    let server = webhook_server(fast_limits()).await;
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
     let opened = Instant::now();
     let read = bounded("a silent TCP client is closed", tcp.read(&mut [0; 64])).await;
@@ -916,8 +692,8 @@ async fn a_client_that_never_starts_the_handshake_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_silent_after_the_handshake_is_cut_off() {
-    let (server, certificate) = silent_server(fast_limits()).await;
-    let tls = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let server = webhook_server(fast_limits()).await;
+    let tls = connect(&server).await;
     let opened = Instant::now();
     bounded("a silent TLS client is closed", tls.closed()).await;
     assert_cut_off_at_the_header_timeout(opened.elapsed());
@@ -925,15 +701,11 @@ async fn a_client_silent_after_the_handshake_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_slower_than_the_request_timeout_gets_408() {
-    let certificate = bundle("webhook.test");
     let limits = Limits { request_timeout: Duration::from_millis(500), ..Limits::default() };
-    let app = http::webhook_router(app_state(SECRETS), limits);
-    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+    let server = webhook_server(limits).await;
 
-    let mut conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
-    let mut head = request_head(DRYRUN_MINIMAL.len()).into_bytes();
-    head.extend_from_slice(&DRYRUN_MINIMAL[..100]);
-    conn.send(&head).await.unwrap();
+    let mut conn = connect(&server).await;
+    send_partly(&mut conn, DRYRUN_MINIMAL, 100).await;
     let started = Instant::now();
     let response = bounded("the timeout response", conn.read_response()).await.unwrap();
     assert_eq!(response.status, 408);
@@ -944,11 +716,7 @@ async fn a_body_slower_than_the_request_timeout_gets_408() {
 
 /// A TLS connection to `addr` offering `alpn`, trusting `bundle`'s CA, as `webhook.test`.
 async fn tls_connect(addr: SocketAddr, bundle: &Bundle, alpn: &[&[u8]]) -> io::Result<TlsStream<TcpStream>> {
-    let mut config = Arc::unwrap_or_clone(client_config(&[bundle]));
-    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
-    let tcp = TcpStream::connect(addr).await?;
-    let name = ServerName::try_from("webhook.test").unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+    tls::tls_connect(addr, &[bundle], SERVER_NAME, alpn).await
 }
 
 /// A real HTTP/2 client connection (the `h2` crate): its request handle, its PING handle, and the task driving it,
@@ -985,8 +753,9 @@ async fn h2_post(send: &h2::client::SendRequest<Bytes>, body: &[u8]) -> Result<(
     Ok((status, answer))
 }
 
-/// A router whose `/mutate` answers only when the test adds permits to the returned semaphore (one per answer,
-/// in arrival order), and reports each request once its body is in (as the webhook's handler starts).
+/// A router whose `/mutate` answers only when the test adds permits to the returned semaphore (one per answer; which
+/// waiting request a permit answers is not defined), and reports each request once its body is in (as the webhook's
+/// handler starts).
 fn gated_router() -> (Router, Arc<tokio::sync::Semaphore>, mpsc::UnboundedReceiver<()>) {
     let (arrived_tx, arrived) = mpsc::unbounded_channel();
     let release = Arc::new(tokio::sync::Semaphore::new(0));
@@ -1039,12 +808,6 @@ async fn hold(addr: SocketAddr, bundle: &Bundle, how: Hold) -> io::Result<Box<dy
     Ok(Box::new(tls))
 }
 
-/// Reads until the server closes the connection (EOF or an error), ignoring what it sends first.
-async fn until_closed(mut stream: impl AsyncRead + Unpin) {
-    let mut buf = [0; 512];
-    while let Ok(1..) = stream.read(&mut buf).await {}
-}
-
 /// Issue 11, class 2: connections that never complete a request (idle HTTP/2 connections, silent TCP or TLS
 /// clients, headers or a body that stop) cannot take the webhook down. With every slot of `--max-connections`
 /// so held, a review on a new connection is answered at once (the oldest such connection makes room), and each
@@ -1060,9 +823,8 @@ async fn connections_held_without_a_request_cannot_stop_the_webhook() {
         idle_timeout: Duration::from_secs(3),
         ..Limits::default()
     };
-    let certificate = bundle("webhook.test");
-    let app = http::webhook_router(app_state(SECRETS), limits);
-    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+    let server = webhook_server(limits).await;
+    let certificate = server.bundle.clone();
 
     // Every slot held, two of each kind. The last ones complete a TLS handshake: the server has accepted them,
     // so it has accepted every earlier one too.
@@ -1117,13 +879,13 @@ async fn a_client_reopening_idle_http2_connections_cannot_stop_the_webhook() {
     const REVIEWS: usize = 40;
     let limits = Limits {
         max_connections: LIMIT,
-        // Long: reviews must not depend on a held connection reaching its deadline.
-        header_read_timeout: Duration::from_secs(5),
+        // Longer than `bounded` waits for a review: a review answered at all was answered without any held
+        // connection reaching its deadline (no timing assertion needed).
+        header_read_timeout: 3 * common::WAIT,
         ..Limits::default()
     };
-    let certificate = bundle("webhook.test");
-    let app = http::webhook_router(app_state(SECRETS), limits);
-    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+    let server = webhook_server(limits).await;
+    let certificate = server.bundle.clone();
 
     let (stop_tx, stop) = watch::channel(false);
     let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -1171,8 +933,6 @@ async fn a_client_reopening_idle_http2_connections_cannot_stop_the_webhook() {
          ({} opened): median {median:?}, max {max:?}",
         opened.load(std::sync::atomic::Ordering::Relaxed)
     );
-    // Tens of milliseconds (see the figures printed above); without making room, seconds.
-    assert!(max < Duration::from_secs(1), "a review waited {max:?}");
 }
 
 /// Issue 11, class 2: an HTTP/2 connection has at most `max_concurrent_streams` requests in progress, and once
@@ -1256,7 +1016,7 @@ async fn an_idle_http1_connection_is_closed() {
     ] {
         let app = http::webhook_router(app_state(SECRETS), limits);
         let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
-        let mut conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+        let mut conn = connect(&server).await;
         assert_eq!(bounded("request", conn.post(GKE_ECHO)).await.unwrap().status, 200, "{label}");
         let answered = Instant::now();
         bounded("the idle connection is closed", conn.closed()).await;
@@ -1272,11 +1032,9 @@ async fn an_idle_http1_connection_is_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_announced_body_over_the_limit_gets_413_at_once() {
     let limits = Limits { max_body_bytes: 4096, ..Limits::default() };
-    let certificate = bundle("webhook.test");
-    let app = http::webhook_router(app_state(SECRETS), limits);
-    let server = TlsServer::start(&certificate, app, limits, Duration::from_secs(5)).await;
+    let server = webhook_server(limits).await;
 
-    let mut conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let mut conn = connect(&server).await;
     conn.send(request_head(8 * 1024 * 1024).as_bytes()).await.unwrap();
     let started = Instant::now();
     let response = bounded("413", conn.read_response()).await.unwrap();
@@ -1286,7 +1044,7 @@ async fn an_announced_body_over_the_limit_gets_413_at_once() {
     assert!(took < Duration::from_secs(1), "answered after {took:?} (request timeout {:?})", limits.request_timeout);
     eprintln!("Content-Length 8 MiB over a 4 KiB limit, no body sent: 413 after {took:?}");
 
-    let conn = bounded("connect", Conn::open(server.addr, &[&certificate], "webhook.test")).await.unwrap();
+    let conn = connect(&server).await;
     let (reader, mut writer) = tokio::io::split(conn.io);
     let length = limits.max_body_bytes * 3 / 2;
     let oversized = [request_head(length).into_bytes(), vec![b' '; length]].concat();
@@ -1312,157 +1070,28 @@ fn secret_manifest(name: &str, registry: &str) -> String {
     )
 }
 
-/// A CA, certificate and key from the binary's own `certs` subcommand.
-fn dev_certs(dir: &Path) -> PathBuf {
-    let out = dir.join("certs");
-    let output = std::process::Command::new(BIN)
-        .args(["certs", "--dns", "localhost", "--ip", "127.0.0.1", "--out"])
-        .arg(&out)
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "certs: {}", String::from_utf8_lossy(&output.stderr));
-    out
-}
-
-/// `pullsecret-injector serve` on ephemeral ports (read back from its log), killed if the test ends first.
-struct Served {
-    child: tokio::process::Child,
-    webhook: SocketAddr,
-    admin: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-    ca: reqwest::Certificate,
-}
-
-impl Served {
-    /// Local mode over `secrets_dir`.
-    async fn start(certs: &Path, secrets_dir: &Path, extra: &[&str]) -> Self {
-        let mut args = vec![OsString::from("--secrets-dir"), secrets_dir.into()];
-        args.extend(extra.iter().map(OsString::from));
-        Self::launch(certs, &args, None, None).await
-    }
-
-    /// `serve` with `args`, `KUBECONFIG` when given (cluster mode), and at most `open_files` file descriptors
-    /// (soft and hard limit) when given.
-    async fn launch(certs: &Path, args: &[OsString], kubeconfig: Option<&Path>, open_files: Option<u32>) -> Self {
-        let mut command = match open_files {
-            None => tokio::process::Command::new(BIN),
-            Some(limit) => {
-                // The shell lowers the limit and replaces itself with the binary (same pid).
-                let mut command = tokio::process::Command::new("sh");
-                command.arg("-c").arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\"")).arg(BIN);
-                command
-            }
-        };
-        command
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--reload-interval", "100ms"])
-            .arg("--tls-cert")
-            .arg(certs.join("tls.crt"))
-            .arg("--tls-key")
-            .arg(certs.join("tls.key"))
-            .args(args)
-            .env_clear();
-        if let Some(kubeconfig) = kubeconfig {
-            command.env("KUBECONFIG", kubeconfig);
-        }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (lines_tx, mut lines) = mpsc::unbounded_channel();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log2 = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stderr.next_line().await {
-                log2.lock().unwrap().push(line.clone());
-                let _ = lines_tx.send(line);
-            }
-        });
-        let serving = bounded("the `serving` log line", async {
-            while let Some(line) = lines.recv().await {
-                if line.contains(" serving ") {
-                    return line;
-                }
-            }
-            panic!("serve exited before serving: {:#?}", log.lock().unwrap());
-        })
-        .await;
-        let field = |name: &str| -> SocketAddr {
-            let value = serving.split_whitespace().find_map(|word| word.strip_prefix(name)).expect(name);
-            value.parse().unwrap_or_else(|e| panic!("{name}{value}: {e}"))
-        };
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).unwrap()).unwrap();
-        Self { webhook: field("listen="), admin: field("admin="), child, log, ca }
-    }
-
-    fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(self.ca.clone())
-            .pool_max_idle_per_host(0)
-            .timeout(WAIT)
-            .build()
-            .unwrap()
-    }
-
-    async fn admin_get(&self, path: &str) -> (u16, String) {
-        let response = self.client().get(format!("http://{}{path}", self.admin)).send().await.unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    async fn mutate(&self, body: &[u8]) -> (u16, Vec<u8>) {
-        let response = self
-            .client()
-            .post(format!("https://{}/mutate", self.webhook))
-            .header(header::CONTENT_TYPE.as_str(), "application/json")
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.bytes().await.unwrap().to_vec())
-    }
-
-    async fn until_ready(&self) {
-        bounded("/readyz 200", async {
-            while self.admin_get("/readyz").await.0 != 200 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-    }
-
-    async fn until_metric(&self, series: &str, at_least: f64) {
-        bounded(series, async {
-            loop {
-                let (_, text) = self.admin_get("/metrics").await;
-                if metric(&text, series).is_some_and(|v| v >= at_least) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_serves_then_drains_on_sigterm() {
+/// A folder holding a CA and a serving certificate from the binary's `certs` subcommand (`certs/`) and a secrets
+/// directory (`secrets/`) with one file, `file`, holding the Secret `name` for `registry`.
+fn local_files(file: &str, name: &str, registry: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let certs = dev_certs(dir.path());
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();
-    std::fs::write(secrets.join("hub.yaml"), secret_manifest("dockerhub", "https://index.docker.io/v1/")).unwrap();
-    let mut served = Served::start(&certs, &secrets, &["--shutdown-delay", "2s", "--shutdown-timeout", "6s"]).await;
+    std::fs::write(secrets.join(file), secret_manifest(name, registry)).unwrap();
+    (dir, certs, secrets)
+}
+
+/// `serve` in local mode over `secrets_dir`, reloading every 100 ms, with `extra` flags.
+fn serve_local(certs: &Path, secrets_dir: &Path, extra: &[&str]) -> Served {
+    let mut args = vec![OsString::from("--secrets-dir"), secrets_dir.into()];
+    args.extend(["--reload-interval", "100ms"].iter().chain(extra).map(OsString::from));
+    Served::start(certs, &args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_then_drains_on_sigterm() {
+    let (_dir, certs, secrets) = local_files("hub.yaml", "dockerhub", "https://index.docker.io/v1/");
+    let mut served = serve_local(&certs, &secrets, &["--shutdown-delay", "2s", "--shutdown-timeout", "6s"]);
     assert!(!served.log().contains('\u{1b}'), "no ANSI colours when stderr is not a terminal");
 
     served.until_ready().await;
@@ -1470,9 +1099,8 @@ async fn the_binary_serves_then_drains_on_sigterm() {
     assert_eq!(status, 200);
     assert_eq!(injected(NGINX_KUBECTL, &body), ["dockerhub"]);
 
-    let pid = served.child.id().unwrap().to_string();
     let sigterm = Instant::now();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    served.terminate();
     bounded("/readyz 503 after SIGTERM", async {
         while served.admin_get("/readyz").await.0 != 503 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1485,7 +1113,7 @@ async fn the_binary_serves_then_drains_on_sigterm() {
     assert_eq!(injected(DRYRUN_MINIMAL, &body), ["dockerhub"]);
     assert!(sigterm.elapsed() < Duration::from_secs(2), "checked within the delay: {:?}", sigterm.elapsed());
 
-    let status = bounded("exit after SIGTERM", served.child.wait()).await.unwrap();
+    let status = bounded("exit after SIGTERM", served.exited()).await;
     let took = sigterm.elapsed();
     assert_eq!(status.code(), Some(0), "{}", served.log());
     assert!(took >= Duration::from_millis(1950), "exited before --shutdown-delay: {took:?}");
@@ -1496,12 +1124,8 @@ async fn the_binary_serves_then_drains_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_reloads_its_secrets_dir_and_keeps_credentials_on_a_broken_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dev_certs(dir.path());
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir(&secrets).unwrap();
-    std::fs::write(secrets.join("a.yaml"), secret_manifest("first", "registry-a.example.com")).unwrap();
-    let served = Served::start(&certs, &secrets, &[]).await;
+    let (_dir, certs, secrets) = local_files("a.yaml", "first", "registry-a.example.com");
+    let served = serve_local(&certs, &secrets, &[]);
     served.until_ready().await;
     let review = pod_review(
         "7d3f0e2a-1111-4000-8000-000000000001",
@@ -1536,12 +1160,8 @@ async fn the_binary_reloads_its_secrets_dir_and_keeps_credentials_on_a_broken_fi
 /// counted; a valid new pair afterwards is served and counted as a success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_keeps_serving_when_its_certificate_turns_to_garbage() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dev_certs(dir.path());
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir(&secrets).unwrap();
-    std::fs::write(secrets.join("a.yaml"), secret_manifest("first", "registry-a.example.com")).unwrap();
-    let served = Served::start(&certs, &secrets, &[]).await;
+    let (_dir, certs, secrets) = local_files("a.yaml", "first", "registry-a.example.com");
+    let served = serve_local(&certs, &secrets, &[]);
     served.until_ready().await;
     let review = pod_review("7d3f0e2a-2222-4000-8000-000000000002", &["registry-a.example.com/team/app:1"]);
 
@@ -1568,25 +1188,10 @@ async fn the_binary_keeps_serving_when_its_certificate_turns_to_garbage() {
 
 /// Runs `serve` expecting a startup failure; returns the stderr lines. No Kubernetes configuration is reachable.
 fn failing_serve(args: &[String]) -> Vec<String> {
-    let mut command = std::process::Command::new(BIN);
-    command.arg("serve").args(args).env_clear().env("KUBECONFIG", "/nonexistent/kubeconfig").stdin(Stdio::null());
-    let output = output_within(command);
-    assert_eq!(output.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stderr).unwrap().lines().map(str::to_owned).collect()
-}
-
-/// `Command::output` with a bound, so that a server that unexpectedly starts does not hang the test.
-fn output_within(mut command: std::process::Command) -> std::process::Output {
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > WAIT {
-            let _ = child.kill();
-            panic!("{command:?} did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
+    let args: Vec<&str> = std::iter::once("serve").chain(args.iter().map(String::as_str)).collect();
+    let run = binary::run_env(&args, None, &[("KUBECONFIG", "/nonexistent/kubeconfig")]);
+    assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+    run.stderr.lines().map(str::to_owned).collect()
 }
 
 #[test]
@@ -1648,20 +1253,16 @@ fn open_files(pid: u32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_port_cannot_use_up_the_descriptors_the_webhook_needs() {
     const ATTACKERS: usize = 300;
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dev_certs(dir.path());
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir(&secrets).unwrap();
-    std::fs::write(secrets.join("hub.yaml"), secret_manifest("dockerhub", "https://index.docker.io/v1/")).unwrap();
+    let (_dir, certs, secrets) = local_files("hub.yaml", "dockerhub", "https://index.docker.io/v1/");
     let args: Vec<OsString> =
         ["--max-connections", "32", "--admin-max-connections", "4", "--header-read-timeout", "1s"]
             .iter()
             .map(OsString::from)
-            .chain([OsString::from("--secrets-dir"), secrets.into()])
+            .chain([OsString::from("--secrets-dir"), secrets.into(), "--reload-interval".into(), "100ms".into()])
             .collect();
-    let served = Served::launch(&certs, &args, None, Some(128)).await;
+    let served = Served::start_with(&certs, &args, Options { open_files: Some(128), ..Options::default() });
     served.until_ready().await;
-    let pid = served.child.id().unwrap();
+    let pid = served.pid();
     let before = open_files(pid);
 
     let mut held = Vec::new();
@@ -1709,7 +1310,7 @@ async fn the_admin_port_cannot_use_up_the_descriptors_the_webhook_needs() {
 
 /// A kubeconfig for an API server that refuses every connection (a port nobody listens on).
 fn unreachable_kubeconfig(dir: &Path) -> PathBuf {
-    let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     let path = dir.join("kubeconfig");
     let config = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: down\n  cluster: {{server: 'https://127.0.0.1:{port}', \
@@ -1728,8 +1329,9 @@ async fn before_its_first_sync_the_binary_allows_pods_unchanged_and_never_denies
     let dir = tempfile::tempdir().unwrap();
     let certs = dev_certs(dir.path());
     let kubeconfig = unreachable_kubeconfig(dir.path());
-    let args = [OsString::from("--deny-unmatched"), OsString::from("registry.example.com")];
-    let served = Served::launch(&certs, &args, Some(&kubeconfig), None).await;
+    let args = ["--deny-unmatched", "registry.example.com", "--reload-interval", "100ms"];
+    let env = [("KUBECONFIG", kubeconfig.as_os_str())];
+    let served = Served::start_with(&certs, &args, Options { env: &env, ..Options::default() });
     let (status, body) = served.admin_get("/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("waiting for"), "{body}");
@@ -1803,8 +1405,7 @@ async fn post_with_identity(
     let tcp = TcpStream::connect(served.webhook).await?;
     let name = ServerName::try_from("localhost").unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
-    let mut conn = Conn { io: BufReader::new(tls) };
-    conn.post(body).await
+    Conn::over(tls).post(body).await
 }
 
 /// Issue 11, class 10: with `--client-ca` the webhook port accepts only clients presenting a certificate signed by
@@ -1822,7 +1423,7 @@ async fn with_a_client_ca_only_clients_with_its_certificates_are_served() {
     let (api_server_ca, other_ca) = (ClientAuthority::new("API server client CA"), ClientAuthority::new("other CA"));
     let ca_file = dir.path().join("client-ca.crt");
     std::fs::write(&ca_file, &api_server_ca.pem).unwrap();
-    let served = Served::start(&certs, &secrets, &["--client-ca", ca_file.to_str().unwrap()]).await;
+    let served = serve_local(&certs, &secrets, &["--client-ca", ca_file.to_str().unwrap()]);
     served.until_ready().await;
 
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {

@@ -4,18 +4,19 @@
 //! webhook binary in cluster mode with the manifests' RBAC (`ClusterWebhook`).
 //!
 //! Each test starts its own webhook, registered for its own namespaces only, and the tests of this file run one
-//! at a time: they measure latencies, and one test's flood must not slow another's webhook. Every wait is a
-//! bounded poll on an observable outcome (what a server-side dry run injects, a Secret's data, a condition); the
-//! only pacing is the attacker's own (a relabel every second). The numbers each test measures are printed
-//! (`cargo test --test tenant_attacks -- --nocapture`) and recorded in docs/multi-tenancy.md.
+//! at a time: one test's flood must not disturb another's webhook. Every wait is a bounded poll on an observable
+//! outcome (what a server-side dry run injects, a Secret's data, a condition); the only pacing is the attacker's own
+//! (a relabel every second). What a test asserts is an outcome observed while the attack provably still runs (the
+//! attacker's own progress counted before and after it), never a duration: speed is measured by the benchmarks.
+//! The durations these tests observe are printed (`cargo test --test tenant_attacks -- --nocapture`) and recorded
+//! in docs/multi-tenancy.md.
 
 mod common;
 
-use std::hash::{BuildHasher as _, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -26,7 +27,7 @@ use serde_json::{Value, json};
 
 use common::cluster_webhook::ClusterWebhook;
 use common::control_plane::{ControlPlane, WEBHOOK_LABEL};
-use common::kubectl::{Kubectl, poll, pull_secret_names};
+use common::kubectl::{self, CLUSTER_PULL_SECRETS, Created, Kubectl, condition, poll, pull_secret_names};
 
 const POLL: Duration = Duration::from_millis(100);
 /// The webhook or the controller following a change: normally well under a second.
@@ -55,20 +56,19 @@ struct World {
     admin: Kubectl<'static>,
     prefix: String,
     webhook: String,
-    created: Vec<(&'static str, String)>,
+    created: Created<'static>,
 }
 
 impl World {
     /// `test` is a short DNS-label-safe name; the world's namespaces are sent to the webhook named `webhook`.
     fn new(cp: &'static ControlPlane, test: &str, webhook: &ClusterWebhook) -> Self {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-        let id = RandomState::new().hash_one((now, std::process::id())) & 0xffff_ffff;
+        let admin = Kubectl::admin(cp);
         Self {
             cp,
-            admin: Kubectl::admin(cp),
-            prefix: format!("ta-{test}-{id:08x}"),
+            created: Created::new(admin.clone(), false, ""),
+            admin,
+            prefix: format!("ta-{test}-{}", common::random_suffix()),
             webhook: webhook.name.clone(),
-            created: Vec::new(),
         }
     }
 
@@ -101,61 +101,19 @@ impl World {
     /// The admin creates namespace `<prefix>-<role>`, sent to the webhook, ready for Pods.
     fn namespace(&mut self, role: &str) -> String {
         let name = format!("{}-{role}", self.prefix);
-        self.created.push(("namespace", name.clone()));
-        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {WEBHOOK_LABEL: self.webhook}}});
-        self.admin.manifest(&["create"], &ns).expect_success();
-        // The ServiceAccount admission plugin refuses Pods until `default` exists (a controller creates it).
-        poll(&format!("ServiceAccount {name}/default"), WAIT, POLL, || {
-            self.admin.get(&["serviceaccount", "default", "-n", &name]).map(drop).ok_or_else(|| "not yet".to_string())
-        });
-        name
+        self.created.namespace(&name, &[(WEBHOOK_LABEL, &self.webhook)], WAIT, POLL)
     }
 
     /// Selects `namespace` for this world's ClusterPullSecrets.
     fn select(&self, namespace: &str) {
-        self.admin.must(&["label", "namespace", namespace, &format!("{SELECT_LABEL}={}", self.prefix), "--overwrite"]);
+        self.admin.label_namespace(namespace, &format!("{SELECT_LABEL}={}", self.prefix));
     }
 
     /// A ClusterPullSecret named `<prefix>-<name>` that distributes `source` as `target` to the selected namespaces.
     fn cluster_pull_secret(&mut self, name: &str, source: (&str, &str), target: &str) -> String {
         let name = format!("{}-{name}", self.prefix);
-        self.created.push(("clusterpullsecrets.pullsecret-injector.io", name.clone()));
-        let cps = json!({
-            "apiVersion": "pullsecret-injector.io/v1alpha1",
-            "kind": "ClusterPullSecret",
-            "metadata": {"name": name},
-            "spec": {
-                "secretRef": {"namespace": source.0, "name": source.1},
-                "namespaceSelector": {"matchLabels": {SELECT_LABEL: self.prefix}},
-                "targetName": target,
-            },
-        });
-        self.admin.manifest(&["create"], &cps).expect_success();
-        name
+        self.created.cluster_pull_secret(&name, &[], source, (SELECT_LABEL, &self.prefix), target)
     }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        for (resource, name) in self.created.iter().rev() {
-            let _ = self.admin.run(&["delete", resource, name, "--ignore-not-found", "--wait=false"], None);
-        }
-    }
-}
-
-/// `kubectl create secret docker-registry`, as `who`.
-fn pull_secret(who: &Kubectl, namespace: &str, name: &str, server: &str, password: &str) {
-    who.must(&[
-        "create",
-        "secret",
-        "docker-registry",
-        name,
-        "-n",
-        namespace,
-        &format!("--docker-server={server}"),
-        "--docker-username=e2e",
-        &format!("--docker-password={password}"),
-    ]);
 }
 
 /// A dockerconfigjson Secret object whose payload holds these registry keys (entries without credentials, which
@@ -172,40 +130,17 @@ fn pull_secret_object(namespace: &str, name: &str, keys: impl IntoIterator<Item 
 }
 
 fn pod(images: &[&str]) -> Value {
-    let containers: Vec<Value> =
-        images.iter().enumerate().map(|(i, image)| json!({"name": format!("c{i}"), "image": image})).collect();
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe"}, "spec": {"containers": containers}})
+    kubectl::pod("probe", images)
 }
 
 /// The payload the kubelet reads, as the API returns it (compared, never printed).
 fn payload(secret: &Value) -> Option<String> {
-    secret["data"][".dockerconfigjson"].as_str().map(String::from)
+    kubectl::payload(secret).map(String::from)
 }
 
 /// Waits until a dry-run Pod with `images` in `namespace` gets exactly `expected` from the webhook.
 fn await_injection(who: &Kubectl, namespace: &str, images: &[&str], expected: &[&str]) {
-    poll(&format!("{expected:?} injected in {namespace}"), WAIT, POLL, || {
-        match who.dry_run_pod(namespace, &pod(images)) {
-            Ok(admitted) if pull_secret_names(&admitted) == expected => Ok(()),
-            Ok(admitted) => Err(format!("injected {:?}", pull_secret_names(&admitted))),
-            Err(why) => Err(why),
-        }
-    });
-}
-
-/// How long `check` takes to hold, polled every [`POLL`]; `None` when it still does not after `timeout`. For
-/// the measurements: printed before they are asserted on, so a failure says how far off it was.
-fn time_until(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    loop {
-        if check() {
-            return Some(started.elapsed());
-        }
-        if started.elapsed() >= timeout {
-            return None;
-        }
-        thread::sleep(POLL);
-    }
+    who.await_injection(namespace, &pod(images), expected, WAIT, POLL);
 }
 
 /// Whether a dry-run Pod with `images` in `namespace` gets exactly `expected`.
@@ -213,51 +148,60 @@ fn injects(who: &Kubectl, namespace: &str, images: &[&str], expected: &[&str]) -
     who.dry_run_pod(namespace, &pod(images)).is_ok_and(|admitted| pull_secret_names(&admitted) == expected)
 }
 
+/// Polls `check` every [`POLL`] until it holds, for at most `timeout`; returns how long that took (printed, never
+/// asserted on).
+fn took_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    poll(what, timeout, POLL, || if check() { Ok(started.elapsed()) } else { Err("not yet".to_string()) })
+}
+
 /// A metric's value on the webhook's admin port (0 when absent).
 fn metric(hook: &ClusterWebhook, series: &str) -> f64 {
-    let (_, text) = hook.admin_get("/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+    common::metric(&hook.admin_get("/metrics").1, series).unwrap_or(0.0)
 }
 
-/// The webhook process's peak resident memory, from /proc (found by its certificate path on its command line).
+/// The webhook process's peak resident memory, from /proc.
 fn peak_memory_bytes(hook: &ClusterWebhook) -> u64 {
-    let needle = hook.certs.join("tls.crt").display().to_string();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(&needle) && cmdline.contains(" serve ") && !cmdline.starts_with("setpriv") {
-            let status = std::fs::read_to_string(entry.path().join("status")).expect("/proc/PID/status");
-            let kib: u64 = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .expect("VmHWM");
-            return kib * 1024;
-        }
-    }
-    panic!("the webhook process was not found in /proc");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", hook.pid())).expect("/proc/PID/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib * 1024
 }
 
-/// Runs an attacker's loop on a thread until the returned guard is dropped.
+/// Runs an attacker's loop on a thread until the returned guard is dropped, counting the rounds it completes.
 struct Attack {
     stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicUsize>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Attack {
     fn start(mut round: impl FnMut(usize) + Send + 'static) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let (stopped, done) = (stop.clone(), rounds.clone());
         let thread = thread::spawn(move || {
             let mut i = 0;
             while !stopped.load(Ordering::SeqCst) {
                 round(i);
                 i += 1;
+                done.store(i, Ordering::SeqCst);
             }
         });
-        Self { stop, thread: Some(thread) }
+        Self { stop, rounds, thread: Some(thread) }
+    }
+
+    /// The rounds completed so far.
+    fn rounds(&self) -> usize {
+        self.rounds.load(Ordering::SeqCst)
+    }
+
+    /// Whether the attacker is still at it (it only stops when dropped, or by failing).
+    fn running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|thread| !thread.is_finished())
     }
 }
 
@@ -313,8 +257,8 @@ fn a_tenant_secret_of_another_type_under_the_distributed_name_is_no_credential()
     let hook = ClusterWebhook::start(cp, "ta-names", &["--deny-unmatched", "*.corp.e2e.invalid"]);
     let mut w = World::new(cp, "names", &hook);
     let platform = w.namespace("platform");
-    pull_secret(&w.admin, &platform, "corp-source", CORP_SERVER, "platform-password");
-    pull_secret(&w.admin, &platform, "canary-source", CANARY_SERVER, "canary-password");
+    w.admin.create_pull_secret(&platform, "corp-source", CORP_SERVER, "platform-password");
+    w.admin.create_pull_secret(&platform, "canary-source", CANARY_SERVER, "canary-password");
     let (tenant_ns, tenant) = w.tenant("a", "tenant-a");
     let other_ns = w.namespace("b");
     let cps = w.cluster_pull_secret("corp", (&platform, "corp-source"), "corp-registry");
@@ -353,10 +297,8 @@ fn a_tenant_secret_of_another_type_under_the_distributed_name_is_no_credential()
     }
     // The controller reports the name as taken, and never touched the tenant's Secret.
     poll(&format!("a Conflict condition on {cps} naming {tenant_ns}"), WAIT, POLL, || {
-        let object = w.admin.get(&["clusterpullsecrets.pullsecret-injector.io", &cps]).ok_or("gone")?;
-        let conflict =
-            object["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Conflict"));
-        match conflict {
+        let object = w.admin.get(&[CLUSTER_PULL_SECRETS, &cps]).ok_or("gone")?;
+        match condition(&object, "Conflict") {
             Some(c) if c["status"] == "True" && c["message"].as_str().is_some_and(|m| m.contains(&tenant_ns)) => Ok(()),
             other => Err(format!("{other:?}")),
         }
@@ -372,18 +314,21 @@ fn a_tenant_secret_of_another_type_under_the_distributed_name_is_no_credential()
 // --- Class 12 -----------------------------------------------------------------------------------------------
 
 /// Class 12: a tenant creates two pull Secrets of 60,000 registry keys (about 700 KB of payload each) and
-/// relabels them every second. Another tenant's Pods meanwhile must get their Secret in the usual time (the API
-/// server gives a webhook 5 s, then admits the Pod without it), `/readyz` stays 200, the huge Secrets are
-/// reported as not indexed, and the webhook stays inside the manifests' memory limit.
+/// relabels them every second. Another tenant's Pods, admitted all the while, must get their Secret (the API server
+/// gives a webhook 5 s, then admits the Pod without it: a webhook that stalls shows as a Pod without its Secret),
+/// while the webhook provably takes in the relabels; `/readyz` stays 200, the huge Secrets are reported as not
+/// indexed, and the webhook stays inside the manifests' memory limit.
 #[test]
 fn a_tenant_huge_pull_secret_relabelled_stalls_no_other_tenant() {
+    /// Rounds of relabelling (one a second) during which tenant B's Pods are admitted.
+    const ROUNDS: usize = 20;
     let _serial = serial();
     let cp = ControlPlane::shared();
     let hook = ClusterWebhook::start(cp, "ta-huge", &[]);
     let mut w = World::new(cp, "huge", &hook);
     let (ns_a, tenant_a) = w.tenant("a", "tenant-a");
     let (ns_b, tenant_b) = w.tenant("b", "tenant-b");
-    pull_secret(&tenant_b, &ns_b, "reg-b", TENANT_B_SERVER, "tenant-b-password");
+    tenant_b.create_pull_secret(&ns_b, "reg-b", TENANT_B_SERVER, "tenant-b-password");
     await_injection(&tenant_b, &ns_b, &[TENANT_B_IMAGE], &["reg-b"]);
 
     for name in ["huge-1", "huge-2"] {
@@ -404,9 +349,12 @@ fn a_tenant_huge_pull_secret_relabelled_stalls_no_other_tenant() {
         })
     };
 
+    // Every admission below starts while the attack runs (it stops only when dropped, after the loop), and the
+    // webhook's namespace rebuilds, counted before and after, show it took the relabels in meanwhile.
+    let rebuilds = "pullsecret_injector_index_rebuilds_total";
+    let rebuilds_before = metric(&hook, rebuilds);
     let mut latencies = Vec::new();
-    let measuring = Instant::now();
-    while measuring.elapsed() < Duration::from_secs(20) {
+    while relabel.running() && relabel.rounds() < ROUNDS {
         let t = Instant::now();
         let answer = tenant_b.dry_run_pod(&ns_b, &pod(&[TENANT_B_IMAGE]));
         let took = t.elapsed();
@@ -415,19 +363,20 @@ fn a_tenant_huge_pull_secret_relabelled_stalls_no_other_tenant() {
         assert_eq!(names, Ok(vec!["reg-b".to_string()]), "tenant B's Pod after {took:?}");
         assert_eq!(hook.admin_get("/readyz").0, 200, "ready throughout");
     }
+    let rebuilt = metric(&hook, rebuilds) - rebuilds_before;
+    assert!(relabel.rounds() >= ROUNDS, "the attacker stopped after {} rounds", relabel.rounds());
     drop(relabel);
+    assert!(rebuilt > 0.0, "the webhook took in none of the relabels while tenant B's Pods were admitted");
     latencies.sort();
     let (median, slowest) = (latencies[latencies.len() / 2], *latencies.last().unwrap());
     let peak = peak_memory_bytes(&hook);
     eprintln!(
-        "class 12: {} Pods of tenant B while two 60,000-key Secrets were relabelled every second: median {median:?}, \
-         slowest {slowest:?} (kubectl's whole round trip); webhook peak RSS {:.1} MiB",
+        "class 12: {} Pods of tenant B while two 60,000-key Secrets were relabelled every second ({rebuilt} namespace \
+         rebuilds meanwhile): median {median:?}, slowest {slowest:?} (kubectl's whole round trip); webhook peak RSS \
+         {:.1} MiB",
         latencies.len(),
         peak as f64 / 1048576.0
     );
-    // A kubectl round trip with a webhook call takes a few hundred milliseconds on loopback; the API server's
-    // webhook timeout is 5 s.
-    assert!(slowest < Duration::from_secs(3), "the slowest admission took {slowest:?}");
     assert!(peak < MEMORY_LIMIT_BYTES, "peak RSS {peak} bytes, over the 128Mi limit");
     let limited = "pullsecret_injector_index_limited_secrets{limit=\"secret_bytes\"}";
     poll("both huge Secrets reported", WAIT, POLL, || {
@@ -440,8 +389,9 @@ fn a_tenant_huge_pull_secret_relabelled_stalls_no_other_tenant() {
 // --- Class 13 -----------------------------------------------------------------------------------------------
 
 /// Class 13, the index: a tenant creates 3,000 small pull Secrets as fast as the API server takes them. Another
-/// tenant's brand-new Secret must reach its Pods as fast as without the flood: the webhook's updates are fair
-/// across namespaces.
+/// tenant's brand-new Secret, created a third of the way in, must reach its Pods while the flood is still being
+/// created (it does not wait for the flood to be taken in: the webhook's updates are fair across namespaces), and
+/// the webhook catches up with the flood itself.
 #[test]
 fn a_tenant_flood_of_pull_secrets_delays_no_other_tenant() {
     const FLOOD: usize = 3_000;
@@ -452,8 +402,8 @@ fn a_tenant_flood_of_pull_secrets_delays_no_other_tenant() {
     let (ns_a, tenant_a) = w.tenant("a", "tenant-a");
     let (ns_b, tenant_b) = w.tenant("b", "tenant-b");
 
-    // Without a flood: how long a new Secret takes to reach a Pod.
-    pull_secret(&tenant_b, &ns_b, "reg-quiet", "quiet.e2e.invalid", "quiet-password");
+    // Without a flood: how long a new Secret takes to reach a Pod (printed, for comparison).
+    tenant_b.create_pull_secret(&ns_b, "reg-quiet", "quiet.e2e.invalid", "quiet-password");
     let t = Instant::now();
     await_injection(&tenant_b, &ns_b, &["quiet.e2e.invalid/app:1"], &["reg-quiet"]);
     let quiet = t.elapsed();
@@ -471,27 +421,36 @@ fn a_tenant_flood_of_pull_secrets_delays_no_other_tenant() {
             Err(format!("{}", created.load(Ordering::SeqCst)))
         }
     });
-    pull_secret(&tenant_b, &ns_b, "reg-b", TENANT_B_SERVER, "tenant-b-password");
-    let during = time_until(Duration::from_secs(120), || injects(&tenant_b, &ns_b, &[TENANT_B_IMAGE], &["reg-b"]));
+    tenant_b.create_pull_secret(&ns_b, "reg-b", TENANT_B_SERVER, "tenant-b-password");
+    let during = took_until("tenant B's Secret to reach its Pods", Duration::from_secs(120), || {
+        injects(&tenant_b, &ns_b, &[TENANT_B_IMAGE], &["reg-b"])
+    });
+    // Counted after tenant B's Secret was seen injected: the flood was still in progress then.
+    let created_by_then = created.load(Ordering::SeqCst);
     rt.block_on(flood).expect("the flood completes");
     let flood_took = started.elapsed();
     // The webhook keeps up with the flood itself too: its last Secret reaches tenant A's Pods.
     let last_image = format!("r{}.flood.e2e.invalid/app:1", FLOOD - 1);
     let last_name = format!("flood-{}", FLOOD - 1);
-    let catch_up = time_until(Duration::from_secs(120), || injects(&tenant_a, &ns_a, &[&last_image], &[&last_name]));
+    let catch_up = took_until("the flood's last Secret to reach tenant A's Pods", Duration::from_secs(120), || {
+        injects(&tenant_a, &ns_a, &[&last_image], &[&last_name])
+    });
     eprintln!(
         "class 13 (index): tenant A created {FLOOD} pull Secrets in {flood_took:?}; tenant B's new Secret reached its \
-         Pods in {during:?} during the flood ({quiet:?} without); the flood's last Secret {catch_up:?} after it ended \
-         (None: not within 120 s)"
+         Pods in {during:?} during the flood, {created_by_then} of its Secrets created by then ({quiet:?} without); \
+         the flood's last Secret {catch_up:?} after it ended"
     );
-    let during = during.expect("tenant B's Secret reached its Pods");
-    assert!(during < Duration::from_secs(4), "tenant B waited {during:?} for its Secret ({quiet:?} without a flood)");
-    assert!(catch_up.is_some_and(|t| t < Duration::from_secs(10)), "the flood's last Secret: {catch_up:?}");
+    assert!(
+        created_by_then < FLOOD,
+        "tenant B's Secret reached its Pods only once all {FLOOD} Secrets of the flood were created: it waited for the \
+         flood"
+    );
 }
 
 /// Class 13, the controller: a tenant creates 2,000 `Opaque` Secrets labelled like the controller's copies and
-/// keeps relabelling them. A rotation of the source must still reach the copies, and a newly selected namespace
-/// get its copy, in the usual time; and the controller leaves every one of those Secrets alone.
+/// keeps relabelling them. While it does (its patches are counted before and after each wait), a rotation of the
+/// source must still reach the copies, and a newly selected namespace get its copy; and the controller leaves
+/// every one of those Secrets alone.
 #[test]
 fn forged_copies_delay_neither_a_rotation_nor_a_new_copy() {
     const FORGED: usize = 2_000;
@@ -500,7 +459,7 @@ fn forged_copies_delay_neither_a_rotation_nor_a_new_copy() {
     let hook = ClusterWebhook::start(cp, "ta-forged", &[]);
     let mut w = World::new(cp, "forged", &hook);
     let platform = w.namespace("platform");
-    pull_secret(&w.admin, &platform, "corp-source", CORP_SERVER, "first-password");
+    w.admin.create_pull_secret(&platform, "corp-source", CORP_SERVER, "first-password");
     let (ns_a, tenant_a) = w.tenant("a", "tenant-a");
     let ns_b = w.namespace("b");
     let ns_c = w.namespace("c");
@@ -528,19 +487,23 @@ fn forged_copies_delay_neither_a_rotation_nor_a_new_copy() {
     };
     let client = rt.block_on(tenant_a.client());
     rt.block_on(flood(client.clone(), ns_a.clone(), FORGED, created.clone(), forge));
-    // Then it keeps relabelling them, as fast as the API server lets it, for as long as the test measures.
+    // Then it keeps relabelling them, as fast as the API server lets it, until the test is done.
+    let patched = Arc::new(AtomicUsize::new(0));
     let relabel = {
         let api: Api<Secret> = Api::namespaced(client, &ns_a);
         let handle = rt.handle().clone();
+        let patched = patched.clone();
         Attack::start(move |round| {
             handle.block_on(
                 futures::stream::iter(0..FORGED)
                     .map(|i| {
-                        let api = api.clone();
+                        let (api, patched) = (api.clone(), patched.clone());
                         let patch = json!({"metadata": {"labels": {"round": round.to_string()}}});
                         async move {
-                            let _ =
-                                api.patch(&format!("forged-{i}"), &PatchParams::default(), &Patch::Merge(&patch)).await;
+                            let name = format!("forged-{i}");
+                            if api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.is_ok() {
+                                patched.fetch_add(1, Ordering::SeqCst);
+                            }
                         }
                     })
                     .buffer_unordered(16)
@@ -550,37 +513,35 @@ fn forged_copies_delay_neither_a_rotation_nor_a_new_copy() {
     };
 
     let before = payload(&copy_in(&ns_b).unwrap());
+    let patched_before = patched.load(Ordering::SeqCst);
     let t = Instant::now();
-    let rendered = w.admin.must(&[
-        "create",
-        "secret",
-        "docker-registry",
-        "corp-source",
-        "-n",
-        &platform,
-        &format!("--docker-server={CORP_SERVER}"),
-        "--docker-username=e2e",
-        "--docker-password=rotated-password",
-        "--dry-run=client",
-        "-o",
-        "json",
-    ]);
-    w.admin.run(&["replace", "-f", "-"], Some(&rendered)).expect_success();
+    w.admin.rotate_pull_secret(&platform, "corp-source", CORP_SERVER, "rotated-password");
     let rotated = payload(&w.admin.get(&["secret", "corp-source", "-n", &platform]).unwrap());
     assert_ne!(rotated, before);
-    // Timed from the `kubectl replace` of the source.
-    let rotation = time_until(Duration::from_secs(90), || copy_in(&ns_b).is_some_and(|c| payload(&c) == rotated))
-        .map(|_| t.elapsed());
+    // Timed from the rotation of the source.
+    took_until("the rotation to reach the copy", Duration::from_secs(90), || {
+        copy_in(&ns_b).is_some_and(|c| payload(&c) == rotated)
+    });
+    let rotation = t.elapsed();
+    let patched_at_rotation = patched.load(Ordering::SeqCst);
     let t = Instant::now();
     w.select(&ns_c);
-    let new_copy = time_until(Duration::from_secs(90), || copy_in(&ns_c).is_some()).map(|_| t.elapsed());
+    took_until("the newly selected namespace's copy", Duration::from_secs(90), || copy_in(&ns_c).is_some());
+    let new_copy = t.elapsed();
+    let patched_at_new_copy = patched.load(Ordering::SeqCst);
+    let relabelling = relabel.running();
     drop(relabel);
     eprintln!(
         "class 13 (controller): while {FORGED} forged copies were relabelled without a pause, a rotation reached the \
-         copy in {rotation:?} and a newly selected namespace got its copy in {new_copy:?} (None: not within 90 s)"
+         copy in {rotation:?} and a newly selected namespace got its copy in {new_copy:?} ({} and {} patches \
+         meanwhile)",
+        patched_at_rotation - patched_before,
+        patched_at_new_copy - patched_at_rotation
     );
-    assert!(rotation.is_some_and(|t| t < Duration::from_secs(8)), "the rotation took {rotation:?}");
-    assert!(new_copy.is_some_and(|t| t < Duration::from_secs(8)), "the new copy took {new_copy:?}");
+    // Both happened while the attacker was at it: it patched forged copies during each wait, and it still runs.
+    assert!(relabelling, "the attacker stopped");
+    assert!(patched_at_rotation > patched_before, "no forged copy was patched while the rotation was awaited");
+    assert!(patched_at_new_copy > patched_at_rotation, "no forged copy was patched while the new copy was awaited");
     let left = w.admin.must(&["get", "secrets", "-n", &ns_a, "-o", "name"]);
     assert_eq!(left.lines().filter(|l| l.contains("forged-")).count(), FORGED, "no forged Secret deleted");
 }
@@ -597,7 +558,7 @@ fn a_tenant_edit_of_its_copy_is_restored_counted_and_reported() {
     let hook = ClusterWebhook::start(cp, "ta-drift", &[]);
     let mut w = World::new(cp, "drift", &hook);
     let platform = w.namespace("platform");
-    pull_secret(&w.admin, &platform, "corp-source", CORP_SERVER, "platform-password");
+    w.admin.create_pull_secret(&platform, "corp-source", CORP_SERVER, "platform-password");
     let (ns_a, tenant_a) = w.tenant("a", "tenant-a");
     let cps = w.cluster_pull_secret("corp", (&platform, "corp-source"), "corp-registry");
     w.select(&ns_a);
@@ -630,8 +591,7 @@ fn a_tenant_edit_of_its_copy_is_restored_counted_and_reported() {
         });
         if found { Ok(()) } else { Err("not yet".to_string()) }
     });
-    let object = w.admin.get(&["clusterpullsecrets.pullsecret-injector.io", &cps]).unwrap();
-    let ready =
-        object["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready")).cloned();
+    let object = w.admin.get(&[CLUSTER_PULL_SECRETS, &cps]).unwrap();
+    let ready = condition(&object, "Ready").cloned();
     assert_eq!(ready.map(|r| r["status"].clone()), Some(json!("True")), "{}", object["status"]);
 }

@@ -18,6 +18,7 @@ pub mod certs;
 pub mod explain;
 pub mod mutate;
 pub mod objects;
+pub mod yaml;
 
 impl CredentialSource for CredentialIndex {
     fn namespace(&self, namespace: &str) -> Arc<NamespaceCredentials> {

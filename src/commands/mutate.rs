@@ -15,7 +15,7 @@ use serde_json::Value;
 use serde_yaml_ng::Value as YamlValue;
 
 use crate::commands::objects::{self, PodObject};
-use crate::commands::{CliError, read_input};
+use crate::commands::{CliError, read_input, yaml};
 use crate::core::admission::{self, Outcome};
 use crate::core::credentials::CredentialIndex;
 use crate::core::decision::{self, Policy};
@@ -272,7 +272,7 @@ fn render(input: &str, mut docs: Vec<YamlValue>, output: MutateOutput) -> Result
         if i > 0 {
             text.push_str("---\n");
         }
-        text.push_str(&serde_yaml_ng::to_string(doc).map_err(|e| unwritable(&e))?);
+        text.push_str(&yaml::to_string(doc).map_err(|e| unwritable(&e))?);
     }
     Ok(text)
 }

@@ -400,10 +400,11 @@ struct InFlight(Arc<RequestProgress>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         let activity = &self.0.activity;
-        // Marked complete for good: a body read after the answer (discarded, see `discard`) changes nothing.
-        if self.0.body_complete.swap(true, Ordering::SeqCst) {
-            activity.handling.fetch_sub(1, Ordering::SeqCst);
-        }
+        // The answer is counted and the request is out of flight before `handling` lets the accept loop choose
+        // this connection to make room: chosen, it then sees an answered connection without a request in
+        // progress and closes it gracefully, delivering the answer, instead of cutting it off as one holding its
+        // slot. (With HTTP/2 this runs on the stream's own task, while the connection's task and the accept loop
+        // run.)
         activity.answered.fetch_add(1, Ordering::SeqCst);
         let now = Instant::now();
         let last = activity.in_flight.fetch_sub(1, Ordering::SeqCst) == 1;
@@ -413,6 +414,10 @@ impl Drop for InFlight {
                 t.idle_since = now;
             }
         });
+        // Marked complete for good: a body read after the answer (discarded, see `discard`) changes nothing.
+        if self.0.body_complete.swap(true, Ordering::SeqCst) {
+            activity.handling.fetch_sub(1, Ordering::SeqCst);
+        }
         activity.changed.notify_one();
     }
 }

@@ -439,7 +439,14 @@ fn build_dirty_namespaces(shared: Arc<Shared>) {
         if took > Duration::from_millis(100) {
             debug!(namespace = %dirty.namespace, took_ms = took.as_millis() as u64, "slow namespace snapshot build");
         }
-        let progress = st.index.oldest_dirty().map_or(st.index.change_number(), |(_, change)| change.saturating_sub(1));
+        // No lag is reported once nothing is left to build, before `flush` (which waits on progress) returns.
+        let progress = match st.index.oldest_dirty() {
+            Some((_, change)) => change.saturating_sub(1),
+            None => {
+                shared.lag.set(None);
+                st.index.change_number()
+            }
+        };
         shared.progress.send_replace(progress);
     }
 }

@@ -127,13 +127,17 @@ fn shape_error(e: &serde_json::Error) -> String {
 /// "…", expected a sequence`), and in a manifest that value can be a credential. Other messages (a missing field,
 /// a wrong length) quote no value and are kept.
 pub fn without_values(text: &str) -> String {
-    let Some(rest) = text.strip_prefix("invalid type: ").or_else(|| text.strip_prefix("invalid value: ")) else {
+    // serde_yaml puts the path first (`spec.x: invalid type: ...`).
+    let Some(at) =
+        ["invalid type: ", "invalid value: "].iter().filter_map(|p| text.find(p).map(|i| (i, p.len()))).min()
+    else {
         return text.to_string();
     };
+    let (prefix, rest) = (&text[..at.0], &text[at.0 + at.1..]);
     let found = rest.split([' ', ',']).next().unwrap_or("value");
     match text.rsplit_once(", expected ") {
-        Some((_, expected)) => format!("invalid {found}, expected {expected}"),
-        None => format!("invalid {found}"),
+        Some((_, expected)) => format!("{prefix}invalid {found}, expected {expected}"),
+        None => format!("{prefix}invalid {found}"),
     }
 }
 
@@ -187,7 +191,7 @@ pub fn parse_ordered_documents(path: &Path, text: &str) -> Result<Vec<YamlValue>
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let mut de = serde_json::Deserializer::from_str(trimmed);
-        let value = BoundedValue(&budget)
+        let value = BoundedValue { budget: &budget, source: text }
             .deserialize(&mut de)
             .and_then(|v| de.end().map(|()| v))
             .map_err(|e| parse_error(format!("invalid JSON: {e}")))?;
@@ -204,7 +208,7 @@ pub fn parse_ordered_documents(path: &Path, text: &str) -> Result<Vec<YamlValue>
     }
     let mut docs = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = BoundedValue(&budget)
+        let value = BoundedValue { budget: &budget, source: text }
             .deserialize(doc)
             .and_then(|mut v| v.apply_merge().map(|()| v))
             .map_err(|e| parse_error(format!("document {}: invalid YAML: {e}", i + 1)))?;
@@ -217,6 +221,41 @@ pub fn parse_ordered_documents(path: &Path, text: &str) -> Result<Vec<YamlValue>
         docs.push(value);
     }
     Ok(docs)
+}
+
+/// What YAML 1.1 (sigs.k8s.io/yaml, hence kubectl, Helm and the API server) makes of a plain scalar that YAML 1.2
+/// readers take for a string: `y`, `yes`, `on` and their spellings (true), `n`, `no`, `off` (false), integers with a
+/// leading zero (octal), with `_` separators or a `0b` prefix, as Go's `strconv.ParseInt(s, 0, 64)` reads them after
+/// the underscores are dropped. `None`: a string for both.
+pub fn yaml11_scalar(s: &str) -> Option<YamlValue> {
+    match s {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return Some(YamlValue::Bool(true)),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => return Some(YamlValue::Bool(false)),
+        _ => {}
+    }
+    let plain = s.replace('_', "");
+    let (negative, unsigned) = match plain.as_bytes().first()? {
+        b'-' => (true, &plain[1..]),
+        b'+' => (false, &plain[1..]),
+        _ => (false, plain.as_str()),
+    };
+    let (radix, digits) = match unsigned.get(..2) {
+        Some("0x" | "0X") => (16, &unsigned[2..]),
+        Some("0o" | "0O") => (8, &unsigned[2..]),
+        Some("0b" | "0B") => (2, &unsigned[2..]),
+        _ if unsigned.len() > 1 && unsigned.starts_with('0') => (8, &unsigned[1..]),
+        _ => (10, unsigned),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u64::from_str_radix(digits, radix).ok()?;
+    if negative {
+        let value = i64::try_from(magnitude).ok().map(|m| -m).or((magnitude == 1 << 63).then_some(i64::MIN))?;
+        Some(YamlValue::Number(value.into()))
+    } else {
+        Some(YamlValue::Number(magnitude.into()))
+    }
 }
 
 /// The most values an input of `bytes` bytes may hold once parsed: twice what any input without aliases can reach
@@ -246,7 +285,19 @@ impl Budget {
 
 /// A YAML value built within a [`Budget`], keys in the order written; a key written twice is an error (as kubectl
 /// reports it), never a silent choice.
-struct BoundedValue<'b>(&'b Budget);
+struct BoundedValue<'b> {
+    budget: &'b Budget,
+    /// The whole input: a string borrowed from it can be told plain (`on`) or quoted (`"on"`).
+    source: &'b str,
+}
+
+impl BoundedValue<'_> {
+    /// Whether `v`, a string slice of the input, was written as a plain scalar: the character before it is no quote.
+    fn is_plain(&self, v: &str) -> bool {
+        let start = (v.as_ptr() as usize).wrapping_sub(self.source.as_ptr() as usize);
+        start > 0 && start <= self.source.len() && !matches!(self.source.as_bytes()[start - 1], b'"' | b'\'')
+    }
+}
 
 impl<'de> serde::de::DeserializeSeed<'de> for BoundedValue<'_> {
     type Value = YamlValue;
@@ -264,37 +315,65 @@ impl<'de> serde::de::Visitor<'de> for BoundedValue<'_> {
     }
 
     fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<YamlValue, E> {
-        self.0.take()?;
+        self.budget.take()?;
         Ok(YamlValue::Bool(v))
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<YamlValue, E> {
-        self.0.take()?;
+        self.budget.take()?;
         Ok(YamlValue::Number(v.into()))
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<YamlValue, E> {
-        self.0.take()?;
+        self.budget.take()?;
         Ok(YamlValue::Number(v.into()))
+    }
+
+    /// Integers beyond 64 bits (YAML has no bound) become floats, as JSON readers take them.
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<YamlValue, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => self.visit_f64(v as f64),
+        }
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<YamlValue, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => self.visit_f64(v as f64),
+        }
     }
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<YamlValue, E> {
-        self.0.take()?;
+        self.budget.take()?;
         Ok(YamlValue::Number(v.into()))
     }
 
+    /// A string as the YAML library resolves it (YAML 1.2). Kubernetes reads YAML 1.1: a plain `on`, `no` or `y` is
+    /// a boolean there, a plain `0644` an octal number, `1_000` a number. Taking them as Kubernetes does keeps what
+    /// `mutate` writes back what `kubectl apply` would have sent.
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<YamlValue, E> {
+        if self.is_plain(v)
+            && let Some(value) = yaml11_scalar(v)
+        {
+            self.budget.take()?;
+            return Ok(value);
+        }
+        self.visit_str(v)
+    }
+
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<YamlValue, E> {
-        self.0.take()?;
+        self.budget.take()?;
         Ok(YamlValue::String(v.to_string()))
     }
 
     fn visit_string<E: serde::de::Error>(self, v: String) -> Result<YamlValue, E> {
-        self.0.take()?;
+        self.budget.take()?;
         Ok(YamlValue::String(v))
     }
 
     fn visit_unit<E: serde::de::Error>(self) -> Result<YamlValue, E> {
-        self.0.take()?;
+        self.budget.take()?;
         Ok(YamlValue::Null)
     }
 
@@ -307,19 +386,19 @@ impl<'de> serde::de::Visitor<'de> for BoundedValue<'_> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<YamlValue, A::Error> {
-        self.0.take()?;
+        self.budget.take()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(BoundedValue(self.0))? {
+        while let Some(item) = seq.next_element_seed(BoundedValue { budget: self.budget, source: self.source })? {
             items.push(item);
         }
         Ok(YamlValue::Sequence(items))
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<YamlValue, A::Error> {
-        self.0.take()?;
+        self.budget.take()?;
         let mut mapping = serde_yaml_ng::Mapping::new();
-        while let Some(key) = map.next_key_seed(BoundedValue(self.0))? {
-            let value = map.next_value_seed(BoundedValue(self.0))?;
+        while let Some(key) = map.next_key_seed(BoundedValue { budget: self.budget, source: self.source })? {
+            let value = map.next_value_seed(BoundedValue { budget: self.budget, source: self.source })?;
             if mapping.contains_key(&key) {
                 let shown = match &key {
                     YamlValue::String(k) => format!(" {:?}", crate::safe_text::line(k, 64)),
@@ -334,9 +413,9 @@ impl<'de> serde::de::Visitor<'de> for BoundedValue<'_> {
 
     fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<YamlValue, A::Error> {
         use serde::de::VariantAccess as _;
-        self.0.take()?;
+        self.budget.take()?;
         let (tag, contents): (String, _) = data.variant()?;
-        let value = contents.newtype_variant_seed(BoundedValue(self.0))?;
+        let value = contents.newtype_variant_seed(BoundedValue { budget: self.budget, source: self.source })?;
         Ok(YamlValue::Tagged(Box::new(serde_yaml_ng::value::TaggedValue {
             tag: serde_yaml_ng::value::Tag::new(tag),
             value,
@@ -375,7 +454,7 @@ kind: List
 items:
 - apiVersion: v1
   kind: Namespace
-  metadata: {name: team, labels: {x: y}}
+  metadata: {name: team, labels: {x: z}}
 - apiVersion: v1
   kind: ConfigMap
   metadata: {name: ignored}

@@ -16,8 +16,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::kube_binaries::kube_binaries;
+pub use super::process::{run, run_with_input};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_pullsecret-injector");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The label a namespace carries to be sent to one test webhook (its value names the webhook).
 pub const WEBHOOK_LABEL: &str = "pullsecret-injector.test/webhook";
@@ -135,8 +135,8 @@ impl ControlPlane {
 
     /// `kubectl --kubeconfig <admin> ARGS` (with stdin), as the cluster administrator.
     pub fn kubectl(&self) -> Command {
-        let mut command = Command::new("kubectl");
-        command.arg("--kubeconfig").arg(&self.kubeconfig).arg("--request-timeout=30s");
+        let mut command = Command::new(super::kubectl::program());
+        command.arg("--kubeconfig").arg(&self.kubeconfig).arg(super::kubectl::REQUEST_TIMEOUT);
         command
     }
 
@@ -242,26 +242,4 @@ pub fn rendered_manifests(dir: &str) -> Vec<Value> {
         })
         .filter(|v| !v.is_null())
         .collect()
-}
-
-/// Runs a command that must succeed; returns its stdout.
-pub fn run(command: &mut Command) -> String {
-    let out = command.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {command:?}: {e}"));
-    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("UTF-8 output")
-}
-
-/// Runs a command with `input` on stdin; it must succeed. Returns (stdout, stderr).
-pub fn run_with_input(command: &mut Command, input: &str) -> (String, String) {
-    use std::io::Write as _;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
-    child.stdin.take().unwrap().write_all(input.as_bytes()).expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
