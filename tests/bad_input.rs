@@ -3,7 +3,7 @@
 //! well-framed bodies and by a hand-written HTTP/1.1 client over tokio-rustls for broken framing.
 //!
 //! Every case must end in a clear 4xx, a refusal carrying the uid, or an allowed answer (unchanged, or patched with
-//! only `imagePullSecrets`) whose warnings are bounded: at most 21 (CONTRACT.md: 20 plus one summary line), each one
+//! only `imagePullSecrets`) whose warnings are bounded: at most 21 (docs/contract.md: 20 plus one summary line), each one
 //! line of at most 256 characters. After the whole catalogue the server must still answer a normal review
 //! correctly, no task may have panicked (a panic hook counts them), and the `internal_error` outcome of `/metrics`
 //! (what the handler's `catch_unwind` records) must not appear.
@@ -237,7 +237,7 @@ fn body(value: &Value) -> Send {
     Send::Body(to_body(value))
 }
 
-/// Cases the webhook answers against CONTRACT.md today (warnings longer than 256 characters or spanning lines).
+/// Cases the webhook answers against docs/contract.md today (warnings longer than 256 characters or spanning lines).
 /// They run in `warnings_are_bounded_for_every_input` (they were bugs once: docs/reliability.md).
 fn warning_bound_cases() -> Vec<Case> {
     vec![
@@ -872,7 +872,7 @@ fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(why()) }
 }
 
-/// CONTRACT.md: each warning one line of at most 256 characters, prefixed; at most 20 plus one summary line.
+/// docs/contract.md: each warning one line of at most 256 characters, prefixed; at most 20 plus one summary line.
 fn bounded_warnings(response: &Value) -> Result<Vec<String>, String> {
     let warnings: Vec<String> = match response.get("warnings") {
         None => Vec::new(),

@@ -192,9 +192,10 @@ fn nothing_refers_to_files_outside_the_repository() {
     const SHARED: &str = "shared";
     let outside = [
         format!("../{SHARED}"),
-        format!("{SHARED}/CONTRACT.md"),
         format!("{SHARED}/spec/"),
         format!("{SHARED}/fixtures/"),
+        // The contract is docs/contract.md now; the old file name alone is a stale citation.
+        format!("CONTRACT{}", ".md"),
     ];
     let outside = &outside;
     let files = text_files("", &[]);

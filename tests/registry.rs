@@ -135,7 +135,7 @@ fn verify_json(secrets: &Path, extra: &[&str]) -> (i32, Vec<(String, String, Str
     let rows = rows
         .iter()
         .map(|row| {
-            // Exactly CONTRACT.md's fields; every Secret of these tests lives in team-a.
+            // Exactly docs/contract.md's fields; every Secret of these tests lives in team-a.
             let mut fields: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
             fields.sort_unstable();
             assert_eq!(fields, ["detail", "namespace", "registry", "secret", "status"], "{row}");

@@ -1,4 +1,4 @@
-//! The webhook server, end to end (CONTRACT.md, `serve`).
+//! The webhook server, end to end (docs/contract.md, `serve`).
 //!
 //! In process: the real routers (`webhook_router`, `admin_router`) driven with `oneshot`, and the real TLS accept
 //! loop (`serve_https`) on 127.0.0.1:0, reached by reqwest (an ordinary HTTPS client) and by a minimal HTTP/1.1
@@ -199,7 +199,7 @@ async fn real_reviews_get_exactly_the_matching_secrets() {
         if expected.is_empty() {
             continue;
         }
-        // Reinvocation (or a retry) of the patched Pod is a no-op (CONTRACT.md: minimal, idempotent patches).
+        // Reinvocation (or a retry) of the patched Pod is a no-op (docs/contract.md: minimal, idempotent patches).
         let again = reinvocation(&request, &body);
         let (status, _, body) = call(router.clone(), post_mutate(again.clone())).await;
         assert_eq!(status, StatusCode::OK, "{label}, reinvoked");
@@ -260,7 +260,7 @@ async fn malformed_reviews_are_rejected_as_the_contract_says() {
     assert!(message.contains("v1beta1") && !message.contains('\n'), "{message:?}");
 
     // A well-formed review of kind "Pods" (the fixture given a uid): not a Pod CREATE, so it is allowed unchanged
-    // with a warning naming the kind; the webhook never blocks for what it does not handle (CONTRACT.md).
+    // with a warning naming the kind; the webhook never blocks for what it does not handle (docs/contract.md).
     let mut review = json(MALFORMED_NO_UID);
     review["request"]["uid"] = json!("4e9a1c2b-0000-4000-8000-00000000beef");
     let request = to_body(&review);
