@@ -127,7 +127,8 @@ render_chart chart-secret --set certificates.mode=secret --set certificates.exis
 render_chart chart-full --set networkPolicy.enabled=true --set serviceMonitor.enabled=true \
   --set 'policy.denyUnmatched={*.corp.example.com,registry.example.com:5000/team}' --set policy.audit=true \
   --set 'extraArgs={--verify-interval=1h}' --set log.level=debug --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef \
-  --set 'webhook.excludeNamespaces={monitoring}' --set replicaCount=3 --set priorityClassName=system-cluster-critical
+  --set 'webhook.excludeNamespaces={monitoring}' --set replicaCount=3 --set priorityClassName=system-cluster-critical \
+  --set-file clientCA="$tree/certs/ca.crt"
 renders+=(chart-default chart-cert-manager chart-secret chart-full)
 
 # --- 2. split: objects with a Kubernetes schema vs. cert-manager objects -------------------------------------------
@@ -483,6 +484,29 @@ def check_crd(r, objs):
         pass
 
 
+def check_client_ca(r, objs, dep, required):
+    """clientCA: a ConfigMap holding a PEM CA, mounted read-only where PULLSECRET_INJECTOR_CLIENT_CA points."""
+    spec = dep["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    path = {e["name"]: e.get("value") for e in container.get("env", [])}.get("PULLSECRET_INJECTOR_CLIENT_CA")
+    maps = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-client-ca")]
+    if not required and not path and not maps:
+        return
+    if not path or len(maps) != 1:
+        errors.append(f"{r}: client CA: env {path!r} and {len(maps)} client-ca ConfigMaps")
+        return
+    pem = maps[0]["data"].get("ca.crt", "")
+    if subprocess.run(["openssl", "x509", "-noout"], input=pem.encode(), capture_output=True).returncode != 0:
+        errors.append(f"{r}: the client-ca ConfigMap's ca.crt is no PEM certificate")
+    mount_dir, _, file = path.rpartition("/")
+    mounts = [m for m in container.get("volumeMounts", []) if m["mountPath"] == mount_dir]
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    if file != "ca.crt" or len(mounts) != 1 or not mounts[0].get("readOnly"):
+        errors.append(f"{r}: {path} is not ca.crt in one read-only mount: {mounts}")
+    elif volumes.get(mounts[0]["name"], {}).get("configMap", {}).get("name") != maps[0]["metadata"]["name"]:
+        errors.append(f"{r}: the client CA mount is not the client-ca ConfigMap")
+
+
 for r in names:
     with open(f"{out}/{r}.yaml") as f:
         objs = [d for d in yaml.safe_load_all(f) if d]
@@ -492,6 +516,7 @@ for r in names:
         hook, svc, secret_name = check_wiring(r, objs, dep)
         check_crd(r, objs)
         check_network_policy(r, objs, dep)
+        check_client_ca(r, objs, dep, required=(r == "chart-full"))
         if r in ("self-signed", "chart-default"):
             check_self_signed(r, objs, hook, svc, secret_name)
         if r in ("cert-manager", "chart-cert-manager"):
