@@ -24,6 +24,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::Event;
 use pullsecret_injector::core::cluster_pull_secret::ClusterPullSecret;
 use pullsecret_injector::distribute::controller::{self, Context};
+use pullsecret_injector::distribute::plan;
 use pullsecret_injector::metrics::Metrics;
 use pullsecret_injector::serve::connections::Shutdown;
 use pullsecret_injector::sources::cluster::{self, SYNC_PARTS};
@@ -509,7 +510,7 @@ fn caches(fake: &Fake) -> (Store<Namespace>, Vec<Store<Secret>>) {
         for s in w.secrets.values() {
             if s["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pullsecret-injector" && s["type"] == type_ {
                 let mut copy: Secret = serde_json::from_value(s.clone()).expect("a Secret");
-                controller::observe_copy(&mut copy);
+                plan::observe_copy(&mut copy);
                 writer.apply_watcher_event(&Event::InitApply(copy));
             }
         }

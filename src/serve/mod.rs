@@ -76,7 +76,7 @@ pub async fn run(config: ServeConfig) -> Result<(), StartError> {
                     "no Kubernetes API configuration (in-cluster or KUBECONFIG): {e}; use --secrets-dir for local mode"
                 ))
             })?;
-            // ClusterPullSecret distribution runs in every replica (its writes converge: see controller.rs).
+            // ClusterPullSecret distribution runs in every replica (its writes converge: see distribute/mod.rs).
             // It runs on the cache's watches: one set per replica.
             let (taps, feeds) = controller::feeds();
             tokio::spawn(controller::distribute(client.clone(), metrics.clone(), feeds, shutdown.clone().wait()));
