@@ -1097,8 +1097,12 @@ async fn cache_and_answers_hold_no_credential() {
         );
         until("the rotation applied", || h.candidate_names("keymaker").contains(&"marker".to_string())).await;
 
-        let admitted = admit(&h.live, &review_in("keymaker"));
-        assert_eq!(admitted.names, ["ecr-pull", "gcr-legacy"]);
+        // The Pod lists the undecodable Secret: only then is it named to it (with its reason, which must not quote
+        // the broken `auth`).
+        let mut review = review_in("keymaker");
+        review["request"]["object"]["spec"]["imagePullSecrets"] = json!([{"name": "broken-pull"}]);
+        let admitted = admit(&h.live, &review);
+        assert_eq!(admitted.names, ["broken-pull", "ecr-pull", "gcr-legacy"]);
         assert!(admitted.body.contains("broken-pull"), "the undecodable Secret is named: {}", admitted.body);
         let view = format!("{:?}", h.live.namespace("keymaker"));
         assert!(view.contains("ecr-pull") && view.contains(ECR), "the Debug view shows names and keys: {view}");
