@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
+
+use crate::kubelet::docker_config::{drain_map, drain_seq};
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Label that opts a Pod or a Namespace out of injection (docs/contract.md).
@@ -172,16 +174,6 @@ macro_rules! scalars_are {
     };
 }
 
-/// Reads and drops a sequence or a map's entries.
-fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
-    while seq.next_element::<IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
-fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-    Ok(())
-}
 
 /// The fields of a Pod the view needs, as serde reads them (everything else is skipped unread).
 #[derive(Deserialize)]

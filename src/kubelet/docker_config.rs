@@ -318,12 +318,15 @@ const FOUND_OBJECT: &str = "an object";
 const EXPECTED_OBJECT: &str = "an object or null";
 const EXPECTED_STRING: &str = "a string or null";
 
-fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+/// Reads and drops a sequence's elements (a lenient visitor's answer to a shape it does not take; also the Pod
+/// view's, `core::pod`).
+pub(crate) fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
     while seq.next_element::<IgnoredAny>()?.is_some() {}
     Ok(())
 }
 
-fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+/// Reads and drops a map's entries (as [`drain_seq`]).
+pub(crate) fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
     Ok(())
 }
