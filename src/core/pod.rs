@@ -174,7 +174,6 @@ macro_rules! scalars_are {
     };
 }
 
-
 /// The fields of a Pod the view needs, as serde reads them (everything else is skipped unread).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
