@@ -514,12 +514,7 @@ impl std::fmt::Display for NearMiss {
         let port = |p: &str| if p.is_empty() { "no port".to_string() } else { format!("port {p}") };
         match self {
             Self::Port { key_port, image_port } => {
-                write!(
-                    f,
-                    "the key has {}, the image {} (ports must be written alike)",
-                    port(key_port),
-                    port(image_port)
-                )
+                write!(f, "the key has {}, the image {}", port(key_port), port(image_port))
             }
             Self::Path { key_path } => write!(f, "the key covers only paths starting with {key_path}"),
             Self::GlobWidth { key_labels, image_labels } => write!(
