@@ -1040,7 +1040,7 @@ async fn secrets_that_only_carry_the_labels_are_never_touched() {
 /// with the controller's taps), opening none of its own; it follows a rotation and a new namespace through them,
 /// ignores forged copies and restores an edited one.
 #[tokio::test]
-async fn run_watches_metadata_only_and_follows_rotation_and_new_namespaces() {
+async fn distribute_runs_on_the_cache_watches_and_follows_rotation_and_new_namespaces() {
     let fake = Fake::new(
         vec![
             namespace("platform-creds", json!({}), false),
