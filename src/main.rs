@@ -101,7 +101,8 @@ fn run_verify(
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
     use pullsecret_injector::sources::manifests::Manifests;
-    use pullsecret_injector::verify::{self, VerifyOptions};
+    use pullsecret_injector::verify::{self, VerifyOptions, VerifyOutput};
+    use std::io::IsTerminal as _;
     let manifests = Manifests::load(&cmd.secrets.secrets, &cmd.namespace)?;
     if cmd.insecure_skip_tls_verify {
         writeln!(err, "{}", verify::INSECURE_WARNING)?;
@@ -118,8 +119,18 @@ fn run_verify(
         .enable_all()
         .build()
         .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
-    let results =
-        runtime.block_on(verify::verify(&manifests.secrets, &options)).map_err(|e| CliError::Usage(e.to_string()))?;
+    // The progress line only on a terminal: piped, stderr stays plain lines (a CI log).
+    let mut terminal = std::io::stderr();
+    let progress: Option<&mut dyn Write> = if std::io::stderr().is_terminal() { Some(&mut terminal) } else { None };
+    let results_out: Option<&mut dyn Write> = (cmd.output == VerifyOutput::Jsonl).then_some(&mut *out);
+    let mut reporter = verify::progress::Reporter::new(progress, results_out);
+    let results = runtime
+        .block_on(verify::verify_observed(&manifests.secrets, &options, &mut reporter))
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    if let Some(error) = reporter.error.take() {
+        return Err(CliError::Usage(format!("cannot write the report: {error}")));
+    }
+    drop(reporter);
     let lint = verify::lint(&manifests.secrets);
     verify::render(&results, &lint, cmd.output, out, err)
         .and_then(|()| out.flush())

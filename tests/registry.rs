@@ -967,3 +967,90 @@ fn redirects_cannot_escape_the_rules() {
 fn secret_for(name: &str, key: &str) -> k8s_openapi::api::core::v1::Secret {
     serde_json::from_value(pull_secret("team-a", name, key, PASSWORD)).unwrap()
 }
+
+// --- Results as they come --------------------------------------------------------------------------------
+
+/// `-o jsonl` prints each entry's result the moment its check completes: with a registry that holds its answer
+/// until the test lets it go, the fast entry's line (listed second) arrives while the slow one is still pending.
+/// Piped, stderr carries no progress line and nothing holds a `\r`.
+#[test]
+fn jsonl_prints_each_result_as_it_completes() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let fast = serve_plain(&runtime, fake_registry(Arc::new(AtomicUsize::new(0)), |_| (200, Vec::new())));
+    // The slow registry says when its request arrived, then answers only once released.
+    let (arrived_tx, arrived) = std::sync::mpsc::channel::<()>();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let slow_handler = {
+        let release = release.clone();
+        move || {
+            let (arrived_tx, release) = (arrived_tx.clone(), release.clone());
+            async move {
+                let _ = arrived_tx.send(());
+                release.notified().await;
+                axum::http::StatusCode::OK
+            }
+        }
+    };
+    let slow = serve_plain(&runtime, axum::Router::new().route("/v2/", axum::routing::get(slow_handler)));
+    let secrets = dir.path().join("secrets.yaml");
+    write_manifests(
+        &secrets,
+        &[
+            pull_secret("team-a", "slow", &format!("http://{slow}"), PASSWORD),
+            pull_secret("team-a", "fast", &format!("http://{fast}"), PASSWORD),
+        ],
+    );
+
+    let mut child = Reaped::spawn(
+        Command::new(binary::BIN)
+            .args(["verify", "--secrets", secrets.to_str().unwrap(), "-o", "jsonl", "--timeout", "60s"])
+            .env_clear()
+            .env("NO_PROXY", "*")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = child.0.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
+
+    arrived.recv_timeout(common::WAIT).expect("the slow registry was asked");
+    let first = lines.recv_timeout(common::WAIT).expect("the fast entry's line, while the slow one is pending");
+    let first: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("not one JSON object ({e}): {first}"));
+    assert_eq!((first["secret"].as_str(), first["status"].as_str()), (Some("fast"), Some("ok")), "{first}");
+    assert_eq!(first["registry"], format!("http://{fast}"));
+    assert!(lines.try_recv().is_err(), "the slow entry is still pending");
+
+    release.notify_one();
+    let second = lines.recv_timeout(common::WAIT).expect("the slow entry's line once released");
+    let second: Value = serde_json::from_str(&second).unwrap();
+    assert_eq!((second["secret"].as_str(), second["status"].as_str()), (Some("slow"), Some("ok")), "{second}");
+    assert_eq!(child.wait_within(common::WAIT).expect("verify ends").code(), Some(0));
+    assert!(lines.recv_timeout(common::WAIT).is_err(), "exactly one line per entry");
+    let stderr = stderr.join().unwrap();
+    assert!(!stderr.contains('\r') && !stderr.contains("verify: "), "a progress line on a pipe: {stderr:?}");
+    assert_no_credentials(&stderr);
+
+    // The table, piped, is as before: no progress line, no `\r` anywhere.
+    let fast_only = dir.path().join("fast.yaml");
+    write_manifests(&fast_only, &[pull_secret("team-a", "fast", &format!("http://{fast}"), PASSWORD)]);
+    let run = run(&["verify", "--secrets", fast_only.to_str().unwrap(), "--timeout", "60s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("NAMESPACE/SECRET") && run.stdout.contains("1 entry checked: 1 ok"), "{run:?}");
+    assert!(!run.stdout.contains('\r') && !run.stderr.contains('\r') && run.stderr.is_empty(), "{run:?}");
+}

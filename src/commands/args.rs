@@ -111,6 +111,7 @@ const VERIFY_EXAMPLES: &str = "Examples:
   pullsecret-injector verify --secrets secrets/
   kubectl get secrets -A --field-selector type=kubernetes.io/dockerconfigjson -o yaml > s.yaml
   pullsecret-injector verify --secrets s.yaml --ca-file corp-ca.pem -o json
+  pullsecret-injector verify --secrets secrets/ -o jsonl | jq -c 'select(.status != \"ok\")'
 
 Exit status: 0 when every entry is ok or skipped, 1 otherwise, 2 for unusable input.";
 
@@ -133,7 +134,9 @@ pub struct VerifyCmd {
     /// Checks run in parallel at most.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
-    /// Output: `text` (a table and lint notes) or `json` (an array of {namespace, secret, registry, status, detail}).
+    /// Output: `text` (a table and lint notes), `json` (an array of {namespace, secret, registry, status, detail}) or
+    /// `jsonl` (one such object per line, printed as each check completes). On a terminal, a progress line goes to
+    /// stderr while the checks run.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: crate::verify::VerifyOutput,
 }

@@ -29,6 +29,7 @@
 //!   panic would still only turn that one entry into an `error` row.
 
 pub mod periodic;
+pub mod progress;
 
 use std::fmt;
 use std::io::Write;
@@ -92,6 +93,8 @@ pub enum VerifyOutput {
     Text,
     /// Exactly the JSON array of results (docs/contract.md); lint notes go to stderr.
     Json,
+    /// One JSON object per entry (the fields of `json`), printed as each check completes; lint notes go to stderr.
+    Jsonl,
 }
 
 /// How `verify` talks to registries.
@@ -398,6 +401,17 @@ pub enum VerifyError {
 /// An undecodable Secret gives one `invalid-secret` row with registry `""`. Results keep the input order:
 /// Secrets as given, entries in document order.
 pub async fn verify(secrets: &[Secret], options: &VerifyOptions) -> Result<Vec<CheckResult>, VerifyError> {
+    verify_observed(secrets, options, &mut progress::Silent).await
+}
+
+/// [`verify`], telling `observer` of each entry as it completes (in completion order) and, every
+/// [`progress::TICK`], how many are done and which pending one has been running longest. The results are still
+/// returned in input order.
+pub async fn verify_observed(
+    secrets: &[Secret],
+    options: &VerifyOptions,
+    observer: &mut impl progress::Observer,
+) -> Result<Vec<CheckResult>, VerifyError> {
     let client = build_client(options)?;
     let mut rows: Vec<Row> = Vec::new();
     for secret in secrets {
@@ -413,13 +427,17 @@ pub async fn verify(secrets: &[Secret], options: &VerifyOptions) -> Result<Vec<C
         }
     }
 
-    let client = &client;
+    let total = rows.len();
+    let pending = progress::Pending::default();
+    let (client, pending_ref) = (&client, &pending);
     let (timeout, addresses) = (options.timeout, options.addresses);
-    let results = futures::stream::iter(rows)
-        .map(|row| async move {
-            match row {
+    let checks = futures::stream::iter(rows.into_iter().enumerate())
+        .map(|(index, row)| async move {
+            let result = match row {
                 Row::Done(result) => result,
                 Row::Check { namespace, secret, entry } => {
+                    let registry = safe_text::key(&entry.key);
+                    let _running = pending_ref.start(index, format!("{namespace}/{secret} {registry}"));
                     // Nothing a key or a registry holds may panic `verify`; should a bug still do it, that entry
                     // alone becomes an `error` row.
                     let checked = std::panic::AssertUnwindSafe(check_entry(client, &entry, timeout, addresses))
@@ -428,16 +446,32 @@ pub async fn verify(secrets: &[Secret], options: &VerifyOptions) -> Result<Vec<C
                     let (status, detail) = checked.unwrap_or_else(|_| {
                         (Status::Error, "internal error while checking this entry (a bug: please report it)".into())
                     });
-                    let registry = safe_text::key(&entry.key);
                     tracing::debug!(%namespace, %secret, %registry, %status, "checked registry credential");
                     CheckResult { namespace, secret, registry, status, detail }
                 }
-            }
+            };
+            (index, result)
         })
-        .buffered(options.concurrency.max(1))
-        .collect()
-        .await;
-    Ok(results)
+        .buffer_unordered(options.concurrency.max(1));
+    let mut checks = std::pin::pin!(checks);
+    let mut results: Vec<Option<CheckResult>> = vec![None; total];
+    let mut done = 0;
+    let mut ticker = tokio::time::interval(progress::TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            next = checks.next() => {
+                let Some((index, result)) = next else { break };
+                done += 1;
+                observer.done(&result);
+                observer.progress(done, total, pending.slowest());
+                results[index] = Some(result);
+            }
+            _ = ticker.tick() => observer.progress(done, total, pending.slowest()),
+        }
+    }
+    observer.finished();
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// Lint notes (not checks), one line each naming namespace/secret and the key: keys the kubelet can never
@@ -506,9 +540,12 @@ pub fn render(
     err: &mut dyn Write,
 ) -> std::io::Result<()> {
     match output {
-        VerifyOutput::Json => {
-            serde_json::to_writer_pretty(&mut *out, results).map_err(std::io::Error::other)?;
-            writeln!(out)?;
+        VerifyOutput::Json | VerifyOutput::Jsonl => {
+            // `jsonl` printed each result as it completed (progress::Reporter).
+            if output == VerifyOutput::Json {
+                serde_json::to_writer_pretty(&mut *out, results).map_err(std::io::Error::other)?;
+                writeln!(out)?;
+            }
             for note in lint {
                 writeln!(err, "note: {note}")?;
             }
