@@ -15,7 +15,7 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build release-bin image release run demo test test-deps control-plane dev-cluster dev-cluster-down lint fmt bench certs manifests deploy e2e fuzz clean
+.PHONY: help build release-bin install image release run demo test test-deps control-plane dev-cluster dev-cluster-down lint fmt bench certs manifests deploy e2e fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +25,15 @@ build: ## Build the binary (debug)
 
 release-bin: ## Build the binary (release profile)
 	$(CARGO) build --locked --release --bin pullsecret-injector
+
+# `make install`: where the binary goes (DESTDIR is prepended, for packaging).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+
+install: release-bin ## Install the binary and its kubectl plugin link kubectl-pullsecret in DESTDIR/PREFIX/bin (PREFIX=/usr/local)
+	install -d "$(DESTDIR)$(BINDIR)"
+	install -m 0755 $(RELEASE_BIN) "$(DESTDIR)$(BINDIR)/pullsecret-injector"
+	ln -sfn pullsecret-injector "$(DESTDIR)$(BINDIR)/kubectl-pullsecret"
 
 run: build ## Run the webhook over TLS with the example credentials, show a real admission round-trip, keep serving
 	examples/demo.sh $(BIN) --keep-running

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use kube::CustomResourceExt;
 use pullsecret_injector::commands::args::{self, Command};
 use pullsecret_injector::commands::explain::{self, ExplainArgs, Subject};
+use pullsecret_injector::commands::live::{self, Cluster, Credentials};
 use pullsecret_injector::commands::mutate::{self, MutateArgs};
 use pullsecret_injector::commands::{CliError, PipeOut, certs};
 use pullsecret_injector::core::cluster_pull_secret::ClusterPullSecret;
@@ -22,29 +23,34 @@ fn main() -> ExitCode {
     let mut stdout = PipeOut::new(std::io::stdout());
     let mut stderr = PipeOut::new(std::io::stderr());
     let result: Result<(), CliError> = match &cli.command {
-        Command::Mutate(cmd) => mutate::mutate(
-            &MutateArgs {
-                secrets: &cmd.secrets.secrets,
-                file: &cmd.file,
-                output: cmd.output,
-                namespace: &cmd.namespace,
-                policy: &cmd.policy.policy(),
-                fail_on_warning: cmd.fail_on_warning,
-                pass_secrets: cmd.pass_secrets,
-            },
-            &mut stdout,
-            &mut stderr,
-        ),
-        Command::Explain(cmd) => {
+        Command::Mutate(cmd) => with_credentials(&cmd.secrets, cmd.namespace.as_deref(), |credentials, namespace| {
+            mutate::mutate(
+                &MutateArgs {
+                    credentials,
+                    file: &cmd.file,
+                    output: cmd.output,
+                    namespace,
+                    policy: &cmd.policy.policy(),
+                    fail_on_warning: cmd.fail_on_warning,
+                    pass_secrets: cmd.pass_secrets,
+                },
+                &mut stdout,
+                &mut stderr,
+            )
+        }),
+        Command::Explain(cmd) => with_credentials(&cmd.secrets, cmd.namespace.as_deref(), |credentials, namespace| {
             let subject = match (&cmd.image, &cmd.filename) {
                 (_, Some(file)) => Subject::File(file),
-                (Some(image), None) => Subject::Image(image),
+                // Live mode: `pod/web` is an object of the cluster (an image of that name is `docker.io/pod/web`).
+                (Some(image), None) => match (&credentials, live::object_reference(image)) {
+                    (Credentials::Cluster(_), Some((resource, name))) => Subject::Object(resource, name),
+                    _ => Subject::Image(image),
+                },
                 (None, None) => unreachable!("clap requires an image or -f"),
             };
-            let args =
-                ExplainArgs { subject, secrets: &cmd.secrets.secrets, namespace: &cmd.namespace, listed: &cmd.listed };
+            let args = ExplainArgs { subject, credentials, namespace, listed: &cmd.listed };
             explain::explain(&args, &mut stdout)
-        }
+        }),
         Command::Serve(cmd) => run_serve(cmd).map_err(CliError::Usage),
         Command::Certs(cmd) => certs::run(cmd, &mut stdout, &mut stderr),
         Command::Verify(cmd) => run_verify(cmd, &mut stdout, &mut stderr),
@@ -65,6 +71,21 @@ fn main() -> ExitCode {
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// Runs `command` with where its credentials come from (files, or the cluster without `--secrets`) and its
+/// namespace: `-n`, else the context's in live mode (as kubectl), else `default`.
+fn with_credentials(
+    secrets: &args::SecretsArgs,
+    namespace: Option<&str>,
+    command: impl FnOnce(Credentials<'_>, &str) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    if !secrets.secrets.is_empty() {
+        return command(Credentials::Files(&secrets.secrets), namespace.unwrap_or("default"));
+    }
+    let cluster = Cluster::connect(&secrets.cluster)?;
+    let namespace = namespace.unwrap_or(&cluster.namespace).to_string();
+    command(Credentials::Cluster(&cluster), &namespace)
 }
 
 fn init_logging(args: &LogArgs) -> Result<(), String> {
@@ -103,7 +124,13 @@ fn run_verify(
     use pullsecret_injector::sources::manifests::Manifests;
     use pullsecret_injector::verify::{self, VerifyOptions, VerifyOutput};
     use std::io::IsTerminal as _;
-    let manifests = Manifests::load(&cmd.secrets.secrets, &cmd.namespace)?;
+    let manifests = if cmd.secrets.secrets.is_empty() {
+        let cluster = Cluster::connect(&cmd.secrets.cluster)?;
+        let namespace = cmd.namespace.as_deref().unwrap_or(&cluster.namespace);
+        cluster.pull_secrets((!cmd.all_namespaces).then_some(namespace))?
+    } else {
+        Manifests::load(&cmd.secrets.secrets, cmd.namespace.as_deref().unwrap_or("default"))?
+    };
     if cmd.insecure_skip_tls_verify {
         writeln!(err, "{}", verify::INSECURE_WARNING)?;
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use proptest::prelude::*;
 use pullsecret_injector::commands::explain::{self, ExplainArgs, Subject};
+use pullsecret_injector::commands::live::Credentials;
 use pullsecret_injector::commands::mutate;
 use pullsecret_injector::core::admission;
 use pullsecret_injector::core::credentials::CredentialIndex;
@@ -247,7 +248,7 @@ proptest! {
         let listed = ["broken".to_owned()];
         let args = ExplainArgs {
             subject: Subject::Image(&image),
-            secrets: std::slice::from_ref(&file),
+            credentials: Credentials::Files(std::slice::from_ref(&file)),
             namespace: "ns",
             listed: &listed,
         };
@@ -263,7 +264,7 @@ proptest! {
         for output in [mutate::MutateOutput::Patch, mutate::MutateOutput::Review] {
             let (mut out, mut err) = (Vec::new(), Vec::new());
             let args = mutate::MutateArgs {
-                secrets: std::slice::from_ref(&file),
+                credentials: Credentials::Files(std::slice::from_ref(&file)),
                 file: &pod_file,
                 output: Some(output),
                 namespace: "ns",

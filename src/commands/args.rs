@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::commands::live::ClusterArgs;
 use crate::commands::mutate::MutateOutput;
 use crate::serve::config::{PolicyArgs, ServeConfig, parse_duration};
 
@@ -71,17 +72,31 @@ pub fn command() -> clap::Command {
     command
 }
 
+/// The file name a kubectl plugin has (`kubectl pullsecret ...` runs `kubectl-pullsecret` from the PATH).
+pub const PLUGIN_FILE: &str = "kubectl-pullsecret";
+
+/// How usage lines name the program: `kubectl pullsecret` when run as the plugin, else the binary's name. Only
+/// display: every subcommand works the same either way.
+pub fn display_name(argv0: &std::ffi::OsStr) -> Option<&'static str> {
+    let file = std::path::Path::new(argv0).file_name()?;
+    (file == PLUGIN_FILE).then_some("kubectl pullsecret")
+}
+
 /// Parses the process's arguments with [`command`]; a usage error exits 2 with clap's message, `--help` 0.
 pub fn parse() -> Cli {
-    let matches = command().get_matches();
+    let mut command = command();
+    if let Some(name) = std::env::args_os().next().as_deref().and_then(display_name) {
+        command = command.bin_name(name);
+    }
+    let matches = command.get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process: boxing would only add noise
 pub enum Command {
-    /// Add to Pods, workloads and manifest streams what the webhook would add (or answer an AdmissionReview),
-    /// offline: nothing is sent anywhere.
+    /// Add to Pods, workloads and manifest streams what the webhook would add (or answer an AdmissionReview), with
+    /// the credentials of --secrets files, or read (list only) from the cluster of the kubeconfig context.
     #[command(after_help = MUTATE_EXAMPLES)]
     Mutate(MutateCmd),
     /// Explain which credentials the kubelet uses for an image, or every image of a Pod or workload, key by key.
@@ -109,6 +124,7 @@ Endpoints: POST https://LISTEN/mutate; GET http://ADMIN-LISTEN/healthz, /readyz,
 
 const VERIFY_EXAMPLES: &str = "Examples:
   pullsecret-injector verify --secrets secrets/
+  pullsecret-injector verify -n shop    # the pull Secrets of namespace shop, read from the cluster (-A: all)
   kubectl get secrets -A --field-selector type=kubernetes.io/dockerconfigjson -o yaml > s.yaml
   pullsecret-injector verify --secrets s.yaml --ca-file corp-ca.pem -o json
   pullsecret-injector verify --secrets secrets/ -o jsonl | jq -c 'select(.status != \"ok\")'
@@ -119,9 +135,13 @@ Exit status: 0 when every entry is ok or skipped, 1 otherwise, 2 for unusable in
 pub struct VerifyCmd {
     #[command(flatten)]
     pub secrets: SecretsArgs,
-    /// Namespace of Secret manifests that do not name one.
-    #[arg(short = 'n', long = "namespace", default_value = "default")]
-    pub namespace: String,
+    /// Namespace of Secret manifests that do not name one (default: `default`). Reading the cluster (no
+    /// --secrets): the namespace whose pull Secrets are checked (default: the context's).
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    /// Without --secrets: check the pull Secrets of every namespace.
+    #[arg(short = 'A', long, conflicts_with_all = ["namespace", "secrets"])]
+    pub all_namespaces: bool,
     /// Extra CA certificate(s) (PEM) to trust, for registries with a private CA.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -169,6 +189,7 @@ const MUTATE_EXAMPLES: &str = "Examples:
   kustomize build prod/ | pullsecret-injector mutate --secrets secrets/ --pass-secrets > out.yaml
   kubectl get pod web -o yaml | pullsecret-injector mutate --secrets secrets.yaml -o patch
   pullsecret-injector mutate --secrets secrets/ -f review.json    # the response AdmissionReview
+  pullsecret-injector mutate -f deployment.yaml -n shop    # the credentials of the current kubectl context
 
 Input: Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ReplicationControllers and \
 PodTemplates, alone, in a kind: List or as several YAML documents (every other object passes through unchanged, \
@@ -183,16 +204,21 @@ const EXPLAIN_EXAMPLES: &str = "Examples:
   pullsecret-injector explain registry.example.com:5000/team/app:1.2 --secrets secrets/ -n team
   pullsecret-injector explain nginx --secrets secrets.yaml --listed my-hub-login
   pullsecret-injector explain -f deployment.yaml --secrets secrets/
+  pullsecret-injector explain deployment/web -n shop    # the live object and the cluster's credentials
+  kubectl pullsecret explain pod/web    # as a kubectl plugin (installed as kubectl-pullsecret)
 
 Ends with the one-line answer: what the webhook adds, and why an image gets no credential.";
 
-/// Flags shared by the commands that read credential manifests.
+/// Flags shared by the commands that read credentials: files, or (without `--secrets`) the cluster.
 #[derive(Debug, clap::Args)]
 pub struct SecretsArgs {
     /// Files or directories of Secret manifests (YAML multi-document or JSON, `kind: List` too); Namespaces and
-    /// ClusterPullSecrets in them are used as well. Repeatable, or comma-separated.
-    #[arg(long = "secrets", value_name = "PATH", required = true, value_delimiter = ',')]
+    /// ClusterPullSecrets in them are used as well. Repeatable, or comma-separated. Without it, the cluster of the
+    /// current kubeconfig context is read (list only, the webhook's own permissions).
+    #[arg(long = "secrets", value_name = "PATH", value_delimiter = ',')]
     pub secrets: Vec<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -208,9 +234,10 @@ pub struct MutateCmd {
     /// for an AdmissionReview).
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<MutateOutput>,
-    /// Namespace of the objects and of Secret manifests that do not name one (like kubectl's current namespace).
-    #[arg(short = 'n', long = "namespace", default_value = "default")]
-    pub namespace: String,
+    /// Namespace of the objects and of Secret manifests that do not name one (like kubectl's current namespace;
+    /// default: the context's without --secrets, else `default`).
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
     /// Exit 1 when the webhook would return any warning (a private image without credential, an undecodable
     /// Secret, an invalid image reference...), after printing the output.
     #[arg(long)]
@@ -227,7 +254,9 @@ pub struct MutateCmd {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("subject").required(true).args(["image", "filename"])))]
 pub struct ExplainCmd {
-    /// The image as written in a Pod, e.g. `nginx`, `registry.example.com:5000/team/app:1.2`.
+    /// The image as written in a Pod, e.g. `nginx`, `registry.example.com:5000/team/app:1.2`; without --secrets,
+    /// also an object of the cluster as kubectl names it: `pod/NAME`, `deployment/NAME`, `statefulset/NAME`,
+    /// `daemonset/NAME`, `replicaset/NAME`, `job/NAME`, `cronjob/NAME` (write `docker.io/pod/x` for such an image).
     pub image: Option<String>,
     /// Instead of an image: a file (`-` for stdin) holding one Pod or one object with a Pod template (Deployment,
     /// Job, CronJob...): every image of its Pod is explained, with the Secrets it lists.
@@ -236,9 +265,9 @@ pub struct ExplainCmd {
     #[command(flatten)]
     pub secrets: SecretsArgs,
     /// The Pod's namespace (also the namespace of Secret manifests that do not name one); with `-f`, for an object
-    /// that names none.
-    #[arg(short = 'n', long = "namespace", default_value = "default")]
-    pub namespace: String,
+    /// that names none. Default: the context's without --secrets, else `default`.
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
     /// With an image: a Secret the Pod already lists in `imagePullSecrets`, in order. Repeatable.
     #[arg(long = "listed", value_name = "NAME", value_delimiter = ',')]
     pub listed: Vec<String>,
@@ -266,6 +295,15 @@ mod tests {
         assert_eq!(env_name("mutate", "output"), "PULLSECRET_INJECTOR_MUTATE_OUTPUT");
         assert_eq!(env_name("verify", "output"), "PULLSECRET_INJECTOR_VERIFY_OUTPUT");
         assert_eq!(env_name("mutate", "deny-unmatched"), "PULLSECRET_INJECTOR_MUTATE_DENY_UNMATCHED");
+    }
+
+    #[test]
+    fn the_plugin_name_is_only_recognised_as_the_plugin_file() {
+        use std::ffi::OsStr;
+        assert_eq!(display_name(OsStr::new("/usr/local/bin/kubectl-pullsecret")), Some("kubectl pullsecret"));
+        assert_eq!(display_name(OsStr::new("kubectl-pullsecret")), Some("kubectl pullsecret"));
+        assert_eq!(display_name(OsStr::new("/usr/local/bin/pullsecret-injector")), None);
+        assert_eq!(display_name(OsStr::new("kubectl-pullsecret-old")), None);
     }
 
     #[test]

@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kube::Resource as _;
+use kube::api::ApiResource;
 
+use crate::commands::live::Credentials;
 use crate::commands::objects::{self, PodObject};
 use crate::commands::{CliError, read_input};
 use crate::core::cluster_pull_secret::ClusterPullSecret;
@@ -19,17 +21,20 @@ use crate::core::pod::{ContainerImage, ContainerKind, INJECT_DISABLED, INJECT_LA
 use crate::kubelet::keyring;
 use crate::safe_text;
 use crate::sources::manifests::{self, Manifests};
+use crate::sources::snapshot::Snapshot;
 
-/// What to explain: one image (as written in a Pod), or the Pod of one object in a file.
+/// What to explain: one image (as written in a Pod), the Pod of one object in a file, or of one object in the
+/// cluster (`pod/web`, live mode).
 pub enum Subject<'a> {
     Image(&'a str),
     File(&'a Path),
+    Object(ApiResource, &'a str),
 }
 
 /// Arguments of `explain`, already parsed.
 pub struct ExplainArgs<'a> {
     pub subject: Subject<'a>,
-    pub secrets: &'a [PathBuf],
+    pub credentials: Credentials<'a>,
     /// The namespace of the image, and of manifests without one.
     pub namespace: &'a str,
     /// For an image: the Secrets its Pod already lists, in order.
@@ -57,8 +62,8 @@ struct Namespace<'a> {
 }
 
 impl<'a> Namespace<'a> {
-    fn new(name: &'a str, manifests: &'a Manifests) -> Self {
-        let view = manifests.index().view(name);
+    fn new(name: &'a str, snapshot: &'a Snapshot) -> Self {
+        let (view, manifests) = (snapshot.index.view(name), &snapshot.manifests);
         let mut provenance = BTreeMap::new();
         // A credential the webhook offers for a ClusterPullSecret whose copy is not among the inputs (not written
         // yet, or not exported): the kubelet will read the copy once the controller writes it.
@@ -131,30 +136,43 @@ impl<'a> Namespace<'a> {
 
 /// Runs `explain`.
 pub fn explain(args: &ExplainArgs<'_>, out: &mut dyn Write) -> Result<(), CliError> {
-    match args.subject {
+    match &args.subject {
         Subject::Image(image) => {
-            let manifests = Manifests::load(args.secrets, args.namespace)?;
-            let ns = Namespace::new(args.namespace, &manifests);
+            let snapshot = args.credentials.load(args.namespace)?;
+            let ns = Namespace::new(args.namespace, &snapshot);
             explain_image(image, &ns, args.listed, out)?;
         }
         Subject::File(file) => {
             let (input, text) = read_input(file)?;
-            let docs = manifests::parse_ordered_documents(Path::new(&input), &text)?;
-            let mut found = objects::read(&input, &docs, args.namespace)?.pods;
-            if found.len() != 1 {
-                return Err(CliError::Usage(format!(
-                    "{input}: explain -f takes one Pod or one object with a Pod template; this input has {}",
-                    found.len()
-                )));
-            }
-            let object = found.remove(0);
-            let manifests = Manifests::load(args.secrets, args.namespace)?;
-            let ns = Namespace::new(&object.namespace, &manifests);
-            explain_pod(&object, &ns, out)?;
+            explain_object(args, &input, &text, out)?;
+        }
+        Subject::Object(resource, name) => {
+            let Credentials::Cluster(cluster) = &args.credentials else {
+                return Err(CliError::Usage("explain KIND/NAME reads the cluster: give no --secrets".into()));
+            };
+            let text = cluster.get(resource, name, args.namespace)?;
+            let input = format!("{}/{name}", resource.kind.to_lowercase());
+            explain_object(args, &input, &text, out)?;
         }
     }
     out.flush()?;
     Ok(())
+}
+
+/// The Pod of the one object of `text` (a file's, or the object the cluster returned), every image.
+fn explain_object(args: &ExplainArgs<'_>, input: &str, text: &str, out: &mut dyn Write) -> Result<(), CliError> {
+    let docs = manifests::parse_ordered_documents(Path::new(input), text)?;
+    let mut found = objects::read(input, &docs, args.namespace)?.pods;
+    if found.len() != 1 {
+        return Err(CliError::Usage(format!(
+            "{input}: explain -f takes one Pod or one object with a Pod template; this input has {}",
+            found.len()
+        )));
+    }
+    let object = found.remove(0);
+    let snapshot = args.credentials.load(args.namespace)?;
+    let ns = Namespace::new(&object.namespace, &snapshot);
+    explain_pod(&object, &ns, out)
 }
 
 /// One image in the namespace, for a Pod that lists `listed`.

@@ -16,6 +16,7 @@ use crate::sources::manifests::InputError;
 pub mod args;
 pub mod certs;
 pub mod explain;
+pub mod live;
 pub mod mutate;
 pub mod objects;
 pub mod yaml;

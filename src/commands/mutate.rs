@@ -9,11 +9,12 @@
 //! answered as `serve` answers it.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use serde_yaml_ng::Value as YamlValue;
 
+use crate::commands::live::Credentials;
 use crate::commands::objects::{self, PodObject};
 use crate::commands::{CliError, read_input, yaml};
 use crate::core::admission::{self, Outcome};
@@ -21,7 +22,7 @@ use crate::core::credentials::CredentialIndex;
 use crate::core::decision::{self, Policy};
 use crate::core::pod::PodView;
 use crate::safe_text;
-use crate::sources::manifests::{self, Manifests};
+use crate::sources::manifests;
 
 /// What `mutate` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,7 +39,7 @@ pub enum MutateOutput {
 
 /// Arguments of `mutate`, already parsed.
 pub struct MutateArgs<'a> {
-    pub secrets: &'a [PathBuf],
+    pub credentials: Credentials<'a>,
     pub file: &'a Path,
     pub output: Option<MutateOutput>,
     pub namespace: &'a str,
@@ -82,11 +83,11 @@ pub fn mutate(args: &MutateArgs<'_>, out: &mut dyn Write, err: &mut dyn Write) -
     }
     let is_review = |doc: &YamlValue| doc.get("kind").and_then(YamlValue::as_str) == Some(admission::KIND);
     if docs.len() == 1 && is_review(&docs[0]) {
-        let index = Manifests::load(args.secrets, args.namespace)?.index();
+        let index = args.credentials.load(args.namespace)?.index;
         return review(args, &input, docs.remove(0), &index, out, err);
     }
     let found = objects::read(&input, &docs, args.namespace)?;
-    let index = Manifests::load(args.secrets, args.namespace)?.index();
+    let index = args.credentials.load(args.namespace)?.index;
     let output = args.output.unwrap_or(MutateOutput::Yaml);
     if output == MutateOutput::Review && (docs.len() != 1 || found.pods.len() != 1 || !found.pods[0].at.is_empty()) {
         return Err(CliError::Usage(format!(

@@ -30,7 +30,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tracing::{info, warn};
 
 use crate::core::cluster_pull_secret::ClusterPullSecret;
-use crate::core::credentials::{IndexLimits, Reduced};
+use crate::core::credentials::{CredentialIndex, IndexLimits, Reduced};
 use crate::kubelet::docker_config::SecretKind;
 use crate::metrics::{KindLabels, Metrics};
 use crate::sources::live::{LiveCredentials, Readiness};
@@ -105,14 +105,7 @@ pub async fn watch(
     let secrets = |kind: SecretKind, part: &'static str, tap: Option<Tap<Secret>>| {
         let api: Api<Secret> = Api::all(client.clone());
         let config = watcher::Config::default().fields(&format!("type={}", kind.secret_type()));
-        drive(
-            watcher(api, config),
-            tap,
-            Some(part),
-            "secrets",
-            sinks.clone(),
-            SecretFeed { kind, limits, buffer: Vec::new() },
-        )
+        drive(watcher(api, config), tap, Some(part), "secrets", sinks.clone(), SecretFeed::new(kind, limits))
     };
     let namespaces = drive(
         watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()),
@@ -120,7 +113,7 @@ pub async fn watch(
         Some(SYNC_PARTS[2]),
         "namespaces",
         sinks.clone(),
-        NamespaceFeed { buffer: Vec::new() },
+        NamespaceFeed::default(),
     );
     let cluster_pull_secrets = drive(
         watcher(Api::<ClusterPullSecret>::all(client.clone()), watcher::Config::default()),
@@ -128,7 +121,7 @@ pub async fn watch(
         Some(SYNC_PARTS[3]),
         "clusterpullsecrets",
         sinks.clone(),
-        ClusterPullSecretFeed { buffer: Vec::new() },
+        ClusterPullSecretFeed::default(),
     );
     let lag = async {
         let mut ticker = tokio::time::interval(LAG_REPORT_INTERVAL);
@@ -202,7 +195,7 @@ async fn other_secrets_by_name(
                 None,
                 "secret-names",
                 Sinks { live: live.clone(), readiness: readiness.clone(), metrics: metrics.clone() },
-                OtherSecretFeed { name: name.clone(), buffer: Vec::new() },
+                OtherSecretFeed::new(name.clone()),
             );
             running.insert(name, tasks.spawn(task));
         }
@@ -218,24 +211,31 @@ async fn other_secrets_by_name(
     }
 }
 
-/// How one kind of object reaches the index.
-trait Feed<K>: Send {
+/// How one kind of object reaches the index: a watch's (re)list, and the one-shot list of the command line
+/// (`sources::snapshot`), both buffer each object and then replace the index's objects of that kind with the buffer.
+pub(crate) trait Feed<K>: Send {
     /// Starts a (re)list: drops what an interrupted one buffered, so that objects gone since are not resurrected.
     fn restart(&mut self);
     /// Buffers one object of a relist.
     fn buffer(&mut self, object: K);
     /// Replaces the index's objects of this kind with the buffer.
-    fn replace(&mut self, live: &LiveCredentials);
+    fn replace(&mut self, index: &mut CredentialIndex);
     fn apply(&self, object: &K, live: &LiveCredentials);
     fn delete(&self, object: &K, live: &LiveCredentials);
 }
 
 /// Pull Secrets of one type. Each is reduced (decoded, within the bounds) before the index is touched, so the
 /// index's lock is held for map updates only.
-struct SecretFeed {
+pub(crate) struct SecretFeed {
     kind: SecretKind,
     limits: IndexLimits,
     buffer: Vec<(String, Reduced)>,
+}
+
+impl SecretFeed {
+    pub(crate) fn new(kind: SecretKind, limits: IndexLimits) -> Self {
+        Self { kind, limits, buffer: Vec::new() }
+    }
 }
 
 impl Feed<Secret> for SecretFeed {
@@ -247,10 +247,8 @@ impl Feed<Secret> for SecretFeed {
             self.buffer.push((ns, reduced));
         }
     }
-    fn replace(&mut self, live: &LiveCredentials) {
-        let kind = self.kind;
-        let buffer = std::mem::take(&mut self.buffer);
-        live.update(|index| index.replace_reduced(kind, buffer));
+    fn replace(&mut self, index: &mut CredentialIndex) {
+        index.replace_reduced(self.kind, std::mem::take(&mut self.buffer));
     }
     fn apply(&self, secret: &Secret, live: &LiveCredentials) {
         let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(secret, &self.limits))
@@ -268,9 +266,15 @@ impl Feed<Secret> for SecretFeed {
 }
 
 /// Secrets of other types named like one distribution's `targetName` (metadata only).
-struct OtherSecretFeed {
+pub(crate) struct OtherSecretFeed {
     name: String,
     buffer: Vec<String>,
+}
+
+impl OtherSecretFeed {
+    pub(crate) fn new(name: String) -> Self {
+        Self { name, buffer: Vec::new() }
+    }
 }
 
 impl Feed<PartialObjectMeta<Secret>> for OtherSecretFeed {
@@ -284,9 +288,8 @@ impl Feed<PartialObjectMeta<Secret>> for OtherSecretFeed {
             self.buffer.push(ns);
         }
     }
-    fn replace(&mut self, live: &LiveCredentials) {
-        let buffer = std::mem::take(&mut self.buffer);
-        live.update(|index| index.replace_other_secrets_named(&self.name, buffer));
+    fn replace(&mut self, index: &mut CredentialIndex) {
+        index.replace_other_secrets_named(&self.name, std::mem::take(&mut self.buffer));
     }
     fn apply(&self, secret: &PartialObjectMeta<Secret>, live: &LiveCredentials) {
         if let (Some(ns), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name) {
@@ -300,7 +303,8 @@ impl Feed<PartialObjectMeta<Secret>> for OtherSecretFeed {
     }
 }
 
-struct NamespaceFeed {
+#[derive(Default)]
+pub(crate) struct NamespaceFeed {
     buffer: Vec<Namespace>,
 }
 
@@ -316,9 +320,8 @@ impl Feed<Namespace> for NamespaceFeed {
         namespace.status = None;
         self.buffer.push(namespace);
     }
-    fn replace(&mut self, live: &LiveCredentials) {
-        let buffer = std::mem::take(&mut self.buffer);
-        live.update(|index| index.replace_namespaces(&buffer));
+    fn replace(&mut self, index: &mut CredentialIndex) {
+        index.replace_namespaces(&std::mem::take(&mut self.buffer));
     }
     fn apply(&self, namespace: &Namespace, live: &LiveCredentials) {
         live.update(|index| index.apply_namespace(namespace));
@@ -328,7 +331,8 @@ impl Feed<Namespace> for NamespaceFeed {
     }
 }
 
-struct ClusterPullSecretFeed {
+#[derive(Default)]
+pub(crate) struct ClusterPullSecretFeed {
     buffer: Vec<ClusterPullSecret>,
 }
 
@@ -339,9 +343,8 @@ impl Feed<ClusterPullSecret> for ClusterPullSecretFeed {
     fn buffer(&mut self, cps: ClusterPullSecret) {
         self.buffer.push(cps);
     }
-    fn replace(&mut self, live: &LiveCredentials) {
-        let buffer = std::mem::take(&mut self.buffer);
-        live.update(|index| index.replace_cluster_pull_secrets(&buffer));
+    fn replace(&mut self, index: &mut CredentialIndex) {
+        index.replace_cluster_pull_secrets(&std::mem::take(&mut self.buffer));
     }
     fn apply(&self, cps: &ClusterPullSecret, live: &LiveCredentials) {
         live.update(|index| index.apply_cluster_pull_secret(cps));
@@ -384,7 +387,7 @@ async fn drive<K, F>(
             Ok(Event::Init) => feed.restart(),
             Ok(Event::InitApply(object)) => feed.buffer(object),
             Ok(Event::InitDone) => {
-                feed.replace(&live);
+                live.update(|index| feed.replace(index));
                 if synced_once {
                     metrics.watch_relists.get_or_create(&KindLabels { kind: kind_label }).inc();
                     info!(watch = kind_label, "relisted");
@@ -420,7 +423,7 @@ async fn drive<K, F>(
     }
 }
 
-fn is_not_found(error: &watcher::Error) -> bool {
+pub(crate) fn is_not_found(error: &watcher::Error) -> bool {
     match error {
         watcher::Error::InitialListFailed(kube::Error::Api(status))
         | watcher::Error::WatchStartFailed(kube::Error::Api(status)) => status.code == 404,
