@@ -1054,3 +1054,32 @@ fn jsonl_prints_each_result_as_it_completes() {
     assert!(run.stdout.starts_with("NAMESPACE/SECRET") && run.stdout.contains("1 entry checked: 1 ok"), "{run:?}");
     assert!(!run.stdout.contains('\r') && !run.stderr.contains('\r') && run.stderr.is_empty(), "{run:?}");
 }
+
+/// On a terminal (a pseudo-terminal from util-linux `script`), stderr carries the progress line, rewritten in place
+/// with `\r` and erased before the table is printed.
+#[test]
+fn a_terminal_gets_a_progress_line_rewritten_in_place() {
+    if !have("/usr/bin/script") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let fast = serve_plain(&runtime, fake_registry(Arc::new(AtomicUsize::new(0)), |_| (200, Vec::new())));
+    let secrets = dir.path().join("secrets.yaml");
+    write_manifests(&secrets, &[pull_secret("team-a", "fast", &format!("http://{fast}"), PASSWORD)]);
+    let command_line = format!("{} verify --secrets {} --timeout 60s", binary::BIN, secrets.display());
+    let out = common::process::output_within(
+        Command::new("/usr/bin/script")
+            .args(["-q", "-e", "-c", &command_line, "/dev/null"])
+            .env_clear()
+            .env("NO_PROXY", "*"),
+        None,
+        RUN_WAIT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text:?}");
+    // The last state of the line, then its erasure, then the table.
+    assert!(text.contains("\rverify: 1/1 done\x1b[K\r\x1b[KNAMESPACE/SECRET"), "{text:?}");
+    assert!(text.contains("1 entry checked: 1 ok"), "{text:?}");
+    assert_no_credentials(&text);
+}
