@@ -312,3 +312,62 @@ fn the_committed_crd_is_the_generated_one() {
     let body: String = committed.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
     assert_eq!(body, stdout(&out), "run `make manifests` after changing src/core/cluster_pull_secret.rs");
 }
+
+/// Live cluster mode (no `--secrets`) without a usable cluster: no kubeconfig, a context that does not exist, an API
+/// server nobody answers for. Each is one `error:` line and exit 2, for every command that reads the cluster.
+#[test]
+fn live_mode_without_a_cluster_is_one_error_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let port = common::free_port();
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
+             contexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: shop}}\ncurrent-context: x\n\
+             users:\n- name: u\n  user: {{token: planted-token-0c1d}}\n"
+        ),
+    )
+    .unwrap();
+    let kc = kubeconfig.to_str().unwrap();
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: nginx}]}\n",
+    )
+    .unwrap();
+    let pod = pod.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["explain", "pod/web"], "error: no kubeconfig ($KUBECONFIG or ~/.kube/config): "),
+        (
+            &["mutate", "-f", pod, "--kubeconfig", "/nonexistent/kubeconfig"],
+            "error: --kubeconfig /nonexistent/kubeconfig: ",
+        ),
+        (&["verify", "--kubeconfig", kc, "--context", "nope"], "error: kubeconfig: "),
+        (
+            &["explain", "nginx", "--kubeconfig", kc],
+            "error: list Secrets, Namespaces and ClusterPullSecrets: cannot reach the API server at https://127.0.0.1:",
+        ),
+        (
+            &["explain", "pod/web", "--kubeconfig", kc],
+            "error: get pod/web in namespace shop: cannot reach the API server at ",
+        ),
+        (
+            &["mutate", "-f", pod, "--kubeconfig", kc],
+            "error: list Secrets, Namespaces and ClusterPullSecrets: cannot reach ",
+        ),
+        (
+            &["verify", "-A", "--kubeconfig", kc],
+            "error: list Secrets of type kubernetes.io/dockerconfigjson: cannot reach ",
+        ),
+    ];
+    for (args, start) in cases {
+        // No HOME and no KUBECONFIG: only what the arguments name.
+        let out = run(args, None);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {out:?}");
+        assert!(out.stderr.starts_with(start), "{args:?}: {out:?}");
+        assert!(!out.stderr.contains("planted-token") && !out.stderr.contains("panicked"), "{args:?}: {out:?}");
+    }
+}
