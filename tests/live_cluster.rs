@@ -106,6 +106,19 @@ fn explain_reads_live_objects_and_the_clusters_credentials() {
     assert_eq!(answer(&run), "Answer: Pod \"solo\" will get: regcred.", "{run:?}");
     assert_nothing_planted(&run);
 
+    // Names a Pod lists: a pull Secret, a Secret of another type (known by its metadata only), and none.
+    let mut listing = kubectl::pod("listing", &[IMAGE]);
+    listing["spec"]["imagePullSecrets"] =
+        serde_json::json!([{"name": "opaque"}, {"name": "regcred"}, {"name": "ghost"}]);
+    Kubectl::admin(f.cp).manifest(&["create", "-n", ns], &listing).expect_success();
+    let run = f.run(&["explain", "pod/listing", "-n", ns]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let line_of =
+        |name: &str| run.stdout.lines().find(|l| l.contains(name) && l.contains("listed")).unwrap_or_default();
+    assert!(line_of("opaque").contains("listed, but not a pull Secret"), "{run:?}");
+    assert!(line_of("ghost").contains("listed but not found"), "{run:?}");
+    assert_nothing_planted(&run);
+
     // An image, in the live namespace.
     let run = f.run(&["explain", IMAGE, "-n", ns]);
     assert_eq!((run.code, answer(&run)), (0, format!("Answer: {IMAGE} will get: regcred.").as_str()), "{run:?}");

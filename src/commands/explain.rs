@@ -20,7 +20,7 @@ use crate::core::decision::{self, Decision, ImageOutcome, OptOut, Policy};
 use crate::core::pod::{ContainerImage, ContainerKind, INJECT_DISABLED, INJECT_LABEL, PodView};
 use crate::kubelet::keyring;
 use crate::safe_text;
-use crate::sources::manifests::{self, Manifests};
+use crate::sources::manifests;
 use crate::sources::snapshot::Snapshot;
 
 /// What to explain: one image (as written in a Pod), the Pod of one object in a file, or of one object in the
@@ -56,7 +56,7 @@ fn shown_name(name: &str) -> String {
 struct Namespace<'a> {
     name: &'a str,
     view: std::sync::Arc<NamespaceCredentials>,
-    manifests: &'a Manifests,
+    snapshot: &'a Snapshot,
     /// Secret name → "copy of ClusterPullSecret NAME" (or why it only claims to be one).
     provenance: BTreeMap<String, String>,
 }
@@ -101,7 +101,7 @@ impl<'a> Namespace<'a> {
             };
             provenance.insert(secret_name.clone(), text);
         }
-        Self { name, view, manifests, provenance }
+        Self { name, view, snapshot, provenance }
     }
 
     /// A Secret name with where it came from: `corp (copy of ClusterPullSecret corp)`.
@@ -121,7 +121,7 @@ impl<'a> Namespace<'a> {
             };
         }
         let other =
-            self.manifests.secrets.iter().find(|s| {
+            self.snapshot.manifests.secrets.iter().find(|s| {
                 s.metadata.namespace.as_deref() == Some(self.name) && s.metadata.name.as_deref() == Some(name)
             });
         match other {
@@ -129,6 +129,9 @@ impl<'a> Namespace<'a> {
                 "listed, but of type {}: the kubelet reads no credential from it",
                 safe_text::line(secret.type_.as_deref().unwrap_or("Opaque"), 253)
             ),
+            None if self.snapshot.other_secrets.contains(&(self.name.to_string(), name.to_string())) => {
+                "listed, but not a pull Secret: the kubelet reads no credential from it".into()
+            }
             None => format!("listed but not found: no Secret of that name in namespace {}", shown_name(self.name)),
         }
     }
@@ -138,7 +141,8 @@ impl<'a> Namespace<'a> {
 pub fn explain(args: &ExplainArgs<'_>, out: &mut dyn Write) -> Result<(), CliError> {
     match &args.subject {
         Subject::Image(image) => {
-            let snapshot = args.credentials.load(args.namespace)?;
+            let listed: Vec<&str> = args.listed.iter().map(String::as_str).collect();
+            let snapshot = args.credentials.load_for(args.namespace, args.namespace, &listed)?;
             let ns = Namespace::new(args.namespace, &snapshot);
             explain_image(image, &ns, args.listed, out)?;
         }
@@ -170,7 +174,8 @@ fn explain_object(args: &ExplainArgs<'_>, input: &str, text: &str, out: &mut dyn
         )));
     }
     let object = found.remove(0);
-    let snapshot = args.credentials.load(args.namespace)?;
+    let listed: Vec<&str> = object.view.listed_secrets().collect();
+    let snapshot = args.credentials.load_for(args.namespace, &object.namespace, &listed)?;
     let ns = Namespace::new(&object.namespace, &snapshot);
     explain_pod(&object, &ns, out)
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController, Secret};
 use kube::api::{ApiResource, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -41,9 +41,20 @@ pub enum Credentials<'a> {
 impl Credentials<'_> {
     /// Reads them once. `namespace` is where Secret manifests that name none are placed.
     pub fn load(&self, namespace: &str) -> Result<Snapshot, CliError> {
+        self.load_for(namespace, namespace, &[])
+    }
+
+    /// [`Credentials::load`], and, from the cluster, whether each of the names a Pod in `pod_namespace` lists that
+    /// is no pull Secret is a Secret of another type (its metadata only: `explain` then says so instead of "not
+    /// found").
+    pub fn load_for(&self, namespace: &str, pod_namespace: &str, listed: &[&str]) -> Result<Snapshot, CliError> {
         match self {
             Self::Files(paths) => Ok(Snapshot::of_manifests(Manifests::load(paths, namespace)?)),
-            Self::Cluster(cluster) => cluster.snapshot(),
+            Self::Cluster(cluster) => {
+                let mut snapshot = cluster.snapshot()?;
+                cluster.learn_other_secrets(&mut snapshot, pod_namespace, listed)?;
+                Ok(snapshot)
+            }
         }
     }
 }
@@ -112,6 +123,27 @@ impl Cluster {
         self.runtime
             .block_on(Snapshot::list(&self.client, IndexLimits::default()))
             .map_err(|e| self.failed("list Secrets, Namespaces and ClusterPullSecrets", &e))
+    }
+
+    /// Which of `names` in `namespace` that are no pull Secret of `snapshot` exist (their metadata only).
+    fn learn_other_secrets(&self, snapshot: &mut Snapshot, namespace: &str, names: &[&str]) -> Result<(), CliError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        for name in names {
+            let known = snapshot.manifests.secrets.iter().any(|s| {
+                s.metadata.namespace.as_deref() == Some(namespace) && s.metadata.name.as_deref() == Some(*name)
+            });
+            if known {
+                continue;
+            }
+            let found = self
+                .runtime
+                .block_on(api.get_metadata_opt(name))
+                .map_err(|e| self.failed(&format!("get secret/{name} in namespace {namespace} (metadata)"), &e))?;
+            if found.is_some() {
+                snapshot.other_secrets.insert((namespace.to_string(), name.to_string()));
+            }
+        }
+        Ok(())
     }
 
     /// The pull Secrets of one namespace, or of all (`verify`).

@@ -7,6 +7,8 @@
 //! holding that name. Each list goes into the index through the watches' own feeds (`sources::cluster::Feed`), so
 //! the one-shot index is built by the code `serve` uses, rule for rule.
 
+use std::collections::BTreeSet;
+
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::ListParams;
 use kube::{Api, Client};
@@ -25,13 +27,16 @@ pub struct Snapshot {
     /// `explain` reads ownership and types from these; `verify` checks these Secrets.
     pub manifests: Manifests,
     pub index: CredentialIndex,
+    /// (namespace, name) of Secrets of other types known by their metadata only (live mode: a name a Pod lists
+    /// that is no pull Secret; its type and data are not read).
+    pub other_secrets: BTreeSet<(String, String)>,
 }
 
 impl Snapshot {
     /// Over manifests read from files (`Manifests::index`, as the local mode of `serve` builds it).
     pub fn of_manifests(manifests: Manifests) -> Self {
         let index = manifests.index();
-        Self { manifests, index }
+        Self { manifests, index, other_secrets: BTreeSet::new() }
     }
 
     /// One list of everything the webhook watches, into an index built as the watches build theirs.
@@ -73,7 +78,7 @@ impl Snapshot {
             holders.items.into_iter().for_each(|secret| feed.buffer(secret));
             feed.replace(&mut index);
         }
-        Ok(Self { manifests, index })
+        Ok(Self { manifests, index, other_secrets: BTreeSet::new() })
     }
 }
 
