@@ -555,6 +555,16 @@ impl SplitUrl {
     fn near_miss(&self, image: &Self) -> Option<NearMiss> {
         let glob = |label: &str| label.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
         if self.host != image.host {
+            // Cheap necessary condition first (a namespace may hold hundreds of wildcard keys, and every image
+            // without a credential is asked): the key's labels after its last glob are literal, so those that
+            // align with the image's labels must be equal.
+            let literal_from =
+                self.host.rfind(['*', '?', '[', '\\']).and_then(|g| self.host[g..].find('.').map(|d| g + d + 1));
+            if let Some(literal) = literal_from.map(|i| &self.host[i..])
+                && !label_suffixes_agree(literal, &image.host)
+            {
+                return None;
+            }
             let key_labels: Vec<&str> = self.host.split('.').collect();
             if !key_labels.iter().any(|l| glob(l)) || key_labels.last().is_none_or(|l| glob(l)) {
                 return None;
@@ -577,6 +587,13 @@ impl SplitUrl {
             _ => None,
         }
     }
+}
+
+/// Whether two hosts agree on the labels they both have, aligned from the right (`b.example.com` and
+/// `example.com` do; `a.example.com` and `b.example.com` do not).
+fn label_suffixes_agree(a: &str, b: &str) -> bool {
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    long.ends_with(short) && (long.len() == short.len() || long.as_bytes()[long.len() - short.len() - 1] == b'.')
 }
 
 /// A lookup string (`ImageRef::name()`) parsed once, as every key comparison re-parses it in Go.

@@ -514,6 +514,21 @@ fn an_image_without_credential_is_warned_about_only_when_someone_can_act() {
             Some("the key has port 5000, the image no port"),
         ),
         ("a wildcard that names no domain", &["registry.*"], "registry.example.com/app", &[], None),
+        ("a wildcard of another domain", &["*.corp.example.com"], "a.b.shop.example.com/app", &[], None),
+        (
+            "a wildcard inside the host, one label too many",
+            &["reg.*.example.com"],
+            "x.reg.y.example.com/app",
+            &[],
+            Some("the key matches hosts of exactly 4 labels, the image's has 5"),
+        ),
+        (
+            "the image is a shorter domain of the wildcard's",
+            &["*.a.example.com"],
+            "example.com/app",
+            &[],
+            Some("the key matches hosts of exactly 4 labels, the image's has 2"),
+        ),
         ("another host of the same domain", &["other.example.com"], "registry.example.com/app", &[], None),
         (
             "case differs: explain shows it, no warning",
