@@ -41,8 +41,17 @@ fn main() -> ExitCode {
                 (Some(image), None) => Subject::Image(image),
                 (None, None) => unreachable!("clap requires an image or -f"),
             };
-            let args =
-                ExplainArgs { subject, secrets: &cmd.secrets.secrets, namespace: &cmd.namespace, listed: &cmd.listed };
+            let policy = pullsecret_injector::core::decision::Policy {
+                node_providers: cmd.node.providers(),
+                ..Default::default()
+            };
+            let args = ExplainArgs {
+                subject,
+                secrets: &cmd.secrets.secrets,
+                namespace: &cmd.namespace,
+                listed: &cmd.listed,
+                policy: &policy,
+            };
             explain::explain(&args, &mut stdout)
         }
         Command::Serve(cmd) => run_serve(cmd).map_err(CliError::Usage),

@@ -285,6 +285,67 @@ fn explain_shows_the_lookup_name_each_key_and_the_final_order() {
     assert!(stdout(&out).contains("InvalidImageName"), "{}", stdout(&out));
 }
 
+/// Issue 12 item 2: the nodes' kubelet credential providers cover what their `matchImages` match.
+#[test]
+fn a_credential_provider_config_covers_what_the_nodes_providers_match() {
+    let secrets = secrets_dir();
+    let s = secrets.path().to_str().unwrap();
+    let node = tempfile::tempdir().unwrap();
+    let config = node.path().join("providers.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n\
+         - name: ecr-credential-provider\n  matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]\n\
+         \x20 defaultCacheDuration: 12h\n  apiVersion: credentialprovider.kubelet.k8s.io/v1\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let ecr = "791719295754.dkr.ecr.us-east-2.amazonaws.com/app:1";
+    let other = "791719295754.dkr.ecr.eu-west-1.amazonaws.com/app:1";
+
+    // explain: the kubelet's whole order, the Pod's Secrets first, then the node's providers.
+    let out = run(&["explain", ecr, "--secrets", s, "-n", "keymaker", "--credential-provider-config", c], None);
+    assert_eq!(out.code, 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("  1. ecr\n  2. node credential provider ecr-credential-provider\n"), "{text}");
+    assert!(text.contains("will get: ecr"), "{text}");
+    let out = run(&["explain", other, "--secrets", s, "-n", "keymaker", "--credential-provider-config", c], None);
+    let text = stdout(&out);
+    assert!(text.contains("  1. node credential provider ecr-credential-provider\n"), "{text}");
+    assert!(
+        text.contains(
+            "will get no Secret; it gets its credential from the node (credential provider ecr-credential-provider)"
+        ),
+        "{text}"
+    );
+
+    // mutate: a covered image satisfies --deny-unmatched; the Pod's Secret is still injected where it matches.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "keymaker"},
+        "spec": {"containers": [{"name": "a", "image": ecr}, {"name": "b", "image": other}]}});
+    let deny = ["--deny-unmatched", "*.dkr.ecr.*.amazonaws.com", "--fail-on-warning"];
+    let mut args = vec!["mutate", "--secrets", s, "-o", "json"];
+    args.extend(deny);
+    let out = run(&args, Some(&pod.to_string()));
+    assert_eq!(out.code, 1, "without the file, b is denied: {}", stderr(&out));
+    args.extend(["--credential-provider-config", c]);
+    let out = run(&args, Some(&pod.to_string()));
+    assert_eq!(out.code, 0, "{}", stderr(&out));
+    let patched: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(names(&patched), ["ecr"]);
+    assert!(stderr(&out).is_empty(), "no warning: {}", stderr(&out));
+
+    // A file the kubelet would refuse stops the command, naming the file.
+    std::fs::write(&config, "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders: []\n")
+        .unwrap();
+    for mut args in [vec!["explain", ecr], vec!["mutate"]] {
+        args.extend(["--secrets", s, "--credential-provider-config", c]);
+        let out = run(&args, Some(""));
+        let err = stderr(&out);
+        assert_eq!(out.code, 2, "{args:?}: {err}");
+        assert!(err.contains("providers.yaml") && err.contains("at least 1"), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn help_documents_every_flag_with_its_environment_variable() {
     for sub in ["mutate", "explain", "serve", "verify", "certs"] {

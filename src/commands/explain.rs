@@ -34,6 +34,8 @@ pub struct ExplainArgs<'a> {
     pub namespace: &'a str,
     /// For an image: the Secrets its Pod already lists, in order.
     pub listed: &'a [String],
+    /// The decision's policy: here, the nodes' credential providers (`--credential-provider-config`).
+    pub policy: &'a Policy,
 }
 
 /// Writes one line of `explain`. Whatever it quotes (the image, keys, Secret names, reasons), it stays one line of
@@ -52,12 +54,13 @@ struct Namespace<'a> {
     name: &'a str,
     view: std::sync::Arc<NamespaceCredentials>,
     manifests: &'a Manifests,
+    policy: &'a Policy,
     /// Secret name → "copy of ClusterPullSecret NAME" (or why it only claims to be one).
     provenance: BTreeMap<String, String>,
 }
 
 impl<'a> Namespace<'a> {
-    fn new(name: &'a str, manifests: &'a Manifests) -> Self {
+    fn new(name: &'a str, manifests: &'a Manifests, policy: &'a Policy) -> Self {
         let view = manifests.index().view(name);
         let mut provenance = BTreeMap::new();
         // A credential the webhook offers for a ClusterPullSecret whose copy is not among the inputs (not written
@@ -96,7 +99,7 @@ impl<'a> Namespace<'a> {
             };
             provenance.insert(secret_name.clone(), text);
         }
-        Self { name, view, manifests, provenance }
+        Self { name, view, manifests, policy, provenance }
     }
 
     /// A Secret name with where it came from: `corp (copy of ClusterPullSecret corp)`.
@@ -134,7 +137,7 @@ pub fn explain(args: &ExplainArgs<'_>, out: &mut dyn Write) -> Result<(), CliErr
     match args.subject {
         Subject::Image(image) => {
             let manifests = Manifests::load(args.secrets, args.namespace)?;
-            let ns = Namespace::new(args.namespace, &manifests);
+            let ns = Namespace::new(args.namespace, &manifests, args.policy);
             explain_image(image, &ns, args.listed, out)?;
         }
         Subject::File(file) => {
@@ -149,7 +152,7 @@ pub fn explain(args: &ExplainArgs<'_>, out: &mut dyn Write) -> Result<(), CliErr
             }
             let object = found.remove(0);
             let manifests = Manifests::load(args.secrets, args.namespace)?;
-            let ns = Namespace::new(&object.namespace, &manifests);
+            let ns = Namespace::new(&object.namespace, &manifests, args.policy);
             explain_pod(&object, &ns, out)?;
         }
     }
@@ -171,7 +174,7 @@ fn explain_image(image: &str, ns: &Namespace<'_>, listed: &[String], out: &mut d
         pull_secrets: Some(listed.iter().map(|n| Some(n.clone())).collect()),
         ..Default::default()
     };
-    let decision = decision::decide(&pod, &ns.view, &Policy::default());
+    let decision = decision::decide(&pod, &ns.view, ns.policy);
     let outcome = &decision.images[0];
     match &outcome.lookup {
         Ok(target) => say(out, format_args!("Lookup:     {target}   (the name the kubelet matches keys against)"))?,
@@ -199,7 +202,7 @@ fn explain_pod(object: &PodObject, ns: &Namespace<'_>, out: &mut dyn Write) -> R
     let what = if object.location.template.is_empty() { "" } else { "   (the Pods of its template)" };
     say(out, format_args!("Object:     {}{what}", object.label))?;
     namespace_lines(pod, ns, out)?;
-    let decision = decision::decide(pod, &ns.view, &Policy::default());
+    let decision = decision::decide(pod, &ns.view, ns.policy);
     for outcome in &decision.images {
         writeln!(out)?;
         let image = outcome.image.as_deref().map(|i| safe_text::line(i, 1024));
@@ -336,16 +339,20 @@ fn lint(ns: &Namespace<'_>, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 /// The credentials the kubelet tries for one image, in its order.
+/// The credentials the kubelet tries for one image, in its order: the Pod's Secrets, then the node's providers
+/// (the kubelet's union keyring).
 fn credentials(outcome: &ImageOutcome, ns: &Namespace<'_>, image: &str, out: &mut dyn Write) -> std::io::Result<()> {
-    if outcome.credentials.is_empty() {
+    if outcome.credentials.is_empty() && outcome.node_providers.is_empty() {
         return say(out, format_args!("Credentials: none: the kubelet pulls {image} anonymously."));
     }
     say(
         out,
         format_args!("Credentials, in the order the kubelet tries them (first success wins, no anonymous retry):"),
     )?;
-    for (i, name) in outcome.credentials.iter().enumerate() {
-        say(out, format_args!("  {}. {}", i + 1, ns.secret(name)))?;
+    let secrets = outcome.credentials.iter().map(|name| ns.secret(name));
+    let node = outcome.node_providers.iter().map(|name| format!("node credential provider {}", shown_name(name)));
+    for (i, line) in secrets.chain(node).enumerate() {
+        say(out, format_args!("  {}. {line}", i + 1))?;
     }
     Ok(())
 }
@@ -362,9 +369,10 @@ fn injected(decision: &Decision, ns: &Namespace<'_>, out: &mut dyn Write) -> std
 /// subject is one image, so an image is "it", not a container.
 fn answer(subject: &str, pod: &PodView, decision: &Decision, ns: &Namespace<'_>, single: bool) -> String {
     let mut parts = Vec::new();
-    let lacking: Vec<&ImageOutcome> = decision.images.iter().filter(|i| i.credentials.is_empty()).collect();
+    let lacking: Vec<&ImageOutcome> =
+        decision.images.iter().filter(|i| i.credentials.is_empty() && i.node_providers.is_empty()).collect();
     if decision.add.is_empty() {
-        if lacking.is_empty() {
+        if decision.images.iter().all(|i| !i.credentials.is_empty()) {
             parts.push(format!(
                 "{subject} will get no Secret: the Secrets it lists already give every image a credential"
             ));
@@ -374,6 +382,11 @@ fn answer(subject: &str, pod: &PodView, decision: &Decision, ns: &Namespace<'_>,
     } else {
         let names: Vec<String> = decision.add.iter().map(|n| shown_name(n)).collect();
         parts.push(format!("{subject} will get: {}", names.join(", ")));
+    }
+    for image in decision.images.iter().filter(|i| i.credentials.is_empty() && !i.node_providers.is_empty()) {
+        let who = if single { "it".to_string() } else { format!("{} {}", image.kind.noun(), quoted(&image.container)) };
+        let names: Vec<String> = image.node_providers.iter().map(|n| shown_name(n)).collect();
+        parts.push(format!("{who} gets its credential from the node (credential provider {})", names.join(", ")));
     }
     for image in lacking {
         let who = if single { "it".to_string() } else { format!("{} {}", image.kind.noun(), quoted(&image.container)) };
@@ -412,11 +425,7 @@ fn why_none(image: &ImageOutcome, pod: &PodView, decision: &Decision, ns: &Names
     }
     // The webhook's own words when it would warn: a Secret bound to another ServiceAccount, or a key that names
     // the registry but does not match it.
-    if let Some(reason) = decision::unmatched_reason(pod, &ns.view, &Policy::default(), target) {
-        return safe_text::line(&reason, 512);
-    }
-    // A key naming its registry that does not match, or a Secret bound to another ServiceAccount: the warning's words.
-    if let Some(reason) = decision::unmatched_reason(pod, &ns.view, &Policy::default(), target) {
+    if let Some(reason) = decision::unmatched_reason(pod, &ns.view, ns.policy, target) {
         return format!("{reason}{anonymous}");
     }
     let undecodable: Vec<String> =

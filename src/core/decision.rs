@@ -15,6 +15,7 @@ use json_patch::Patch;
 
 use crate::core::credentials::{NamespaceCredentials, SERVICE_ACCOUNT_ANNOTATION};
 use crate::core::pod::{self, ContainerKind, KUBESPHERE_ANNOTATION, KubeSphereChoice, PodView};
+use crate::kubelet::credential_provider::NodeProviders;
 use crate::kubelet::keyring::{Keyring, LookupTarget};
 use crate::kubelet::reference::{self, ImageRef};
 
@@ -71,6 +72,9 @@ pub struct Policy {
     /// Images under these patterns that end up without a credential get a warning (`--warn-unmatched`), whatever
     /// the namespace's keys.
     pub warn_unmatched: Vec<RegistryPattern>,
+    /// The nodes' credential providers (`--credential-provider-config`, the kubelet's own file): an image one of
+    /// them matches gets its credential from the node, so it is neither warned about nor denied as unmatched.
+    pub node_providers: NodeProviders,
 }
 
 /// Why injection did not run for this Pod.
@@ -91,6 +95,9 @@ pub struct ImageOutcome {
     pub lookup: Result<String, String>,
     /// Pull Secrets whose credentials the kubelet will try for this image, in its order (a name may repeat, R6).
     pub credentials: Vec<String>,
+    /// The node's credential providers the kubelet calls for this image, after the Pod's Secrets (its union
+    /// keyring: Secrets first, then the node's), in the file's order.
+    pub node_providers: Vec<String>,
 }
 
 /// The full decision for one Pod.
@@ -149,7 +156,7 @@ pub fn unmatched_reason(pod: &PodView, ns: &NamespaceCredentials, policy: &Polic
     let members = PodMembers::new(pod, ns, true, &mut Vec::new());
     let lookup = LookupTarget::new(target);
     let mut slots = Vec::new();
-    if !members.lookup(&lookup, &mut slots).is_empty() {
+    if !members.lookup(&lookup, &mut slots).is_empty() || policy.node_providers.matching(target).next().is_some() {
         return None;
     }
     members.unmatched(pod, &image, &lookup, &slots, policy)
@@ -433,6 +440,7 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
                 image: None,
                 lookup: Err("no image".into()),
                 credentials: Vec::new(),
+                node_providers: Vec::new(),
             });
             continue;
         };
@@ -451,6 +459,7 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
                     image: Some(image.to_string()),
                     lookup: Err(e.to_string()),
                     credentials: Vec::new(),
+                    node_providers: Vec::new(),
                 });
                 continue;
             }
@@ -466,7 +475,9 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
                 }
             }
         }
-        if members.is_empty() {
+        let node_providers: Vec<String> = policy.node_providers.matching(&target).map(str::to_string).collect();
+        // An image a node's provider covers has a credential, from the node: nothing to warn about or deny.
+        if members.is_empty() && node_providers.is_empty() {
             if policy.deny_unmatched.iter().any(|p| p.matches_target(&lookup_target))
                 && opt_out != Some(OptOut::Namespace)
             {
@@ -491,6 +502,7 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
             image: Some(image.to_string()),
             lookup: Ok(target),
             credentials: members.iter().map(|m| keyring.name(*m).to_string()).collect(),
+            node_providers,
         });
     }
 

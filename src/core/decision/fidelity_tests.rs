@@ -640,3 +640,127 @@ fn explain_gets_the_warnings_reason() {
         }
     }
 }
+
+// --- Item 2: the nodes' credential providers (--credential-provider-config) ------------------------------------
+
+const PROVIDERS: &str = r#"
+apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+  - name: ecr-credential-provider
+    matchImages: ["*.dkr.ecr.*.amazonaws.com"]
+    defaultCacheDuration: 12h
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+  - name: corp-provider
+    matchImages: ["*.corp.example.com", "registry.example.com:5000/team"]
+    defaultCacheDuration: 0s
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+"#;
+
+fn with_providers(mut policy: Policy) -> Policy {
+    policy.node_providers = crate::kubelet::credential_provider::NodeProviders::parse(PROVIDERS).unwrap();
+    policy
+}
+
+/// (case, image, candidates, deny patterns, final list, Secrets tried, providers tried, warned, denied)
+type NodeCase<'a> =
+    (&'a str, &'a str, Vec<CandidateSecret>, &'a [&'a str], &'a [&'a str], &'a [&'a str], &'a [&'a str], bool, bool);
+
+#[test]
+fn an_image_a_node_provider_covers_has_a_credential() {
+    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app";
+    let cases: Vec<NodeCase> = vec![
+        (
+            "covered, no Secret: nothing to add, no denial",
+            ecr,
+            vec![],
+            &["*.dkr.ecr.*.amazonaws.com"],
+            &[],
+            &[],
+            &["ecr-credential-provider"],
+            false,
+            false,
+        ),
+        (
+            "covered and a Secret matches: the Secret is injected, tried first",
+            ecr,
+            vec![secret("ecr", &["*.dkr.ecr.us-east-1.amazonaws.com"])],
+            &[],
+            &["ecr"],
+            &["ecr"],
+            &["ecr-credential-provider"],
+            false,
+            false,
+        ),
+        (
+            "covered: a near-miss key is no reason to warn",
+            "registry.corp.example.com/app",
+            vec![secret("port", &["registry.corp.example.com:443"])],
+            &[],
+            &[],
+            &[],
+            &["corp-provider"],
+            false,
+            false,
+        ),
+        (
+            "matchImages matched like a key: path prefix",
+            "registry.example.com:5000/team2/app",
+            vec![],
+            &["registry.example.com:5000"],
+            &[],
+            &[],
+            &["corp-provider"],
+            false,
+            false,
+        ),
+        (
+            "not covered (ports verbatim): denied as before",
+            "registry.example.com/team/app",
+            vec![],
+            &["registry.example.com"],
+            &[],
+            &[],
+            &[],
+            false,
+            true,
+        ),
+        (
+            "not covered (a glob is one label): near miss warned as before",
+            "a.b.corp.example.com/app",
+            vec![secret("port", &["a.b.corp.example.com:443"])],
+            &[],
+            &[],
+            &[],
+            &[],
+            true,
+            false,
+        ),
+    ];
+    for (case, image, candidates, patterns, final_list, secrets, providers, warned, denied) in cases {
+        let ns = namespace(candidates);
+        let policy = with_providers(deny(patterns, false));
+        let (names, d) = run(&pod(&[image]), &ns, &policy);
+        assert_eq!(names, final_list, "{case}");
+        assert_eq!(d.images[0].credentials, secrets, "{case}");
+        assert_eq!(d.images[0].node_providers, providers, "{case}");
+        assert_eq!(!d.warnings.is_empty(), warned, "{case}: {:?}", d.warnings);
+        assert_eq!(d.denied.is_some(), denied, "{case}: {:?}", d.denied);
+        let view = PodView::from_value(&pod(&[image])).unwrap();
+        let target = reference::parse_normalized_named(image).unwrap().name();
+        assert_eq!(unmatched_reason(&view, &ns, &policy, &target).is_some(), warned, "{case}: explain agrees");
+        // Without the file, the same Pod is judged as before: a covered image is unmatched.
+        let (_, without) = run(&pod(&[image]), &ns, &deny(patterns, false));
+        assert!(without.images[0].node_providers.is_empty(), "{case}");
+    }
+}
+
+#[test]
+fn a_node_provider_covers_images_of_an_opted_out_namespace_too() {
+    let mut ns = namespace(vec![]);
+    ns.labels.insert(pod::INJECT_LABEL.into(), pod::INJECT_DISABLED.into());
+    let policy = with_providers(deny(&["*.corp.example.com"], false));
+    let (_, d) = run(&pod(&["r.corp.example.com/app"]), &ns, &policy);
+    assert_eq!((d.denied, d.warnings.len()), (None, 0));
+    assert_eq!(d.images[0].node_providers, ["corp-provider"]);
+}
