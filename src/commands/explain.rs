@@ -291,7 +291,7 @@ fn namespace_lines(pod: &PodView, ns: &Namespace<'_>, out: &mut dyn Write) -> st
 
 /// The keys of the Pod's keyring in the kubelet's order, each matching `target` or not, and why.
 fn keys(pod: &PodView, ns: &Namespace<'_>, target: &str, inject: bool, out: &mut dyn Write) -> std::io::Result<()> {
-    let verdicts = decision::explain_keys(pod, &ns.view, inject, target, &mut Vec::new());
+    let verdicts = decision::explain_keys(pod, &ns.view, inject, ns.policy.clock.now(), target, &mut Vec::new());
     if verdicts.is_empty() {
         return say(out, format_args!("No pull Secret key in namespace {}.", shown_name(ns.name)));
     }
@@ -407,7 +407,9 @@ fn why_none(image: &ImageOutcome, pod: &PodView, decision: &Decision, ns: &Names
     let anonymous =
         if image_is_docker_hub(target) { " (pulled anonymously from Docker Hub)" } else { " (pulled anonymously)" };
     if let Some(opt_out) = decision.opt_out {
-        let would = decision::explain_keys(pod, &ns.view, true, target, &mut Vec::new()).iter().any(|v| v.matched);
+        let would = decision::explain_keys(pod, &ns.view, true, ns.policy.clock.now(), target, &mut Vec::new())
+            .iter()
+            .any(|v| v.matched);
         if would {
             return match opt_out {
                 OptOut::Namespace => format!(

@@ -10,10 +10,12 @@
 
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::time::Duration;
 
 use json_patch::Patch;
 
 use crate::core::credentials::{NamespaceCredentials, SERVICE_ACCOUNT_ANNOTATION};
+use crate::core::expiry::{self, Clock, UnixTime};
 use crate::core::pod::{self, ContainerKind, KUBESPHERE_ANNOTATION, KubeSphereChoice, PodView};
 use crate::kubelet::credential_provider::NodeProviders;
 use crate::kubelet::keyring::{Keyring, LookupTarget};
@@ -75,6 +77,10 @@ pub struct Policy {
     /// The nodes' credential providers (`--credential-provider-config`, the kubelet's own file): an image one of
     /// them matches gets its credential from the node, so it is neither warned about nor denied as unmatched.
     pub node_providers: NodeProviders,
+    /// "Now", to judge expiry: the system clock, or a fixed one in tests.
+    pub clock: Clock,
+    /// An injected credential that expires within this gets a warning (`--expiry-warning`; zero: none).
+    pub expiry_warning: Duration,
 }
 
 /// Why injection did not run for this Pod.
@@ -128,17 +134,18 @@ pub fn explain_keys(
     pod: &PodView,
     ns: &NamespaceCredentials,
     inject: bool,
+    now: UnixTime,
     target: &str,
     warnings: &mut Vec<String>,
 ) -> Vec<KeyExplanation> {
-    PodMembers::new(pod, ns, inject, warnings).explain(target)
+    PodMembers::new(pod, ns, inject, now, warnings).explain(target)
 }
 
 /// `explain`: the candidates the Pod's ServiceAccount leaves out (bound to another account), with that account,
 /// in name order. The same rule as [`decide`].
 pub fn excluded_by_service_account<'a>(pod: &PodView, ns: &'a NamespaceCredentials) -> Vec<(&'a str, &'a str)> {
     let inject = !ns.opted_out() && !pod::opted_out(&pod.labels);
-    PodMembers::new(pod, ns, inject, &mut Vec::new())
+    PodMembers::new(pod, ns, inject, UnixTime::MIN, &mut Vec::new())
         .excluded
         .iter()
         .map(|&i| {
@@ -153,7 +160,7 @@ pub fn excluded_by_service_account<'a>(pod: &PodView, ns: &'a NamespaceCredentia
 /// `--warn-unmatched` pattern), or `None` when nothing in the namespace speaks of its registry.
 pub fn unmatched_reason(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy, target: &str) -> Option<String> {
     let image = reference::parse_normalized_named(target).ok()?;
-    let members = PodMembers::new(pod, ns, true, &mut Vec::new());
+    let members = PodMembers::new(pod, ns, true, policy.clock.now(), &mut Vec::new());
     let lookup = LookupTarget::new(target);
     let mut slots = Vec::new();
     if !members.lookup(&lookup, &mut slots).is_empty() || policy.node_providers.matching(target).next().is_some() {
@@ -194,12 +201,20 @@ struct PodMembers<'a> {
     skip: Vec<u32>,
     /// Indices of the candidates left out because they are bound to another ServiceAccount, ascending.
     excluded: Vec<u32>,
+    /// Indices of the candidates left out because their credential has expired, ascending.
+    expired: Vec<u32>,
     inject: bool,
 }
 
 impl<'a> PodMembers<'a> {
     /// Also pushes the warnings `PodKeyring::build` pushes, in the same order.
-    fn new(pod: &'a PodView, ns: &'a NamespaceCredentials, inject: bool, warnings: &mut Vec<String>) -> Self {
+    fn new(
+        pod: &'a PodView,
+        ns: &'a NamespaceCredentials,
+        inject: bool,
+        now: UnixTime,
+        warnings: &mut Vec<String>,
+    ) -> Self {
         let mut listed = Vec::new();
         let mut skip = Vec::new();
         let mut warned: Vec<&str> = Vec::new();
@@ -212,7 +227,19 @@ impl<'a> PodMembers<'a> {
             let i = i as u32;
             skip.push(i);
             match &secret.keys {
-                Ok(_) => listed.push((name, Some(i))),
+                Ok(_) => {
+                    listed.push((name, Some(i)));
+                    if let Some(at) = secret.expires_at.filter(|&at| at <= now)
+                        && !warned.contains(&name)
+                    {
+                        warned.push(name);
+                        warnings.push(format!(
+                            "imagePullSecret {:?} expired at {}: pulls with it will fail until it is renewed",
+                            short(name, 60),
+                            expiry::format_rfc3339(at)
+                        ));
+                    }
+                }
                 Err(reason) => {
                     listed.push((name, None));
                     if !warned.contains(&name) {
@@ -224,7 +251,7 @@ impl<'a> PodMembers<'a> {
         }
         let own = listed.len();
         if inject && let Some(choice) = &pod.kubesphere {
-            choose(choice, ns, &mut listed, &mut skip, warnings);
+            choose(choice, ns, now, &mut listed, &mut skip, warnings);
         }
         skip.sort_unstable();
         let mut excluded = Vec::new();
@@ -236,7 +263,17 @@ impl<'a> PodMembers<'a> {
             skip.extend_from_slice(&excluded);
             skip.sort_unstable();
         }
-        Self { ns, listed, own, skip, excluded, inject }
+        // An expired credential is never injected: the registry would refuse it, and the kubelet does not retry
+        // anonymously. Only candidates with an expiry are looked at, so a Pod pays nothing for the rule.
+        let mut expired = Vec::new();
+        if inject {
+            expired.extend(ns.keys().expiring.iter().copied().filter(|i| {
+                skip.binary_search(i).is_err() && ns.secrets[*i as usize].expires_at.is_some_and(|at| at <= now)
+            }));
+            skip.extend_from_slice(&expired);
+            skip.sort_unstable();
+        }
+        Self { ns, listed, own, skip, excluded, expired, inject }
     }
 
     /// The names the KubeSphere annotation adds, in its order.
@@ -291,6 +328,26 @@ impl<'a> PodMembers<'a> {
             Member::Listed(i) => self.listed[i].0,
             Member::Candidate(i) => &self.ns.secrets[i].name,
         }
+    }
+
+    /// The warning for an expired candidate that would have given an image a credential (a direct match, or the
+    /// Docker Hub fallback when nothing else matched), naming the Secret and the time, never a value.
+    fn expired_match(&self, target: &LookupTarget, slots: &[u32], unmatched: bool) -> Option<String> {
+        if self.expired.is_empty() {
+            return None;
+        }
+        let keyring = &self.ns.keys().keyring;
+        let fallback = keyring.fallback_slot(target).filter(|_| unmatched);
+        let i = slots
+            .iter()
+            .chain(fallback.iter())
+            .find_map(|&slot| keyring.items(slot).iter().find(|i| self.expired.binary_search(i).is_ok()))?;
+        let secret = &self.ns.secrets[*i as usize];
+        Some(format!(
+            "Secret {:?} not injected: its credential expired at {}",
+            short(&secret.name, 60),
+            expiry::format_rfc3339(secret.expires_at.unwrap_or_default())
+        ))
     }
 
     /// [`explain_keys`]: the namespace keyring's verdicts over the slots the Pod's keyring holds.
@@ -366,6 +423,7 @@ impl<'a> PodMembers<'a> {
 fn choose<'a>(
     choice: &'a KubeSphereChoice,
     ns: &NamespaceCredentials,
+    now: UnixTime,
     listed: &mut Vec<(&'a str, Option<u32>)>,
     skip: &mut Vec<u32>,
     warnings: &mut Vec<String>,
@@ -406,6 +464,10 @@ fn choose<'a>(
             }
             (Ok(_), Some(limit)) => warnings
                 .push(not_added(format!("it is over an index bound ({}), so its keys are unknown", limit.flag()))),
+            (Ok(_), None) if secret.expires_at.is_some_and(|at| at <= now) => warnings.push(not_added(format!(
+                "it expired at {}",
+                expiry::format_rfc3339(secret.expires_at.unwrap_or_default())
+            ))),
             (Ok(_), None) => {
                 listed.push((name, Some(i as u32)));
                 skip.push(i as u32);
@@ -424,8 +486,9 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
         None
     };
     let inject = opt_out.is_none();
+    let now = policy.clock.now();
     let mut warnings = Vec::new();
-    let keyring = PodMembers::new(pod, ns, inject, &mut warnings);
+    let keyring = PodMembers::new(pod, ns, inject, now, &mut warnings);
     let mut slots = Vec::new();
 
     // The annotation's choices first, in its order; then each candidate that contributes a credential.
@@ -467,6 +530,9 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
         let target = parsed.name();
         let lookup_target = LookupTarget::new(&target);
         let members = keyring.lookup(&lookup_target, &mut slots);
+        if let Some(warning) = keyring.expired_match(&lookup_target, &slots, members.is_empty()) {
+            warnings.push(warning);
+        }
         for member in &members {
             if let Member::Candidate(i) = *member {
                 let name = &ns.secrets[i].name;
@@ -504,6 +570,22 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
             credentials: members.iter().map(|m| keyring.name(*m).to_string()).collect(),
             node_providers,
         });
+    }
+
+    // Injected, but not for long: the owner can renew it before pulls start failing.
+    if !policy.expiry_warning.is_zero() {
+        let horizon = now.saturating_add(i64::try_from(policy.expiry_warning.as_secs()).unwrap_or(i64::MAX));
+        for name in &add {
+            let at = ns.get(name).and_then(|s| s.expires_at).filter(|&at| at > now && at <= horizon);
+            if let Some(at) = at {
+                warnings.push(format!(
+                    "Secret {:?} injected, but its credential expires at {} (within --expiry-warning {})",
+                    short(name, 60),
+                    expiry::format_rfc3339(at),
+                    humantime::format_duration(policy.expiry_warning)
+                ));
+            }
+        }
     }
 
     let mut denied = None;
@@ -634,6 +716,7 @@ mod tests {
             origin: Origin::Namespace,
             service_account: None,
             over_limit: None,
+            expires_at: None,
         })
     }
 
@@ -657,6 +740,7 @@ mod tests {
             origin: Origin::Namespace,
             service_account: None,
             over_limit: None,
+            expires_at: None,
         })
     }
 
@@ -835,7 +919,7 @@ mod tests {
                 let view = PodView::from_value(&pod).unwrap();
                 let (mut slow_warnings, mut fast_warnings) = (Vec::new(), Vec::new());
                 let slow = PodKeyring::build(&view, &ns, inject, &mut slow_warnings);
-                let fast = PodMembers::new(&view, &ns, inject, &mut fast_warnings);
+                let fast = PodMembers::new(&view, &ns, inject, UnixTime::MIN, &mut fast_warnings);
                 // The annotation's own warnings are the fidelity tests' business.
                 fast_warnings.retain(|w| !w.contains(pod::KUBESPHERE_ANNOTATION));
                 assert_eq!(fast_warnings, slow_warnings, "{listed:?} inject={inject}");
@@ -1134,6 +1218,7 @@ mod tests {
                 origin: Origin::Namespace,
                 service_account: None,
                 over_limit: None,
+                expires_at: None,
             });
             let ns = namespace(vec![secret]);
             for listed in [None, Some(&["bro\u{202e}ken\n"][..])] {

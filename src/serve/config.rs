@@ -230,6 +230,11 @@ pub struct PolicyArgs {
         value_delimiter = ','
     )]
     pub warn_unmatched: Vec<RegistryPattern>,
+    /// Warn about a Pod that gets a credential expiring within this (the Secret's
+    /// `pullsecret-injector.io/expires-at` annotation, RFC 3339, or a JWT password or token's `exp`). An expired
+    /// credential is never injected, whatever this is. `0s`: no warning before expiry.
+    #[arg(long, default_value = "24h", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_EXPIRY_WARNING")]
+    pub expiry_warning: Duration,
     #[command(flatten)]
     pub node: NodeArgs,
 }
@@ -241,6 +246,8 @@ impl PolicyArgs {
             audit_only: self.policy_audit,
             warn_unmatched: self.warn_unmatched.clone(),
             node_providers: self.node.providers(),
+            clock: Default::default(),
+            expiry_warning: self.expiry_warning,
         }
     }
 }
