@@ -120,8 +120,9 @@ pub struct CandidateSecret {
     pub expires_at: Option<UnixTime>,
 }
 
-/// The expiry of a pull Secret the kubelet can decode ([`expiry::secret_expiry`] over its annotation and payload).
-fn expiry_of(secret: &Secret, kind: SecretKind, payload: &[u8]) -> Option<UnixTime> {
+/// The expiry of a pull Secret the kubelet can decode ([`expiry::secret_expiry`] over its annotation and payload):
+/// the one place a Secret's expiry is read, for the index and `verify`.
+pub fn expiry_of(secret: &Secret, kind: SecretKind, payload: &[u8]) -> Option<UnixTime> {
     let annotation = secret.metadata.annotations.as_ref().and_then(|a| a.get(expiry::EXPIRES_AT_ANNOTATION));
     expiry::secret_expiry(annotation.map(String::as_str), payload, kind == SecretKind::DockerCfg)
 }
