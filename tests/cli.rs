@@ -346,6 +346,52 @@ fn a_credential_provider_config_covers_what_the_nodes_providers_match() {
     }
 }
 
+/// Issue 12 item 5 through the binary: an expired credential (its JWT password's `exp`) is not injected, one
+/// expiring within --expiry-warning is, with a warning; explain says why; no output carries the token (verify's
+/// outputs are checked in `verify`'s own tests, without a network).
+#[test]
+fn expired_credentials_are_not_injected_and_never_printed() {
+    let b64 = |t: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t);
+    let token = format!("{}.{}.{}", b64("{}"), b64(r#"{"exp":1577836800,"c":"Canary-51"}"#), b64("sig-Canary"));
+    let secret = |name: &str, registry: &str, annotation: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": name, "namespace": "shop",
+                "annotations": {"pullsecret-injector.io/expires-at": annotation}},
+            "stringData": {".dockerconfigjson":
+                json!({"auths": {registry: {"username": "robot", "password": &token}}}).to_string()}})
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // "old": its token expired in 2020 (the annotation says later: the earliest wins). "soon": the annotation.
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        secret("old", "r.example.com", "2999-01-01T00:00:00Z"),
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+         "metadata": {"name": "soon", "namespace": "shop",
+            "annotations": {"pullsecret-injector.io/expires-at": "2099-01-01T00:00:00Z"}},
+         "stringData": {".dockerconfigjson": r#"{"auths":{"q.example.com":{"auth":"cm9ib3Q6cGFzcw=="}}}"#}}]});
+    std::fs::write(dir.path().join("secrets.json"), list.to_string()).unwrap();
+    let s = dir.path().to_str().unwrap();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"containers": [{"name": "a", "image": "r.example.com/app"}, {"name": "b", "image": "q.example.com/app"}]}});
+    let out = run(&["mutate", "--secrets", s, "-o", "json", "--expiry-warning", "100000d"], Some(&pod.to_string()));
+    assert_eq!(out.code, 0, "{}", stderr(&out));
+    let patched: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(names(&patched), ["soon"]);
+    let err = stderr(&out);
+    assert!(err.contains("Secret \"old\" not injected: its credential expired at 2020-01-01T00:00:00Z"), "{err}");
+    assert!(err.contains("Secret \"soon\" injected, but its credential expires at 2099-01-01T00:00:00Z"), "{err}");
+    let explain = run(&["explain", "r.example.com/app", "--secrets", s, "-n", "shop"], None);
+    assert!(stdout(&explain).contains("expired   Secret \"old\": its credential expired at 2020-01-01T00:00:00Z"));
+    assert!(stdout(&explain).contains("because Secret \"old\" not injected"), "{}", stdout(&explain));
+    for o in [&out, &explain] {
+        for text in [stdout(o), stderr(o)] {
+            assert!(!text.contains("Canary"), "{text}");
+            for part in token.split('.') {
+                assert!(!text.contains(part), "{text}");
+            }
+        }
+    }
+}
+
 #[test]
 fn help_documents_every_flag_with_its_environment_variable() {
     for sub in ["mutate", "explain", "serve", "verify", "certs"] {

@@ -15,6 +15,7 @@ use crate::commands::{CliError, read_input};
 use crate::core::cluster_pull_secret::ClusterPullSecret;
 use crate::core::credentials::{NamespaceCredentials, Origin, SERVICE_ACCOUNT_ANNOTATION};
 use crate::core::decision::{self, Decision, ImageOutcome, OptOut, Policy};
+use crate::core::expiry;
 use crate::core::pod::{ContainerImage, ContainerKind, INJECT_DISABLED, INJECT_LABEL, PodView};
 use crate::kubelet::keyring;
 use crate::safe_text;
@@ -310,7 +311,21 @@ fn keys(pod: &PodView, ns: &Namespace<'_>, target: &str, inject: bool, out: &mut
 
 /// Keys the kubelet drops or that do not do what their author meant, and Secrets the kubelet cannot decode.
 fn lint(ns: &Namespace<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let now = ns.policy.clock.now();
     for secret in &ns.view.secrets {
+        // The decision's rule (docs/matching.md section 7): an expired credential is never injected.
+        if let Some(at) = secret.expires_at {
+            let (mark, what) = if at <= now { ("expired", "expired at") } else { ("expires", "expires at") };
+            say(
+                out,
+                format_args!(
+                    "  {mark:<8}  Secret {}: its credential {what} {}{}",
+                    quoted(&secret.name),
+                    expiry::format_rfc3339(at),
+                    if at <= now { "; never injected" } else { "" }
+                ),
+            )?;
+        }
         match &secret.keys {
             Ok(keys) => {
                 for key in keys {

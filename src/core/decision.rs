@@ -156,8 +156,9 @@ pub fn excluded_by_service_account<'a>(pod: &PodView, ns: &'a NamespaceCredentia
 }
 
 /// `explain`: why an image (its lookup name `target`) that gets no credential would be warned about, in the words of
-/// [`decide`]'s warning (a Secret bound to another ServiceAccount, a key naming its registry that does not match, a
-/// `--warn-unmatched` pattern), or `None` when nothing in the namespace speaks of its registry.
+/// [`decide`]'s warning (a matching Secret whose credential expired, a Secret bound to another ServiceAccount, a key
+/// naming its registry that does not match, a `--warn-unmatched` pattern), or `None` when nothing in the namespace
+/// speaks of its registry.
 pub fn unmatched_reason(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy, target: &str) -> Option<String> {
     let image = reference::parse_normalized_named(target).ok()?;
     let members = PodMembers::new(pod, ns, true, policy.clock.now(), &mut Vec::new());
@@ -166,7 +167,7 @@ pub fn unmatched_reason(pod: &PodView, ns: &NamespaceCredentials, policy: &Polic
     if !members.lookup(&lookup, &mut slots).is_empty() || policy.node_providers.matching(target).next().is_some() {
         return None;
     }
-    members.unmatched(pod, &image, &lookup, &slots, policy)
+    members.expired_match(&lookup, &slots, true).or_else(|| members.unmatched(pod, &image, &lookup, &slots, policy))
 }
 
 /// One normalized key of a Pod's keyring, as `explain` shows it.

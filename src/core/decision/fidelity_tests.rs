@@ -919,6 +919,10 @@ fn an_expired_credential_does_not_satisfy_the_policy_and_is_not_chosen() {
     let (names, d) = run(&chosen, &ns, &at_now(24));
     assert!(names.is_empty(), "{names:?}");
     assert!(d.warnings.iter().any(|w| w.contains("not added: it expired at")), "{:?}", d.warnings);
+    // explain gives the same reason.
+    let view = PodView::from_value(&pod(&["r.corp.example.com/app"])).unwrap();
+    let reason = unmatched_reason(&view, &ns, &at_now(24), "r.corp.example.com/app").unwrap();
+    assert!(reason.starts_with("Secret \"old\" not injected: its credential expired at"), "{reason}");
     // One second earlier, the same Secret was injected.
     let (names, _) = run(
         &pod(&["r.corp.example.com/app"]),
