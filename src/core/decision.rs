@@ -145,6 +145,7 @@ pub fn explain_keys(
 /// in name order. The same rule as [`decide`].
 pub fn excluded_by_service_account<'a>(pod: &PodView, ns: &'a NamespaceCredentials) -> Vec<(&'a str, &'a str)> {
     let inject = !ns.opted_out() && !pod::opted_out(&pod.labels);
+    // Who is bound to which account does not depend on time: nothing counts as expired here.
     PodMembers::new(pod, ns, inject, UnixTime::MIN, &mut Vec::new())
         .excluded
         .iter()
@@ -164,7 +165,7 @@ pub fn unmatched_reason(pod: &PodView, ns: &NamespaceCredentials, policy: &Polic
     let members = PodMembers::new(pod, ns, true, policy.clock.now(), &mut Vec::new());
     let lookup = LookupTarget::new(target);
     let mut slots = Vec::new();
-    if !members.lookup(&lookup, &mut slots).is_empty() || policy.node_providers.matching(target).next().is_some() {
+    if !members.lookup(&lookup, &mut slots).is_empty() || policy.node_providers.matching(&lookup).next().is_some() {
         return None;
     }
     members.expired_match(&lookup, &slots, true).or_else(|| members.unmatched(pod, &image, &lookup, &slots, policy))
@@ -185,8 +186,8 @@ pub struct KeyExplanation {
 ///
 /// The Pod's keyring has exactly the namespace keyring's keys, with fewer items: the listed Secrets the namespace
 /// holds (a name listed twice counts twice, R6), then the Secrets the KubeSphere annotation chooses (the patch
-/// appends them first), and, when injecting, every other candidate except those bound to another ServiceAccount;
-/// in a slot, the kubelet's add order puts the listed and chosen ones first, in list order, then the candidates in
+/// appends them first), and, when injecting, every other candidate except those bound to another ServiceAccount
+/// and those whose credential expired (docs/matching.md section 7); in a slot, the kubelet's add order puts the listed and chosen ones first, in list order, then the candidates in
 /// name order. A slot left without items is a key the Pod's keyring does not have, so it adds nothing and does not
 /// count as a direct match for the Docker Hub fallback (R32). The tests build the same keyring key by key, as the
 /// kubelet does, and compare.
@@ -542,7 +543,7 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
                 }
             }
         }
-        let node_providers: Vec<String> = policy.node_providers.matching(&target).map(str::to_string).collect();
+        let node_providers: Vec<String> = policy.node_providers.matching(&lookup_target).map(str::to_string).collect();
         // An image a node's provider covers has a credential, from the node: nothing to warn about or deny.
         if members.is_empty() && node_providers.is_empty() {
             if policy.deny_unmatched.iter().any(|p| p.matches_target(&lookup_target))

@@ -5,13 +5,14 @@
 //! YAML or JSON, checked as the kubelet's `validateCredentialProviderConfig` checks it, so a file the kubelet refuses
 //! is refused here too. Only what decides coverage is kept: each provider's `name` and `matchImages`. The kubelet
 //! calls a provider for an image when one of its `matchImages` matches the image's lookup name with
-//! `URLsMatchStr` — the very function keyring keys are matched with ([`keyring::urls_match_str`]), applied to the
-//! entry as written (the kubelet does not normalize `matchImages` as it normalizes config keys).
+//! `URLsMatchStr` — the very function keyring keys are matched with ([`keyring::urls_match_str`], here through its
+//! parsed form [`UrlPattern`], parsed once when the file is read), applied to the entry as written (the kubelet does
+//! not normalize `matchImages` as it normalizes config keys).
 
 use serde::Deserialize;
 
 use crate::kubelet::go_url;
-use crate::kubelet::keyring;
+use crate::kubelet::keyring::{LookupTarget, UrlPattern};
 
 /// The configuration file's `apiVersion`s the kubelet decodes.
 pub const CONFIG_API_VERSIONS: [&str; 3] =
@@ -26,14 +27,16 @@ pub const PROVIDER_API_VERSIONS: [&str; 3] = [
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 
 /// One provider: its name (the plugin binary) and the images it is called for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
     pub match_images: Vec<String>,
+    /// `match_images`, parsed once: the admission path matches each image against them.
+    patterns: Vec<UrlPattern>,
 }
 
 /// A node's providers, in the file's order (the kubelet combines their credentials in that order).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct NodeProviders {
     providers: Vec<Provider>,
 }
@@ -112,7 +115,8 @@ impl NodeProviders {
                     errors.push(format!("{at}.matchImages[{j}] {image:?} is invalid: {e}"));
                 }
             }
-            providers.push(Provider { name, match_images });
+            let patterns = match_images.iter().map(|m| UrlPattern::parse(m)).collect();
+            providers.push(Provider { name, match_images, patterns });
         }
         if errors.is_empty() { Ok(Self { providers }) } else { Err(errors.join("; ")) }
     }
@@ -125,19 +129,18 @@ impl NodeProviders {
         &self.providers
     }
 
-    /// The providers the kubelet calls for an image whose lookup name is `target` (`ImageRef::name()`), in the
-    /// file's order: those with a `matchImages` entry that `URLsMatchStr` matches (the kubelet's `isImageAllowed`).
-    pub fn matching<'a>(&'a self, target: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.providers
-            .iter()
-            .filter(move |p| p.match_images.iter().any(|m| keyring::urls_match_str(m, target)))
-            .map(|p| p.name.as_str())
+    /// The providers the kubelet calls for an image whose lookup name is `target` (`ImageRef::name()`, parsed), in
+    /// the file's order: those with a `matchImages` entry that `URLsMatchStr` matches (the kubelet's
+    /// `isImageAllowed`).
+    pub fn matching<'a>(&'a self, target: &'a LookupTarget) -> impl Iterator<Item = &'a str> + 'a {
+        self.providers.iter().filter(move |p| p.patterns.iter().any(|m| m.matches(target))).map(|p| p.name.as_str())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kubelet::keyring;
 
     const ECR: &str = r#"
 apiVersion: kubelet.config.k8s.io/v1
@@ -174,7 +177,8 @@ providers:
             ("docker.io/library/nginx", &[]),
         ];
         for (target, want) in cases {
-            let got: Vec<&str> = node.matching(target).collect();
+            let lookup = LookupTarget::new(target);
+            let got: Vec<&str> = node.matching(&lookup).collect();
             assert_eq!(&got, want, "{target}");
             for p in node.providers() {
                 let direct = p.match_images.iter().any(|m| keyring::urls_match_str(m, target));
@@ -192,7 +196,7 @@ providers:
                 "apiVersion":"credentialprovider.kubelet.k8s.io/v1alpha1"}}]}}"#
             );
             let node = NodeProviders::parse(&json).unwrap_or_else(|e| panic!("{version}: {e}"));
-            assert_eq!(node.matching("r.example.com/app").collect::<Vec<_>>(), ["p"]);
+            assert_eq!(node.matching(&LookupTarget::new("r.example.com/app")).collect::<Vec<_>>(), ["p"]);
         }
     }
 
