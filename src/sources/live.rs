@@ -693,6 +693,29 @@ mod tests {
         assert!(series().is_empty());
     }
 
+    /// The series are bounded: past [`MAX_EXPIRY_SERIES`], Secrets with an expiry are counted, not exported, and a
+    /// series freed makes room again at the next change.
+    #[test]
+    fn expiry_series_are_bounded() {
+        let metrics = Arc::new(Metrics::new());
+        let live = LiveCredentials::new(metrics.clone());
+        let expiring = |ns: &str, name: &str| {
+            let mut secret = pull_secret(ns, name, ["r.io".to_string()]);
+            secret.metadata.annotations =
+                Some([(crate::core::expiry::EXPIRES_AT_ANNOTATION.to_string(), "2026-12-04T16:00:00Z".into())].into());
+            secret
+        };
+        let mut index = CredentialIndex::new();
+        for i in 0..MAX_EXPIRY_SERIES + 5 {
+            index.apply_secret(&expiring(&format!("ns{}", i / 1000), &format!("s{i}")));
+        }
+        live.replace(index);
+        let text = metrics.encode();
+        let series = text.lines().filter(|l| l.starts_with("pullsecret_injector_credential_expiry_timestamp_seconds{"));
+        assert_eq!(series.count(), MAX_EXPIRY_SERIES);
+        assert!(text.contains("pullsecret_injector_credential_expiry_unexported 5\n"), "the rest are counted");
+    }
+
     #[test]
     fn readiness_fails_while_the_cache_lags_too_much() {
         let r = Readiness::waiting_for(&[]);
