@@ -38,6 +38,32 @@ fn decide_typical_2_containers_10_secrets(bencher: Bencher) {
     bencher.bench(|| decision::decide(black_box(&pod), black_box(&ns), &policy));
 }
 
+/// The typical case with the nodes' credential providers (`--credential-provider-config`: the EKS, GKE and AKS
+/// plugins' usual `matchImages`, none matching these images, so every entry is tried for each image) and
+/// `--expiry-warning`: the per-Pod cost of issue 12 items 2 and 5.
+#[divan::bench]
+fn decide_typical_with_node_providers(bencher: Bencher) {
+    let index = index_of(&workload::typical_secrets("team-a"));
+    let ns = index.view("team-a");
+    let pod = PodView::from_value(&workload::typical_pod("team-a")).unwrap();
+    let config = r#"{"apiVersion": "kubelet.config.k8s.io/v1", "kind": "CredentialProviderConfig", "providers": [
+        {"name": "ecr-credential-provider", "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+         "defaultCacheDuration": "12h", "matchImages": ["*.dkr.ecr.*.amazonaws.com", "*.dkr.ecr.*.amazonaws.com.cn",
+         "*.dkr.ecr-fips.*.amazonaws.com", "*.dkr.ecr.us-iso-east-1.c2s.ic.gov"]},
+        {"name": "gcp-credential-provider", "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+         "defaultCacheDuration": "1m", "matchImages": ["container.cloud.google.com", "gcr.io", "*.gcr.io", "*.pkg.dev"]},
+        {"name": "acr-credential-provider", "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+         "defaultCacheDuration": "10m", "matchImages": ["*.azurecr.io", "*.azurecr.cn", "*.azurecr.de", "*.azurecr.us"]}
+    ]}"#;
+    let policy = Policy {
+        node_providers: pullsecret_injector::kubelet::credential_provider::NodeProviders::parse(config).unwrap(),
+        expiry_warning: std::time::Duration::from_secs(86_400),
+        ..Policy::default()
+    };
+    assert_eq!(decision::decide(&pod, &ns, &policy).add, ["internal", "dockerhub"]);
+    bencher.bench(|| decision::decide(black_box(&pod), black_box(&ns), &policy));
+}
+
 /// The large case: a 20-container Pod, 500 candidate Secrets in its namespace.
 #[divan::bench]
 fn decide_large_20_containers_500_secrets(bencher: Bencher) {

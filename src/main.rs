@@ -48,7 +48,11 @@ fn main() -> ExitCode {
                 },
                 (None, None) => unreachable!("clap requires an image or -f"),
             };
-            let args = ExplainArgs { subject, credentials, namespace, listed: &cmd.listed };
+            let policy = pullsecret_injector::core::decision::Policy {
+                node_providers: cmd.node.providers(),
+                ..Default::default()
+            };
+            let args = ExplainArgs { subject, credentials, namespace, listed: &cmd.listed, policy: &policy };
             explain::explain(&args, &mut stdout)
         }),
         Command::Serve(cmd) => run_serve(cmd).map_err(CliError::Usage),

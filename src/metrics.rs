@@ -1,8 +1,10 @@
 //! OpenMetrics for `/metrics`. Labels carry outcomes, kinds and resource names only: never a Secret's content, never
-//! a Pod name. The one exception is opt-in: `pullsecret_injector_credential_check` (`--verify-interval`) names the
-//! namespace, Secret and registry key of each credential entry, so that operators know which credential fails;
-//! its values are display-safe (key userinfo redacted in any spelling, control characters escaped) and bounded
-//! (63, 253 and 256 characters: see `checks::publish_metrics`).
+//! a Pod name. `credential_expiry_timestamp_seconds` names the namespace and Secret of each credential with a known
+//! expiry (names only, bounded, at most [`MAX_EXPIRY_SERIES`] series). The one other exception is opt-in:
+//! `pullsecret_injector_credential_check` (`--verify-interval`) names the namespace, Secret and registry key of each
+//! credential entry, so that operators know which credential fails; its values are display-safe (key userinfo
+//! redacted in any spelling, control characters escaped) and bounded (63, 253 and 256 characters: see
+//! `checks::publish_metrics`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -46,6 +48,18 @@ pub struct CheckLabels {
     pub status: &'static str,
 }
 
+/// A pull Secret whose credential expires (`core::expiry`): names only, display-safe and bounded (63 and 253
+/// characters), one series per such Secret, at most [`MAX_EXPIRY_SERIES`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecretLabels {
+    pub namespace: String,
+    pub secret: String,
+}
+
+/// At most this many `credential_expiry_timestamp_seconds` series: a tenant creating Secrets cannot grow the
+/// exposition without bound (the rest are counted in `credential_expiry_unexported`).
+pub const MAX_EXPIRY_SERIES: usize = 10_000;
+
 /// Every metric the server exports.
 pub struct Metrics {
     pub requests: Family<OutcomeLabels, Counter>,
@@ -67,6 +81,10 @@ pub struct Metrics {
     pub index_rebuilds: Counter,
     /// Distributed copies found modified (their data no longer what the controller wrote) and restored.
     pub copies_restored: Counter,
+    /// When each pull Secret with an expiry expires (Unix seconds); Secrets without one have no series.
+    pub credential_expiry: Family<SecretLabels, Gauge>,
+    /// Secrets with an expiry left out of `credential_expiry` by [`MAX_EXPIRY_SERIES`].
+    pub credential_expiry_unexported: Gauge,
     registry: Registry,
 }
 
@@ -152,7 +170,22 @@ impl Metrics {
             "Distributed copies found modified since the controller wrote them, and restored",
             copies_restored.clone(),
         );
+        let credential_expiry = Family::<SecretLabels, Gauge>::default();
+        registry.register(
+            "credential_expiry_timestamp_seconds",
+            "When the credential of each pull Secret with an expiry expires (its expires-at annotation or a JWT's exp), \
+             as a Unix timestamp",
+            credential_expiry.clone(),
+        );
+        let credential_expiry_unexported = Gauge::default();
+        registry.register(
+            "credential_expiry_unexported",
+            "Pull Secrets with an expiry left out of credential_expiry_timestamp_seconds (over its series bound)",
+            credential_expiry_unexported.clone(),
+        );
         Self {
+            credential_expiry,
+            credential_expiry_unexported,
             index_limited_secrets,
             cache_lag,
             index_rebuilds,

@@ -285,6 +285,113 @@ fn explain_shows_the_lookup_name_each_key_and_the_final_order() {
     assert!(stdout(&out).contains("InvalidImageName"), "{}", stdout(&out));
 }
 
+/// Issue 12 item 2: the nodes' kubelet credential providers cover what their `matchImages` match.
+#[test]
+fn a_credential_provider_config_covers_what_the_nodes_providers_match() {
+    let secrets = secrets_dir();
+    let s = secrets.path().to_str().unwrap();
+    let node = tempfile::tempdir().unwrap();
+    let config = node.path().join("providers.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n\
+         - name: ecr-credential-provider\n  matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]\n\
+         \x20 defaultCacheDuration: 12h\n  apiVersion: credentialprovider.kubelet.k8s.io/v1\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let ecr = "791719295754.dkr.ecr.us-east-2.amazonaws.com/app:1";
+    let other = "791719295754.dkr.ecr.eu-west-1.amazonaws.com/app:1";
+
+    // explain: the kubelet's whole order, the Pod's Secrets first, then the node's providers.
+    let out = run(&["explain", ecr, "--secrets", s, "-n", "keymaker", "--credential-provider-config", c], None);
+    assert_eq!(out.code, 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("  1. ecr\n  2. node credential provider ecr-credential-provider\n"), "{text}");
+    assert!(text.contains("will get: ecr"), "{text}");
+    let out = run(&["explain", other, "--secrets", s, "-n", "keymaker", "--credential-provider-config", c], None);
+    let text = stdout(&out);
+    assert!(text.contains("  1. node credential provider ecr-credential-provider\n"), "{text}");
+    assert!(
+        text.contains(
+            "will get no Secret; it gets its credential from the node (credential provider ecr-credential-provider)"
+        ),
+        "{text}"
+    );
+
+    // mutate: a covered image satisfies --deny-unmatched; the Pod's Secret is still injected where it matches.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "keymaker"},
+        "spec": {"containers": [{"name": "a", "image": ecr}, {"name": "b", "image": other}]}});
+    let deny = ["--deny-unmatched", "*.dkr.ecr.*.amazonaws.com", "--fail-on-warning"];
+    let mut args = vec!["mutate", "--secrets", s, "-o", "json"];
+    args.extend(deny);
+    let out = run(&args, Some(&pod.to_string()));
+    assert_eq!(out.code, 1, "without the file, b is denied: {}", stderr(&out));
+    args.extend(["--credential-provider-config", c]);
+    let out = run(&args, Some(&pod.to_string()));
+    assert_eq!(out.code, 0, "{}", stderr(&out));
+    let patched: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(names(&patched), ["ecr"]);
+    assert!(stderr(&out).is_empty(), "no warning: {}", stderr(&out));
+
+    // A file the kubelet would refuse stops the command, naming the file.
+    std::fs::write(&config, "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders: []\n")
+        .unwrap();
+    for mut args in [vec!["explain", ecr], vec!["mutate"]] {
+        args.extend(["--secrets", s, "--credential-provider-config", c]);
+        let out = run(&args, Some(""));
+        let err = stderr(&out);
+        assert_eq!(out.code, 2, "{args:?}: {err}");
+        assert!(err.contains("providers.yaml") && err.contains("at least 1"), "{args:?}: {err}");
+    }
+}
+
+/// Issue 12 item 5 through the binary: an expired credential (its JWT password's `exp`) is not injected, one
+/// expiring within --expiry-warning is, with a warning; explain says why; no output carries the token (verify's
+/// outputs are checked in `verify`'s own tests, without a network).
+#[test]
+fn expired_credentials_are_not_injected_and_never_printed() {
+    let b64 = |t: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t);
+    let token = format!("{}.{}.{}", b64("{}"), b64(r#"{"exp":1577836800,"c":"Canary-51"}"#), b64("sig-Canary"));
+    let secret = |name: &str, registry: &str, annotation: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": name, "namespace": "shop",
+                "annotations": {"pullsecret-injector.io/expires-at": annotation}},
+            "stringData": {".dockerconfigjson":
+                json!({"auths": {registry: {"username": "robot", "password": &token}}}).to_string()}})
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // "old": its token expired in 2020 (the annotation says later: the earliest wins). "soon": the annotation.
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        secret("old", "r.example.com", "2999-01-01T00:00:00Z"),
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+         "metadata": {"name": "soon", "namespace": "shop",
+            "annotations": {"pullsecret-injector.io/expires-at": "2099-01-01T00:00:00Z"}},
+         "stringData": {".dockerconfigjson": r#"{"auths":{"q.example.com":{"auth":"cm9ib3Q6cGFzcw=="}}}"#}}]});
+    std::fs::write(dir.path().join("secrets.json"), list.to_string()).unwrap();
+    let s = dir.path().to_str().unwrap();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"containers": [{"name": "a", "image": "r.example.com/app"}, {"name": "b", "image": "q.example.com/app"}]}});
+    let out = run(&["mutate", "--secrets", s, "-o", "json", "--expiry-warning", "100000d"], Some(&pod.to_string()));
+    assert_eq!(out.code, 0, "{}", stderr(&out));
+    let patched: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(names(&patched), ["soon"]);
+    let err = stderr(&out);
+    assert!(err.contains("Secret \"old\" not injected: its credential expired at 2020-01-01T00:00:00Z"), "{err}");
+    assert!(err.contains("Secret \"soon\" injected, but its credential expires at 2099-01-01T00:00:00Z"), "{err}");
+    let explain = run(&["explain", "r.example.com/app", "--secrets", s, "-n", "shop"], None);
+    assert!(stdout(&explain).contains("expired   Secret \"old\": its credential expired at 2020-01-01T00:00:00Z"));
+    assert!(stdout(&explain).contains("because Secret \"old\" not injected"), "{}", stdout(&explain));
+    for o in [&out, &explain] {
+        for text in [stdout(o), stderr(o)] {
+            assert!(!text.contains("Canary"), "{text}");
+            for part in token.split('.') {
+                assert!(!text.contains(part), "{text}");
+            }
+        }
+    }
+}
+
 #[test]
 fn help_documents_every_flag_with_its_environment_variable() {
     for sub in ["mutate", "explain", "serve", "verify", "certs"] {

@@ -251,6 +251,7 @@ proptest! {
             credentials: Credentials::Files(std::slice::from_ref(&file)),
             namespace: "ns",
             listed: &listed,
+            policy: &Default::default(),
         };
         explain::explain(&args, &mut out).unwrap();
         outputs.push(("explain", String::from_utf8(out).unwrap()));

@@ -12,7 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::live::ClusterArgs;
 use crate::commands::mutate::MutateOutput;
-use crate::serve::config::{PolicyArgs, ServeConfig, parse_duration};
+use crate::serve::config::{NodeArgs, PolicyArgs, ServeConfig, parse_duration};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -271,6 +271,8 @@ pub struct ExplainCmd {
     /// With an image: a Secret the Pod already lists in `imagePullSecrets`, in order. Repeatable.
     #[arg(long = "listed", value_name = "NAME", value_delimiter = ',')]
     pub listed: Vec<String>,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::commands::{CliError, read_input};
 use crate::core::cluster_pull_secret::ClusterPullSecret;
 use crate::core::credentials::{NamespaceCredentials, Origin, SERVICE_ACCOUNT_ANNOTATION};
 use crate::core::decision::{self, Decision, ImageOutcome, OptOut, Policy};
+use crate::core::expiry;
 use crate::core::pod::{ContainerImage, ContainerKind, INJECT_DISABLED, INJECT_LABEL, PodView};
 use crate::kubelet::keyring;
 use crate::safe_text;
@@ -39,6 +40,8 @@ pub struct ExplainArgs<'a> {
     pub namespace: &'a str,
     /// For an image: the Secrets its Pod already lists, in order.
     pub listed: &'a [String],
+    /// The decision's policy: here, the nodes' credential providers (`--credential-provider-config`).
+    pub policy: &'a Policy,
 }
 
 /// Writes one line of `explain`. Whatever it quotes (the image, keys, Secret names, reasons), it stays one line of
@@ -57,12 +60,13 @@ struct Namespace<'a> {
     name: &'a str,
     view: std::sync::Arc<NamespaceCredentials>,
     snapshot: &'a Snapshot,
+    policy: &'a Policy,
     /// Secret name → "copy of ClusterPullSecret NAME" (or why it only claims to be one).
     provenance: BTreeMap<String, String>,
 }
 
 impl<'a> Namespace<'a> {
-    fn new(name: &'a str, snapshot: &'a Snapshot) -> Self {
+    fn new(name: &'a str, snapshot: &'a Snapshot, policy: &'a Policy) -> Self {
         let (view, manifests) = (snapshot.index.view(name), &snapshot.manifests);
         let mut provenance = BTreeMap::new();
         // A credential the webhook offers for a ClusterPullSecret whose copy is not among the inputs (not written
@@ -101,7 +105,7 @@ impl<'a> Namespace<'a> {
             };
             provenance.insert(secret_name.clone(), text);
         }
-        Self { name, view, snapshot, provenance }
+        Self { name, view, snapshot, policy, provenance }
     }
 
     /// A Secret name with where it came from: `corp (copy of ClusterPullSecret corp)`.
@@ -143,7 +147,7 @@ pub fn explain(args: &ExplainArgs<'_>, out: &mut dyn Write) -> Result<(), CliErr
         Subject::Image(image) => {
             let listed: Vec<&str> = args.listed.iter().map(String::as_str).collect();
             let snapshot = args.credentials.load_for(args.namespace, args.namespace, &listed)?;
-            let ns = Namespace::new(args.namespace, &snapshot);
+            let ns = Namespace::new(args.namespace, &snapshot, args.policy);
             explain_image(image, &ns, args.listed, out)?;
         }
         Subject::File(file) => {
@@ -176,7 +180,7 @@ fn explain_object(args: &ExplainArgs<'_>, input: &str, text: &str, out: &mut dyn
     let object = found.remove(0);
     let listed: Vec<&str> = object.view.listed_secrets().collect();
     let snapshot = args.credentials.load_for(args.namespace, &object.namespace, &listed)?;
-    let ns = Namespace::new(&object.namespace, &snapshot);
+    let ns = Namespace::new(&object.namespace, &snapshot, args.policy);
     explain_pod(&object, &ns, out)
 }
 
@@ -194,7 +198,7 @@ fn explain_image(image: &str, ns: &Namespace<'_>, listed: &[String], out: &mut d
         pull_secrets: Some(listed.iter().map(|n| Some(n.clone())).collect()),
         ..Default::default()
     };
-    let decision = decision::decide(&pod, &ns.view, &Policy::default());
+    let decision = decision::decide(&pod, &ns.view, ns.policy);
     let outcome = &decision.images[0];
     match &outcome.lookup {
         Ok(target) => say(out, format_args!("Lookup:     {target}   (the name the kubelet matches keys against)"))?,
@@ -222,7 +226,7 @@ fn explain_pod(object: &PodObject, ns: &Namespace<'_>, out: &mut dyn Write) -> R
     let what = if object.location.template.is_empty() { "" } else { "   (the Pods of its template)" };
     say(out, format_args!("Object:     {}{what}", object.label))?;
     namespace_lines(pod, ns, out)?;
-    let decision = decision::decide(pod, &ns.view, &Policy::default());
+    let decision = decision::decide(pod, &ns.view, ns.policy);
     for outcome in &decision.images {
         writeln!(out)?;
         let image = outcome.image.as_deref().map(|i| safe_text::line(i, 1024));
@@ -311,7 +315,7 @@ fn namespace_lines(pod: &PodView, ns: &Namespace<'_>, out: &mut dyn Write) -> st
 
 /// The keys of the Pod's keyring in the kubelet's order, each matching `target` or not, and why.
 fn keys(pod: &PodView, ns: &Namespace<'_>, target: &str, inject: bool, out: &mut dyn Write) -> std::io::Result<()> {
-    let verdicts = decision::explain_keys(pod, &ns.view, inject, target, &mut Vec::new());
+    let verdicts = decision::explain_keys(pod, &ns.view, inject, ns.policy.clock.now(), target, &mut Vec::new());
     if verdicts.is_empty() {
         return say(out, format_args!("No pull Secret key in namespace {}.", shown_name(ns.name)));
     }
@@ -330,7 +334,21 @@ fn keys(pod: &PodView, ns: &Namespace<'_>, target: &str, inject: bool, out: &mut
 
 /// Keys the kubelet drops or that do not do what their author meant, and Secrets the kubelet cannot decode.
 fn lint(ns: &Namespace<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let now = ns.policy.clock.now();
     for secret in &ns.view.secrets {
+        // The decision's rule (docs/matching.md section 7): an expired credential is never injected.
+        if let Some(at) = secret.expires_at {
+            let (mark, what) = if at <= now { ("expired", "expired at") } else { ("expires", "expires at") };
+            say(
+                out,
+                format_args!(
+                    "  {mark:<8}  Secret {}: its credential {what} {}{}",
+                    quoted(&secret.name),
+                    expiry::format_rfc3339(at),
+                    if at <= now { "; never injected" } else { "" }
+                ),
+            )?;
+        }
         match &secret.keys {
             Ok(keys) => {
                 for key in keys {
@@ -359,16 +377,20 @@ fn lint(ns: &Namespace<'_>, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 /// The credentials the kubelet tries for one image, in its order.
+/// The credentials the kubelet tries for one image, in its order: the Pod's Secrets, then the node's providers
+/// (the kubelet's union keyring).
 fn credentials(outcome: &ImageOutcome, ns: &Namespace<'_>, image: &str, out: &mut dyn Write) -> std::io::Result<()> {
-    if outcome.credentials.is_empty() {
+    if outcome.credentials.is_empty() && outcome.node_providers.is_empty() {
         return say(out, format_args!("Credentials: none: the kubelet pulls {image} anonymously."));
     }
     say(
         out,
         format_args!("Credentials, in the order the kubelet tries them (first success wins, no anonymous retry):"),
     )?;
-    for (i, name) in outcome.credentials.iter().enumerate() {
-        say(out, format_args!("  {}. {}", i + 1, ns.secret(name)))?;
+    let secrets = outcome.credentials.iter().map(|name| ns.secret(name));
+    let node = outcome.node_providers.iter().map(|name| format!("node credential provider {}", shown_name(name)));
+    for (i, line) in secrets.chain(node).enumerate() {
+        say(out, format_args!("  {}. {line}", i + 1))?;
     }
     Ok(())
 }
@@ -385,9 +407,10 @@ fn injected(decision: &Decision, ns: &Namespace<'_>, out: &mut dyn Write) -> std
 /// subject is one image, so an image is "it", not a container.
 fn answer(subject: &str, pod: &PodView, decision: &Decision, ns: &Namespace<'_>, single: bool) -> String {
     let mut parts = Vec::new();
-    let lacking: Vec<&ImageOutcome> = decision.images.iter().filter(|i| i.credentials.is_empty()).collect();
+    let lacking: Vec<&ImageOutcome> =
+        decision.images.iter().filter(|i| i.credentials.is_empty() && i.node_providers.is_empty()).collect();
     if decision.add.is_empty() {
-        if lacking.is_empty() {
+        if decision.images.iter().all(|i| !i.credentials.is_empty()) {
             parts.push(format!(
                 "{subject} will get no Secret: the Secrets it lists already give every image a credential"
             ));
@@ -397,6 +420,11 @@ fn answer(subject: &str, pod: &PodView, decision: &Decision, ns: &Namespace<'_>,
     } else {
         let names: Vec<String> = decision.add.iter().map(|n| shown_name(n)).collect();
         parts.push(format!("{subject} will get: {}", names.join(", ")));
+    }
+    for image in decision.images.iter().filter(|i| i.credentials.is_empty() && !i.node_providers.is_empty()) {
+        let who = if single { "it".to_string() } else { format!("{} {}", image.kind.noun(), quoted(&image.container)) };
+        let names: Vec<String> = image.node_providers.iter().map(|n| shown_name(n)).collect();
+        parts.push(format!("{who} gets its credential from the node (credential provider {})", names.join(", ")));
     }
     for image in lacking {
         let who = if single { "it".to_string() } else { format!("{} {}", image.kind.noun(), quoted(&image.container)) };
@@ -417,7 +445,9 @@ fn why_none(image: &ImageOutcome, pod: &PodView, decision: &Decision, ns: &Names
     let anonymous =
         if image_is_docker_hub(target) { " (pulled anonymously from Docker Hub)" } else { " (pulled anonymously)" };
     if let Some(opt_out) = decision.opt_out {
-        let would = decision::explain_keys(pod, &ns.view, true, target, &mut Vec::new()).iter().any(|v| v.matched);
+        let would = decision::explain_keys(pod, &ns.view, true, ns.policy.clock.now(), target, &mut Vec::new())
+            .iter()
+            .any(|v| v.matched);
         if would {
             return match opt_out {
                 OptOut::Namespace => format!(
@@ -435,11 +465,7 @@ fn why_none(image: &ImageOutcome, pod: &PodView, decision: &Decision, ns: &Names
     }
     // The webhook's own words when it would warn: a Secret bound to another ServiceAccount, or a key that names
     // the registry but does not match it.
-    if let Some(reason) = decision::unmatched_reason(pod, &ns.view, &Policy::default(), target) {
-        return safe_text::line(&reason, 512);
-    }
-    // A key naming its registry that does not match, or a Secret bound to another ServiceAccount: the warning's words.
-    if let Some(reason) = decision::unmatched_reason(pod, &ns.view, &Policy::default(), target) {
+    if let Some(reason) = decision::unmatched_reason(pod, &ns.view, ns.policy, target) {
         return format!("{reason}{anonymous}");
     }
     let undecodable: Vec<String> =

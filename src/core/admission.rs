@@ -482,6 +482,7 @@ mod tests {
                         origin: Origin::Namespace,
                         service_account: None,
                         over_limit: None,
+                        expires_at: None,
                     })
                 })
                 .collect(),
@@ -513,6 +514,7 @@ mod tests {
                 origin: Origin::Namespace,
                 service_account: None,
                 over_limit: None,
+                expires_at: None,
             })],
         ));
         let source = OneNamespace(ns);

@@ -25,6 +25,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::Selector;
 
 use crate::core::cluster_pull_secret::{self, ClusterPullSecret};
+use crate::core::expiry::{self, UnixTime};
 use crate::core::pod;
 use crate::kubelet::docker_config::{self, SecretKind};
 use crate::kubelet::keyring::Keyring;
@@ -114,6 +115,16 @@ pub struct CandidateSecret {
     /// The bound of [`IndexLimits`] that left this Secret without keys (then `keys` is empty): the webhook cannot
     /// tell which images it covers, or whether the kubelet can decode it, so it is never added to a Pod.
     pub over_limit: Option<Limit>,
+    /// When its credential expires ([`expiry`]: the annotation, or a JWT's `exp`), computed while indexing: the
+    /// payload is not kept, only this time.
+    pub expires_at: Option<UnixTime>,
+}
+
+/// The expiry of a pull Secret the kubelet can decode ([`expiry::secret_expiry`] over its annotation and payload):
+/// the one place a Secret's expiry is read, for the index and `verify`.
+pub fn expiry_of(secret: &Secret, kind: SecretKind, payload: &[u8]) -> Option<UnixTime> {
+    let annotation = secret.metadata.annotations.as_ref().and_then(|a| a.get(expiry::EXPIRES_AT_ANNOTATION));
+    expiry::secret_expiry(annotation.map(String::as_str), payload, kind == SecretKind::DockerCfg)
 }
 
 /// The annotation that binds a pull Secret to one ServiceAccount of its namespace (the token controller's, and
@@ -138,6 +149,7 @@ impl std::fmt::Debug for CandidateSecret {
             .field("origin", &self.origin)
             .field("service_account", &self.service_account)
             .field("over_limit", &self.over_limit)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }
@@ -158,13 +170,16 @@ impl CandidateSecret {
     /// API server does: it wins over `data`. No bound applies: see [`Reduced::of`].
     pub fn from_secret(secret: &Secret) -> Option<Self> {
         let (kind, payload) = pull_payload(secret)?;
+        let keys = docker_config::decode_keys(kind, payload).map_err(|e| e.to_string());
+        let expires_at = keys.is_ok().then(|| expiry_of(secret, kind, payload)).flatten();
         Some(Self {
             name: secret.metadata.name.clone()?,
             kind,
-            keys: docker_config::decode_keys(kind, payload).map_err(|e| e.to_string()),
+            keys,
             origin: Origin::Namespace,
             service_account: bound_service_account(secret),
             over_limit: None,
+            expires_at,
         })
     }
 
@@ -222,6 +237,7 @@ impl Reduced {
                 origin: Origin::Namespace,
                 service_account,
                 over_limit: Some(over.limit),
+                expires_at: None,
             },
             over: Some(over),
         };
@@ -236,8 +252,17 @@ impl Reduced {
             let over = OverLimit { limit: Limit::KeysPerSecret, size: keys.len(), max: limits.max_keys_per_secret };
             return Some(empty(over, name, service_account));
         }
-        let candidate =
-            CandidateSecret { name, kind, keys, origin: Origin::Namespace, service_account, over_limit: None };
+        // Read only while the payload is at hand; a Secret the kubelet cannot decode has no expiry to speak of.
+        let expires_at = keys.is_ok().then(|| expiry_of(secret, kind, payload)).flatten();
+        let candidate = CandidateSecret {
+            name,
+            kind,
+            keys,
+            origin: Origin::Namespace,
+            service_account,
+            over_limit: None,
+            expires_at,
+        };
         Some(Self::Candidate { candidate, over: None })
     }
 
@@ -284,6 +309,8 @@ pub struct NamespaceKeys {
     /// Indices in `secrets` of the candidates bound to a ServiceAccount ([`CandidateSecret::service_account`]),
     /// ascending: usually none, so a Pod pays nothing for the rule.
     pub bound: Vec<u32>,
+    /// Indices in `secrets` of the candidates with an expiry ([`CandidateSecret::expires_at`]), ascending.
+    pub expiring: Vec<u32>,
 }
 
 impl NamespaceCredentials {
@@ -301,7 +328,9 @@ impl NamespaceCredentials {
         let undecodable = secrets.iter().enumerate().filter(|(_, s)| s.keys.is_err()).map(|(i, _)| index(i)).collect();
         let bound =
             secrets.iter().enumerate().filter(|(_, s)| s.service_account.is_some()).map(|(i, _)| index(i)).collect();
-        let keys = NamespaceKeys { keyring, undecodable, bound };
+        let expiring =
+            secrets.iter().enumerate().filter(|(_, s)| s.expires_at.is_some()).map(|(i, _)| index(i)).collect();
+        let keys = NamespaceKeys { keyring, undecodable, bound, expiring };
         Self { labels, secrets, keys }
     }
 
@@ -866,6 +895,7 @@ impl CredentialIndex {
                     origin: Origin::Distributed { cluster_pull_secret: id.to_string() },
                     service_account: None,
                     over_limit: secret.over_limit,
+                    expires_at: secret.expires_at,
                 }),
                 *over,
             )),

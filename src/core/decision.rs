@@ -10,11 +10,14 @@
 
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::time::Duration;
 
 use json_patch::Patch;
 
 use crate::core::credentials::{NamespaceCredentials, SERVICE_ACCOUNT_ANNOTATION};
+use crate::core::expiry::{self, Clock, UnixTime};
 use crate::core::pod::{self, ContainerKind, KUBESPHERE_ANNOTATION, KubeSphereChoice, PodView};
+use crate::kubelet::credential_provider::NodeProviders;
 use crate::kubelet::keyring::{Keyring, LookupTarget};
 use crate::kubelet::reference::{self, ImageRef};
 
@@ -71,6 +74,13 @@ pub struct Policy {
     /// Images under these patterns that end up without a credential get a warning (`--warn-unmatched`), whatever
     /// the namespace's keys.
     pub warn_unmatched: Vec<RegistryPattern>,
+    /// The nodes' credential providers (`--credential-provider-config`, the kubelet's own file): an image one of
+    /// them matches gets its credential from the node, so it is neither warned about nor denied as unmatched.
+    pub node_providers: NodeProviders,
+    /// "Now", to judge expiry: the system clock, or a fixed one in tests.
+    pub clock: Clock,
+    /// An injected credential that expires within this gets a warning (`--expiry-warning`; zero: none).
+    pub expiry_warning: Duration,
 }
 
 /// Why injection did not run for this Pod.
@@ -91,6 +101,9 @@ pub struct ImageOutcome {
     pub lookup: Result<String, String>,
     /// Pull Secrets whose credentials the kubelet will try for this image, in its order (a name may repeat, R6).
     pub credentials: Vec<String>,
+    /// The node's credential providers the kubelet calls for this image, after the Pod's Secrets (its union
+    /// keyring: Secrets first, then the node's), in the file's order.
+    pub node_providers: Vec<String>,
 }
 
 /// The full decision for one Pod.
@@ -121,17 +134,19 @@ pub fn explain_keys(
     pod: &PodView,
     ns: &NamespaceCredentials,
     inject: bool,
+    now: UnixTime,
     target: &str,
     warnings: &mut Vec<String>,
 ) -> Vec<KeyExplanation> {
-    PodMembers::new(pod, ns, inject, warnings).explain(target)
+    PodMembers::new(pod, ns, inject, now, warnings).explain(target)
 }
 
 /// `explain`: the candidates the Pod's ServiceAccount leaves out (bound to another account), with that account,
 /// in name order. The same rule as [`decide`].
 pub fn excluded_by_service_account<'a>(pod: &PodView, ns: &'a NamespaceCredentials) -> Vec<(&'a str, &'a str)> {
     let inject = !ns.opted_out() && !pod::opted_out(&pod.labels);
-    PodMembers::new(pod, ns, inject, &mut Vec::new())
+    // Who is bound to which account does not depend on time: nothing counts as expired here.
+    PodMembers::new(pod, ns, inject, UnixTime::MIN, &mut Vec::new())
         .excluded
         .iter()
         .map(|&i| {
@@ -142,17 +157,18 @@ pub fn excluded_by_service_account<'a>(pod: &PodView, ns: &'a NamespaceCredentia
 }
 
 /// `explain`: why an image (its lookup name `target`) that gets no credential would be warned about, in the words of
-/// [`decide`]'s warning (a Secret bound to another ServiceAccount, a key naming its registry that does not match, a
-/// `--warn-unmatched` pattern), or `None` when nothing in the namespace speaks of its registry.
+/// [`decide`]'s warning (a matching Secret whose credential expired, a Secret bound to another ServiceAccount, a key
+/// naming its registry that does not match, a `--warn-unmatched` pattern), or `None` when nothing in the namespace
+/// speaks of its registry.
 pub fn unmatched_reason(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy, target: &str) -> Option<String> {
     let image = reference::parse_normalized_named(target).ok()?;
-    let members = PodMembers::new(pod, ns, true, &mut Vec::new());
+    let members = PodMembers::new(pod, ns, true, policy.clock.now(), &mut Vec::new());
     let lookup = LookupTarget::new(target);
     let mut slots = Vec::new();
-    if !members.lookup(&lookup, &mut slots).is_empty() {
+    if !members.lookup(&lookup, &mut slots).is_empty() || policy.node_providers.matching(&lookup).next().is_some() {
         return None;
     }
-    members.unmatched(pod, &image, &lookup, &slots, policy)
+    members.expired_match(&lookup, &slots, true).or_else(|| members.unmatched(pod, &image, &lookup, &slots, policy))
 }
 
 /// One normalized key of a Pod's keyring, as `explain` shows it.
@@ -170,8 +186,8 @@ pub struct KeyExplanation {
 ///
 /// The Pod's keyring has exactly the namespace keyring's keys, with fewer items: the listed Secrets the namespace
 /// holds (a name listed twice counts twice, R6), then the Secrets the KubeSphere annotation chooses (the patch
-/// appends them first), and, when injecting, every other candidate except those bound to another ServiceAccount;
-/// in a slot, the kubelet's add order puts the listed and chosen ones first, in list order, then the candidates in
+/// appends them first), and, when injecting, every other candidate except those bound to another ServiceAccount
+/// and those whose credential expired (docs/matching.md section 7); in a slot, the kubelet's add order puts the listed and chosen ones first, in list order, then the candidates in
 /// name order. A slot left without items is a key the Pod's keyring does not have, so it adds nothing and does not
 /// count as a direct match for the Docker Hub fallback (R32). The tests build the same keyring key by key, as the
 /// kubelet does, and compare.
@@ -187,12 +203,20 @@ struct PodMembers<'a> {
     skip: Vec<u32>,
     /// Indices of the candidates left out because they are bound to another ServiceAccount, ascending.
     excluded: Vec<u32>,
+    /// Indices of the candidates left out because their credential has expired, ascending.
+    expired: Vec<u32>,
     inject: bool,
 }
 
 impl<'a> PodMembers<'a> {
     /// Also pushes the warnings `PodKeyring::build` pushes, in the same order.
-    fn new(pod: &'a PodView, ns: &'a NamespaceCredentials, inject: bool, warnings: &mut Vec<String>) -> Self {
+    fn new(
+        pod: &'a PodView,
+        ns: &'a NamespaceCredentials,
+        inject: bool,
+        now: UnixTime,
+        warnings: &mut Vec<String>,
+    ) -> Self {
         let mut listed = Vec::new();
         let mut skip = Vec::new();
         let mut warned: Vec<&str> = Vec::new();
@@ -205,7 +229,19 @@ impl<'a> PodMembers<'a> {
             let i = i as u32;
             skip.push(i);
             match &secret.keys {
-                Ok(_) => listed.push((name, Some(i))),
+                Ok(_) => {
+                    listed.push((name, Some(i)));
+                    if let Some(at) = secret.expires_at.filter(|&at| at <= now)
+                        && !warned.contains(&name)
+                    {
+                        warned.push(name);
+                        warnings.push(format!(
+                            "imagePullSecret {:?} expired at {}: pulls with it will fail until it is renewed",
+                            short(name, 60),
+                            expiry::format_rfc3339(at)
+                        ));
+                    }
+                }
                 Err(reason) => {
                     listed.push((name, None));
                     if !warned.contains(&name) {
@@ -217,7 +253,7 @@ impl<'a> PodMembers<'a> {
         }
         let own = listed.len();
         if inject && let Some(choice) = &pod.kubesphere {
-            choose(choice, ns, &mut listed, &mut skip, warnings);
+            choose(choice, ns, now, &mut listed, &mut skip, warnings);
         }
         skip.sort_unstable();
         let mut excluded = Vec::new();
@@ -229,7 +265,17 @@ impl<'a> PodMembers<'a> {
             skip.extend_from_slice(&excluded);
             skip.sort_unstable();
         }
-        Self { ns, listed, own, skip, excluded, inject }
+        // An expired credential is never injected: the registry would refuse it, and the kubelet does not retry
+        // anonymously. Only candidates with an expiry are looked at, so a Pod pays nothing for the rule.
+        let mut expired = Vec::new();
+        if inject {
+            expired.extend(ns.keys().expiring.iter().copied().filter(|i| {
+                skip.binary_search(i).is_err() && ns.secrets[*i as usize].expires_at.is_some_and(|at| at <= now)
+            }));
+            skip.extend_from_slice(&expired);
+            skip.sort_unstable();
+        }
+        Self { ns, listed, own, skip, excluded, expired, inject }
     }
 
     /// The names the KubeSphere annotation adds, in its order.
@@ -284,6 +330,26 @@ impl<'a> PodMembers<'a> {
             Member::Listed(i) => self.listed[i].0,
             Member::Candidate(i) => &self.ns.secrets[i].name,
         }
+    }
+
+    /// The warning for an expired candidate that would have given an image a credential (a direct match, or the
+    /// Docker Hub fallback when nothing else matched), naming the Secret and the time, never a value.
+    fn expired_match(&self, target: &LookupTarget, slots: &[u32], unmatched: bool) -> Option<String> {
+        if self.expired.is_empty() {
+            return None;
+        }
+        let keyring = &self.ns.keys().keyring;
+        let fallback = keyring.fallback_slot(target).filter(|_| unmatched);
+        let i = slots
+            .iter()
+            .chain(fallback.iter())
+            .find_map(|&slot| keyring.items(slot).iter().find(|i| self.expired.binary_search(i).is_ok()))?;
+        let secret = &self.ns.secrets[*i as usize];
+        Some(format!(
+            "Secret {:?} not injected: its credential expired at {}",
+            short(&secret.name, 60),
+            expiry::format_rfc3339(secret.expires_at.unwrap_or_default())
+        ))
     }
 
     /// [`explain_keys`]: the namespace keyring's verdicts over the slots the Pod's keyring holds.
@@ -359,6 +425,7 @@ impl<'a> PodMembers<'a> {
 fn choose<'a>(
     choice: &'a KubeSphereChoice,
     ns: &NamespaceCredentials,
+    now: UnixTime,
     listed: &mut Vec<(&'a str, Option<u32>)>,
     skip: &mut Vec<u32>,
     warnings: &mut Vec<String>,
@@ -399,6 +466,10 @@ fn choose<'a>(
             }
             (Ok(_), Some(limit)) => warnings
                 .push(not_added(format!("it is over an index bound ({}), so its keys are unknown", limit.flag()))),
+            (Ok(_), None) if secret.expires_at.is_some_and(|at| at <= now) => warnings.push(not_added(format!(
+                "it expired at {}",
+                expiry::format_rfc3339(secret.expires_at.unwrap_or_default())
+            ))),
             (Ok(_), None) => {
                 listed.push((name, Some(i as u32)));
                 skip.push(i as u32);
@@ -417,8 +488,9 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
         None
     };
     let inject = opt_out.is_none();
+    let now = policy.clock.now();
     let mut warnings = Vec::new();
-    let keyring = PodMembers::new(pod, ns, inject, &mut warnings);
+    let keyring = PodMembers::new(pod, ns, inject, now, &mut warnings);
     let mut slots = Vec::new();
 
     // The annotation's choices first, in its order; then each candidate that contributes a credential.
@@ -433,6 +505,7 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
                 image: None,
                 lookup: Err("no image".into()),
                 credentials: Vec::new(),
+                node_providers: Vec::new(),
             });
             continue;
         };
@@ -451,6 +524,7 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
                     image: Some(image.to_string()),
                     lookup: Err(e.to_string()),
                     credentials: Vec::new(),
+                    node_providers: Vec::new(),
                 });
                 continue;
             }
@@ -458,6 +532,9 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
         let target = parsed.name();
         let lookup_target = LookupTarget::new(&target);
         let members = keyring.lookup(&lookup_target, &mut slots);
+        if let Some(warning) = keyring.expired_match(&lookup_target, &slots, members.is_empty()) {
+            warnings.push(warning);
+        }
         for member in &members {
             if let Member::Candidate(i) = *member {
                 let name = &ns.secrets[i].name;
@@ -466,7 +543,9 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
                 }
             }
         }
-        if members.is_empty() {
+        let node_providers: Vec<String> = policy.node_providers.matching(&lookup_target).map(str::to_string).collect();
+        // An image a node's provider covers has a credential, from the node: nothing to warn about or deny.
+        if members.is_empty() && node_providers.is_empty() {
             if policy.deny_unmatched.iter().any(|p| p.matches_target(&lookup_target))
                 && opt_out != Some(OptOut::Namespace)
             {
@@ -491,7 +570,24 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
             image: Some(image.to_string()),
             lookup: Ok(target),
             credentials: members.iter().map(|m| keyring.name(*m).to_string()).collect(),
+            node_providers,
         });
+    }
+
+    // Injected, but not for long: the owner can renew it before pulls start failing.
+    if !policy.expiry_warning.is_zero() {
+        let horizon = now.saturating_add(i64::try_from(policy.expiry_warning.as_secs()).unwrap_or(i64::MAX));
+        for name in &add {
+            let at = ns.get(name).and_then(|s| s.expires_at).filter(|&at| at > now && at <= horizon);
+            if let Some(at) = at {
+                warnings.push(format!(
+                    "Secret {:?} injected, but its credential expires at {} (within --expiry-warning {})",
+                    short(name, 60),
+                    expiry::format_rfc3339(at),
+                    humantime::format_duration(policy.expiry_warning)
+                ));
+            }
+        }
     }
 
     let mut denied = None;
@@ -622,6 +718,7 @@ mod tests {
             origin: Origin::Namespace,
             service_account: None,
             over_limit: None,
+            expires_at: None,
         })
     }
 
@@ -645,6 +742,7 @@ mod tests {
             origin: Origin::Namespace,
             service_account: None,
             over_limit: None,
+            expires_at: None,
         })
     }
 
@@ -823,7 +921,7 @@ mod tests {
                 let view = PodView::from_value(&pod).unwrap();
                 let (mut slow_warnings, mut fast_warnings) = (Vec::new(), Vec::new());
                 let slow = PodKeyring::build(&view, &ns, inject, &mut slow_warnings);
-                let fast = PodMembers::new(&view, &ns, inject, &mut fast_warnings);
+                let fast = PodMembers::new(&view, &ns, inject, UnixTime::MIN, &mut fast_warnings);
                 // The annotation's own warnings are the fidelity tests' business.
                 fast_warnings.retain(|w| !w.contains(pod::KUBESPHERE_ANNOTATION));
                 assert_eq!(fast_warnings, slow_warnings, "{listed:?} inject={inject}");
@@ -1122,6 +1220,7 @@ mod tests {
                 origin: Origin::Namespace,
                 service_account: None,
                 over_limit: None,
+                expires_at: None,
             });
             let ns = namespace(vec![secret]);
             for listed in [None, Some(&["bro\u{202e}ken\n"][..])] {

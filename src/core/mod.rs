@@ -7,5 +7,6 @@ pub mod admission;
 pub mod cluster_pull_secret;
 pub mod credentials;
 pub mod decision;
+pub mod expiry;
 pub mod pod;
 pub mod workload;

@@ -51,9 +51,25 @@ fn effective_path(path: &str) -> &str {
 /// R24-R27: `URLsMatchStr(key, target)`, where `key` is a NORMALIZED key and `target` a lookup
 /// string (`ImageRef::name()`). This is the direct match only; the fallback is [`Keyring::lookup`]'s.
 pub fn urls_match_str(key: &str, target: &str) -> bool {
-    match (SplitUrl::parse(key), SplitUrl::parse(target)) {
-        (Ok(key), Ok(target)) => key.check(&target) == Reason::Matched,
-        _ => false,
+    UrlPattern::parse(key).matches(&LookupTarget::new(target))
+}
+
+/// The first argument of `URLsMatchStr` parsed once, taken as given (no normalization): a credential provider's
+/// `matchImages` entry, which the kubelet matches against every image it pulls. [`urls_match_str`] is this.
+#[derive(Debug, Clone)]
+pub struct UrlPattern(Result<SplitUrl, UrlError>);
+
+impl UrlPattern {
+    pub fn parse(pattern: &str) -> Self {
+        Self(SplitUrl::parse(pattern))
+    }
+
+    /// `URLsMatchStr(pattern, target)` (R24-R27): a pattern or target that does not parse matches nothing.
+    pub fn matches(&self, target: &LookupTarget) -> bool {
+        match (&self.0, &target.parsed) {
+            (Ok(pattern), Ok(target)) => pattern.check(target) == Reason::Matched,
+            _ => false,
+        }
     }
 }
 

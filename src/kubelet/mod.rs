@@ -3,6 +3,7 @@
 //! Nothing here knows a Kubernetes object: the rules are checked against the kubelet's code itself
 //! (`tests/kubelet_oracle.rs`) and against docs/kubelet-matching.md.
 
+pub mod credential_provider;
 pub mod docker_config;
 pub mod go_glob;
 pub mod go_url;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Command, FromArgMatches};
 
 use crate::core::decision::{Policy, RegistryPattern};
+use crate::kubelet::credential_provider::{self, NodeProviders};
 use crate::verify::{AddressPolicy, VerifyOptions};
 
 /// Limits of a listener (the webhook's, or the admin port's: see [`Limits::admin`]).
@@ -229,6 +230,13 @@ pub struct PolicyArgs {
         value_delimiter = ','
     )]
     pub warn_unmatched: Vec<RegistryPattern>,
+    /// Warn about a Pod that gets a credential expiring within this (the Secret's
+    /// `pullsecret-injector.io/expires-at` annotation, RFC 3339, or a JWT password or token's `exp`). An expired
+    /// credential is never injected, whatever this is. `0s`: no warning before expiry.
+    #[arg(long, default_value = "24h", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_EXPIRY_WARNING")]
+    pub expiry_warning: Duration,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 impl PolicyArgs {
@@ -237,8 +245,46 @@ impl PolicyArgs {
             deny_unmatched: self.deny_unmatched.clone(),
             audit_only: self.policy_audit,
             warn_unmatched: self.warn_unmatched.clone(),
+            node_providers: self.node.providers(),
+            clock: Default::default(),
+            expiry_warning: self.expiry_warning,
         }
     }
+}
+
+/// What the nodes' kubelets are configured with (`serve`, `mutate` and `explain`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeArgs {
+    /// The nodes' kubelet credential provider configuration (the file of the kubelet's
+    /// `--image-credential-provider-config`: a `CredentialProviderConfig`, YAML or JSON, kubelet.config.k8s.io/v1,
+    /// v1beta1 or v1alpha1). An image one of its providers' `matchImages` matches (as the kubelet matches them)
+    /// gets its credential from the node: no warning, and `--deny-unmatched` is satisfied. Pull Secrets are still
+    /// injected where they match. Read once at startup; a file the kubelet would refuse is refused.
+    #[arg(
+        long = "credential-provider-config",
+        value_name = "FILE",
+        env = "PULLSECRET_INJECTOR_CREDENTIAL_PROVIDER_CONFIG",
+        value_parser = read_credential_provider_config
+    )]
+    pub credential_provider_config: Option<NodeProviders>,
+}
+
+impl NodeArgs {
+    pub fn providers(&self) -> NodeProviders {
+        self.credential_provider_config.clone().unwrap_or_default()
+    }
+}
+
+/// Reads and validates `--credential-provider-config` while the command line is parsed, so that a bad file stops
+/// every command at startup (exit 2), with clap naming the flag and the file.
+fn read_credential_provider_config(path: &str) -> Result<NodeProviders, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(credential_provider::MAX_CONFIG_BYTES as u64 + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {path:?}: {e}"))?;
+    // The file is the operator's, not a tenant's; still, the message is printed to a terminal or a log.
+    NodeProviders::parse(&text).map_err(|e| crate::safe_text::line(&format!("{path:?}: {e}"), 2048))
 }
 
 /// Parses `10s`, `500ms`, `2m`, `1h`.

@@ -25,7 +25,7 @@ use crate::core::credentials::{
     CredentialIndex, CredentialSource, IndexLimits, Limit, NamespaceCredentials, OverLimit, UNSEEN_NAMESPACE,
     ViewInputs,
 };
-use crate::metrics::{KindLabels, LimitLabels, Metrics};
+use crate::metrics::{KindLabels, LimitLabels, MAX_EXPIRY_SERIES, Metrics, SecretLabels};
 
 /// `--max-cache-lag` default.
 pub const DEFAULT_MAX_CACHE_LAG: Duration = Duration::from_secs(60);
@@ -160,6 +160,10 @@ struct State {
     /// Per namespace, the Secrets a bound leaves without keys (a warning is logged when this changes).
     over_limit: HashMap<String, Vec<(String, OverLimit)>>,
     over_counts: [i64; 3],
+    /// Per namespace, the Secrets with an expiry and whether each has a `credential_expiry` series.
+    expiring: HashMap<String, Vec<(String, bool)>>,
+    /// Series of `credential_expiry` now exported.
+    expiry_series: usize,
 }
 
 /// Since when the oldest change not yet visible to admission is waiting (0: none), in microseconds since `base`
@@ -205,6 +209,8 @@ impl LiveCredentials {
                 closed: false,
                 over_limit: HashMap::new(),
                 over_counts: [0; 3],
+                expiring: HashMap::new(),
+                expiry_series: 0,
             }),
             wake: Condvar::new(),
             published: RwLock::new(HashMap::new()),
@@ -270,6 +276,11 @@ impl LiveCredentials {
         }
         st.index = new;
         st.generation += 1;
+        let namespaces: BTreeSet<String> = st.expiring.keys().cloned().chain(published.keys().cloned()).collect();
+        for ns in namespaces {
+            let view = published.get(&ns).map(|slot| slot.load_full());
+            self.shared.record_expiry(&mut st, &ns, view.as_deref());
+        }
         *self.shared.published.write().expect("published snapshots lock") = published;
         self.shared.unseen.store(unseen);
         let old = std::mem::take(&mut st.over_limit);
@@ -393,6 +404,38 @@ impl Shared {
         }
     }
 
+    /// Updates the `credential_expiry` series of `namespace` to its new snapshot (`None`: the namespace is gone).
+    fn record_expiry(&self, st: &mut State, namespace: &str, view: Option<&NamespaceCredentials>) {
+        if namespace == UNSEEN_NAMESPACE {
+            return;
+        }
+        let labels = |name: &str| SecretLabels {
+            namespace: crate::safe_text::label(namespace, 63),
+            secret: crate::safe_text::label(name, 253),
+        };
+        for (name, exported) in st.expiring.remove(namespace).unwrap_or_default() {
+            if exported {
+                self.metrics.credential_expiry.remove(&labels(&name));
+                st.expiry_series -= 1;
+            }
+        }
+        let mut now = Vec::new();
+        for secret in view.map_or(&[][..], |v| &v.secrets[..]) {
+            let Some(at) = secret.expires_at else { continue };
+            let exported = st.expiry_series < MAX_EXPIRY_SERIES;
+            if exported {
+                self.metrics.credential_expiry.get_or_create(&labels(&secret.name)).set(at);
+                st.expiry_series += 1;
+            }
+            now.push((secret.name.clone(), exported));
+        }
+        if !now.is_empty() {
+            st.expiring.insert(namespace.to_string(), now);
+        }
+        let unexported = st.expiring.values().flatten().filter(|(_, exported)| !exported).count();
+        self.metrics.credential_expiry_unexported.set(unexported as i64);
+    }
+
     fn report(&self, st: &State) {
         let gauge = |kind: &'static str, n: usize| {
             self.metrics.cache_objects.get_or_create(&KindLabels { kind }).set(n as i64);
@@ -432,6 +475,7 @@ fn build_dirty_namespaces(shared: Arc<Shared>) {
                 Some(built) => (Some(built.view), built.over_limit),
                 None => (None, Vec::new()),
             };
+            shared.record_expiry(&mut st, &dirty.namespace, view.as_ref());
             shared.publish(&dirty.namespace, view);
             shared.record_over_limit(&mut st, &dirty.namespace, over);
             shared.metrics.index_rebuilds.inc();
@@ -607,6 +651,69 @@ mod tests {
         live.update(|i| i.delete_secret("t", "wide"));
         runtime().block_on(live.flush());
         assert_eq!(gauge().as_deref(), Some("0"));
+    }
+
+    /// Issue 12 item 5: each Secret with an expiry has one gauge series (names only), replaced when the Secret
+    /// changes and removed when it goes, through both `update` and `replace`; a planted password never shows.
+    #[test]
+    fn each_expiring_credential_has_an_expiry_series() {
+        let metrics = Arc::new(Metrics::new());
+        let live = LiveCredentials::new(metrics.clone());
+        let series = || {
+            let text = metrics.encode();
+            assert!(!text.contains("Planted-Canary"), "{text}");
+            let prefix = "pullsecret_injector_credential_expiry_timestamp_seconds{";
+            text.lines().filter(|l| l.starts_with(prefix)).map(|l| l[prefix.len()..].to_string()).collect::<Vec<_>>()
+        };
+        let expiring = |ns: &str, name: &str, at: &str| {
+            let mut secret = pull_secret(ns, name, ["r.io".to_string()]);
+            secret.metadata.annotations =
+                Some([(crate::core::expiry::EXPIRES_AT_ANNOTATION.to_string(), at.to_string())].into());
+            let payload = r#"{"auths":{"r.io":{"username":"u","password":"Planted-Canary"}}}"#;
+            secret.data = Some([(".dockerconfigjson".to_string(), ByteString(payload.into()))].into());
+            secret
+        };
+        live.update(|i| {
+            i.apply_secret(&expiring("a", "s", "2026-12-04T16:00:00Z"));
+            i.apply_secret(&pull_secret("a", "plain", ["r.io".to_string()]));
+        });
+        runtime().block_on(live.flush());
+        assert_eq!(series(), [r#"namespace="a",secret="s"} 1796400000"#]);
+        live.update(|i| i.apply_secret(&expiring("a", "s", "2026-12-04T17:00:00+00:00")));
+        runtime().block_on(live.flush());
+        assert_eq!(series(), [r#"namespace="a",secret="s"} 1796403600"#]);
+        live.update(|i| i.delete_secret("a", "s"));
+        runtime().block_on(live.flush());
+        assert!(series().is_empty());
+        let mut index = CredentialIndex::new();
+        index.apply_secret(&expiring("b", "t", "2026-12-04T16:00:00Z"));
+        live.replace(index);
+        assert_eq!(series(), [r#"namespace="b",secret="t"} 1796400000"#]);
+        live.replace(CredentialIndex::new());
+        assert!(series().is_empty());
+    }
+
+    /// The series are bounded: past [`MAX_EXPIRY_SERIES`], Secrets with an expiry are counted, not exported, and a
+    /// series freed makes room again at the next change.
+    #[test]
+    fn expiry_series_are_bounded() {
+        let metrics = Arc::new(Metrics::new());
+        let live = LiveCredentials::new(metrics.clone());
+        let expiring = |ns: &str, name: &str| {
+            let mut secret = pull_secret(ns, name, ["r.io".to_string()]);
+            secret.metadata.annotations =
+                Some([(crate::core::expiry::EXPIRES_AT_ANNOTATION.to_string(), "2026-12-04T16:00:00Z".into())].into());
+            secret
+        };
+        let mut index = CredentialIndex::new();
+        for i in 0..MAX_EXPIRY_SERIES + 5 {
+            index.apply_secret(&expiring(&format!("ns{}", i / 1000), &format!("s{i}")));
+        }
+        live.replace(index);
+        let text = metrics.encode();
+        let series = text.lines().filter(|l| l.starts_with("pullsecret_injector_credential_expiry_timestamp_seconds{"));
+        assert_eq!(series.count(), MAX_EXPIRY_SERIES);
+        assert!(text.contains("pullsecret_injector_credential_expiry_unexported 5\n"), "the rest are counted");
     }
 
     #[test]

@@ -45,7 +45,8 @@ use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{Client, StatusCode, Url};
 use serde::Serialize;
 
-use crate::core::credentials::pull_payload;
+use crate::core::credentials::{expiry_of, pull_payload};
+use crate::core::expiry::{self, UnixTime};
 use crate::kubelet::docker_config::{self, DecodeError, RegistryEntry, SecretKind};
 use crate::kubelet::keyring;
 use crate::safe_text;
@@ -342,6 +343,10 @@ pub struct CheckResult {
     pub status: Status,
     /// One line for people; never a password, `auth` string or token.
     pub detail: String,
+    /// When the Secret's credential expires (RFC 3339, UTC: its expires-at annotation or a JWT's `exp`, see
+    /// `core::expiry`); absent when it has no known expiry.
+    #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// docs/contract.md's status values.
@@ -418,11 +423,15 @@ pub async fn verify_observed(
         let Some((kind, payload)) = pull_payload(secret) else { continue };
         let (namespace, name) = secret_name(secret);
         match docker_config::decode(kind, payload) {
-            Ok(entries) => rows.extend(entries.into_iter().map(|entry| Row::Check {
-                namespace: namespace.clone(),
-                secret: name.clone(),
-                entry,
-            })),
+            Ok(entries) => {
+                let expires_at = expiry_of(secret, kind, payload);
+                rows.extend(entries.into_iter().map(|entry| Row::Check {
+                    namespace: namespace.clone(),
+                    secret: name.clone(),
+                    entry,
+                    expires_at,
+                }))
+            }
             Err(error) => rows.push(Row::Done(invalid_secret(namespace, name, kind, &error))),
         }
     }
@@ -435,7 +444,7 @@ pub async fn verify_observed(
         .map(|(index, row)| async move {
             let result = match row {
                 Row::Done(result) => result,
-                Row::Check { namespace, secret, entry } => {
+                Row::Check { namespace, secret, entry, expires_at } => {
                     let registry = safe_text::key(&entry.key);
                     let _running = pending_ref.start(index, format!("{namespace}/{secret} {registry}"));
                     // Nothing a key or a registry holds may panic `verify`; should a bug still do it, that entry
@@ -447,7 +456,8 @@ pub async fn verify_observed(
                         (Status::Error, "internal error while checking this entry (a bug: please report it)".into())
                     });
                     tracing::debug!(%namespace, %secret, %registry, %status, "checked registry credential");
-                    CheckResult { namespace, secret, registry, status, detail }
+                    let expires_at = expires_at.map(expiry::format_rfc3339);
+                    CheckResult { namespace, secret, registry, status, detail, expires_at }
                 }
             };
             (index, result)
@@ -583,7 +593,11 @@ fn render_table(results: &[CheckResult], out: &mut dyn Write) -> std::io::Result
         .map(|r| {
             let registry = if r.registry.is_empty() { "-".to_owned() } else { safe_text::key(&r.registry) };
             let secret = safe_text::text(&format!("{}/{}", r.namespace, r.secret)).into_owned();
-            [secret, registry, r.status.to_string(), safe_text::text(&r.detail).into_owned()]
+            let mut detail = safe_text::text(&r.detail).into_owned();
+            if let Some(at) = &r.expires_at {
+                detail.push_str(&format!(" (credential expiry: {at})"));
+            }
+            [secret, registry, r.status.to_string(), detail]
         })
         .collect();
     let width = |column: usize| {
@@ -624,7 +638,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 enum Row {
     Done(CheckResult),
-    Check { namespace: String, secret: String, entry: RegistryEntry },
+    Check { namespace: String, secret: String, entry: RegistryEntry, expires_at: Option<UnixTime> },
 }
 
 /// The namespace and name of a Secret, display-safe (escaped, bounded).
@@ -647,6 +661,7 @@ fn invalid_secret(namespace: String, secret: String, kind: SecretKind, error: &D
             )),
             MAX_DETAIL_CHARS,
         ),
+        expires_at: None,
     }
 }
 
@@ -1232,6 +1247,28 @@ mod tests {
         secret(namespace, name, "kubernetes.io/dockerconfigjson", ".dockerconfigjson", &payload)
     }
 
+    /// Issue 12 item 5: `verify` shows when a credential expires (a JWT password's `exp` here), and neither the
+    /// table nor the JSON carries the token or a part of it. A wildcard key is skipped: no network.
+    #[tokio::test]
+    async fn verify_shows_the_expiry_and_never_the_token() {
+        let b64 = |t: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t);
+        let token = format!("{}.{}.{}", b64("{}"), b64(r#"{"exp":1796400000,"c":"Canary-3d"}"#), b64("sig-Canary"));
+        let secrets = [pull_secret("ns", "jwt", &[("*.example.com", "robot", &token)])];
+        let results = verify(&secrets, &local()).await.unwrap();
+        assert_eq!(results[0].status, Status::Skipped);
+        assert_eq!(results[0].expires_at.as_deref(), Some("2026-12-04T16:00:00Z"));
+        for output in [VerifyOutput::Text, VerifyOutput::Json] {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            render(&results, &lint(&secrets), output, &mut out, &mut err).unwrap();
+            let text = String::from_utf8(out).unwrap() + &String::from_utf8(err).unwrap();
+            assert!(text.contains("2026-12-04T16:00:00Z"), "{text}");
+            assert!(!text.contains("Canary"), "{text}");
+            for part in token.split('.') {
+                assert!(!text.contains(part), "{text}");
+            }
+        }
+    }
+
     #[test]
     fn endpoints_are_derived_from_the_key() {
         // (key as written, endpoint base or None for skipped)
@@ -1346,6 +1383,7 @@ mod tests {
             registry: "r".into(),
             status,
             detail: String::new(),
+            expires_at: None,
         };
         for status in [Status::Ok, Status::Skipped] {
             assert!(all_ok(&[row(Status::Ok), row(status)]), "{status}");
@@ -1366,6 +1404,7 @@ mod tests {
             registry: "https://index.docker.io/v1/".into(),
             status: Status::TlsError,
             detail: "d".into(),
+            expires_at: None,
         }];
         let (mut out, mut err) = (Vec::new(), Vec::new());
         render(&results, &["a note".into()], VerifyOutput::Json, &mut out, &mut err).unwrap();
@@ -1376,6 +1415,8 @@ mod tests {
                 "status":"tls-error","detail":"d"}])
         );
         assert_eq!(String::from_utf8(err).unwrap(), "note: a note\n");
+        let expiring = CheckResult { expires_at: Some("2026-12-04T16:00:00Z".into()), ..results[0].clone() };
+        assert_eq!(serde_json::to_value(&expiring).unwrap()["expiresAt"], "2026-12-04T16:00:00Z");
         let all = [
             Status::Ok,
             Status::Unauthorized,
@@ -1399,6 +1440,7 @@ mod tests {
                 registry: "reg.example.com".into(),
                 status: Status::Ok,
                 detail: "fine".into(),
+                expires_at: Some("2026-12-04T16:00:00Z".into()),
             },
             CheckResult {
                 namespace: "ns".into(),
@@ -1406,6 +1448,7 @@ mod tests {
                 registry: String::new(),
                 status: Status::InvalidSecret,
                 detail: "bad".into(),
+                expires_at: None,
             },
         ];
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -1413,7 +1456,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let expected = "\
 NAMESPACE/SECRET  REGISTRY         STATUS          DETAIL
-ns/a              reg.example.com  ok              fine
+ns/a              reg.example.com  ok              fine (credential expiry: 2026-12-04T16:00:00Z)
 ns/broken         -                invalid-secret  bad
 
 2 entries checked: 1 ok, 1 invalid-secret

@@ -176,6 +176,7 @@ mod tests {
             registry: "r.example.com".into(),
             status,
             detail: String::new(),
+            expires_at: None,
         };
         publish_metrics(&metrics, &[result("a", Status::Ok), result("b", Status::Unauthorized)]);
         publish_metrics(&metrics, &[result("a", Status::Unauthorized)]);
@@ -200,6 +201,7 @@ mod tests {
             registry: format!("HTTPS://user:Label-Secret-1@{}", "r".repeat(100_000)),
             status: Status::Unauthorized,
             detail: String::new(),
+            expires_at: None,
         };
         publish_metrics(&metrics, &[hostile]);
         let text = metrics.encode();

@@ -144,6 +144,7 @@ mod tests {
             registry: "registry.example.com".into(),
             status: Status::Ok,
             detail: "ok".into(),
+            expires_at: None,
         }
     }
 

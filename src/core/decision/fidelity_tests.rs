@@ -18,6 +18,7 @@ fn secret(name: &str, keys: &[&str]) -> CandidateSecret {
         origin: Origin::Namespace,
         service_account: None,
         over_limit: None,
+        expires_at: None,
     }
 }
 
@@ -654,4 +655,344 @@ fn explain_gets_the_warnings_reason() {
             }
         }
     }
+}
+
+// --- Item 2: the nodes' credential providers (--credential-provider-config) ------------------------------------
+
+const PROVIDERS: &str = r#"
+apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+  - name: ecr-credential-provider
+    matchImages: ["*.dkr.ecr.*.amazonaws.com"]
+    defaultCacheDuration: 12h
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+  - name: corp-provider
+    matchImages: ["*.corp.example.com", "registry.example.com:5000/team"]
+    defaultCacheDuration: 0s
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+"#;
+
+fn with_providers(mut policy: Policy) -> Policy {
+    policy.node_providers = crate::kubelet::credential_provider::NodeProviders::parse(PROVIDERS).unwrap();
+    policy
+}
+
+/// (case, image, candidates, deny patterns, final list, Secrets tried, providers tried, warned, denied)
+type NodeCase<'a> =
+    (&'a str, &'a str, Vec<CandidateSecret>, &'a [&'a str], &'a [&'a str], &'a [&'a str], &'a [&'a str], bool, bool);
+
+#[test]
+fn an_image_a_node_provider_covers_has_a_credential() {
+    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app";
+    let cases: Vec<NodeCase> = vec![
+        (
+            "covered, no Secret: nothing to add, no denial",
+            ecr,
+            vec![],
+            &["*.dkr.ecr.*.amazonaws.com"],
+            &[],
+            &[],
+            &["ecr-credential-provider"],
+            false,
+            false,
+        ),
+        (
+            "covered and a Secret matches: the Secret is injected, tried first",
+            ecr,
+            vec![secret("ecr", &["*.dkr.ecr.us-east-1.amazonaws.com"])],
+            &[],
+            &["ecr"],
+            &["ecr"],
+            &["ecr-credential-provider"],
+            false,
+            false,
+        ),
+        (
+            "covered: a near-miss key is no reason to warn",
+            "registry.corp.example.com/app",
+            vec![secret("port", &["registry.corp.example.com:443"])],
+            &[],
+            &[],
+            &[],
+            &["corp-provider"],
+            false,
+            false,
+        ),
+        (
+            "matchImages matched like a key: path prefix",
+            "registry.example.com:5000/team2/app",
+            vec![],
+            &["registry.example.com:5000"],
+            &[],
+            &[],
+            &["corp-provider"],
+            false,
+            false,
+        ),
+        (
+            "not covered (ports verbatim): denied as before",
+            "registry.example.com/team/app",
+            vec![],
+            &["registry.example.com"],
+            &[],
+            &[],
+            &[],
+            false,
+            true,
+        ),
+        (
+            "not covered (a glob is one label): near miss warned as before",
+            "a.b.corp.example.com/app",
+            vec![secret("port", &["a.b.corp.example.com:443"])],
+            &[],
+            &[],
+            &[],
+            &[],
+            true,
+            false,
+        ),
+    ];
+    for (case, image, candidates, patterns, final_list, secrets, providers, warned, denied) in cases {
+        let ns = namespace(candidates);
+        let policy = with_providers(deny(patterns, false));
+        let (names, d) = run(&pod(&[image]), &ns, &policy);
+        assert_eq!(names, final_list, "{case}");
+        assert_eq!(d.images[0].credentials, secrets, "{case}");
+        assert_eq!(d.images[0].node_providers, providers, "{case}");
+        assert_eq!(!d.warnings.is_empty(), warned, "{case}: {:?}", d.warnings);
+        assert_eq!(d.denied.is_some(), denied, "{case}: {:?}", d.denied);
+        let view = PodView::from_value(&pod(&[image])).unwrap();
+        let target = reference::parse_normalized_named(image).unwrap().name();
+        assert_eq!(unmatched_reason(&view, &ns, &policy, &target).is_some(), warned, "{case}: explain agrees");
+        // Without the file, the same Pod is judged as before: a covered image is unmatched.
+        let (_, without) = run(&pod(&[image]), &ns, &deny(patterns, false));
+        assert!(without.images[0].node_providers.is_empty(), "{case}");
+    }
+}
+
+#[test]
+fn a_node_provider_covers_images_of_an_opted_out_namespace_too() {
+    let mut ns = namespace(vec![]);
+    ns.labels.insert(pod::INJECT_LABEL.into(), pod::INJECT_DISABLED.into());
+    let policy = with_providers(deny(&["*.corp.example.com"], false));
+    let (_, d) = run(&pod(&["r.corp.example.com/app"]), &ns, &policy);
+    assert_eq!((d.denied, d.warnings.len()), (None, 0));
+    assert_eq!(d.images[0].node_providers, ["corp-provider"]);
+}
+
+// --- Item 5: expiry ----------------------------------------------------------------------------------------------
+
+/// 2026-12-04T16:00:00Z: the fixed "now" of these tests.
+const NOW: UnixTime = 1_796_400_000;
+const HOUR: UnixTime = 3600;
+
+fn expiring(name: &str, keys: &[&str], at: UnixTime) -> CandidateSecret {
+    CandidateSecret { expires_at: Some(at), ..secret(name, keys) }
+}
+
+fn at_now(window_hours: u64) -> Policy {
+    Policy {
+        clock: crate::core::expiry::Clock::fixed(NOW),
+        expiry_warning: std::time::Duration::from_secs(window_hours * 3600),
+        ..Policy::default()
+    }
+}
+
+/// (case, images, listed, candidates, window in hours, final list, warning fragments (empty: no warning))
+type ExpiryCase<'a> = (&'a str, &'a [&'a str], &'a [&'a str], Vec<CandidateSecret>, u64, &'a [&'a str], &'a [&'a str]);
+
+#[test]
+fn an_expired_credential_is_never_injected_and_one_expiring_soon_is_warned_about() {
+    const EXPIRED_WARNING: &str = "Secret \"old\" not injected: its credential expired at 2026-12-04T15:00:00Z";
+    let cases: Vec<ExpiryCase> = vec![
+        (
+            "expired: not injected, warned",
+            &["r.io/app"],
+            &[],
+            vec![expiring("old", &["r.io"], NOW - HOUR)],
+            24,
+            &[],
+            &[EXPIRED_WARNING],
+        ),
+        (
+            "expiring exactly now counts as expired",
+            &["r.io/app"],
+            &[],
+            vec![expiring("old", &["r.io"], NOW)],
+            24,
+            &[],
+            &["\"old\" not injected: its credential expired at 2026-12-04T16:00:00Z"],
+        ),
+        (
+            "expired, another matches: the other is injected, the expired one named",
+            &["r.io/app"],
+            &[],
+            vec![expiring("old", &["r.io"], NOW - HOUR), secret("new", &["r.io"])],
+            24,
+            &["new"],
+            &[EXPIRED_WARNING],
+        ),
+        (
+            "expired but matching no image: nothing to say",
+            &["q.io/app"],
+            &[],
+            vec![expiring("old", &["r.io"], NOW - HOUR)],
+            24,
+            &[],
+            &[],
+        ),
+        (
+            "expires within the window: injected with a warning",
+            &["r.io/app"],
+            &[],
+            vec![expiring("soon", &["r.io"], NOW + HOUR)],
+            24,
+            &["soon"],
+            &[
+                "Secret \"soon\" injected, but its credential expires at 2026-12-04T17:00:00Z (within --expiry-warning 1day)",
+            ],
+        ),
+        (
+            "expires after the window: no warning",
+            &["r.io/app"],
+            &[],
+            vec![expiring("later", &["r.io"], NOW + 48 * HOUR)],
+            24,
+            &["later"],
+            &[],
+        ),
+        (
+            "window 0s: no warning before expiry",
+            &["r.io/app"],
+            &[],
+            vec![expiring("soon", &["r.io"], NOW + HOUR)],
+            0,
+            &["soon"],
+            &[],
+        ),
+        (
+            "an expired Secret the Pod lists stays (the Pod's list is its own), with a warning",
+            &["r.io/app"],
+            &["old"],
+            vec![expiring("old", &["r.io"], NOW - HOUR)],
+            24,
+            &["old"],
+            &["imagePullSecret \"old\" expired at 2026-12-04T15:00:00Z: pulls with it will fail"],
+        ),
+        (
+            "an expired direct match no longer suppresses the Docker Hub fallback (R32)",
+            &["myorg/app"],
+            &[],
+            vec![expiring("org", &["docker.io/myorg"], NOW - HOUR), secret("hub", &["https://index.docker.io/v1/"])],
+            24,
+            &["hub"],
+            &["Secret \"org\" not injected"],
+        ),
+        (
+            "an expired fallback key is named only when the fallback would apply",
+            &["nginx"],
+            &[],
+            vec![expiring("hub", &["https://index.docker.io/v1/"], NOW - HOUR)],
+            24,
+            &[],
+            &["Secret \"hub\" not injected"],
+        ),
+        (
+            "an expired fallback key behind a direct match: nothing to say",
+            &["nginx"],
+            &[],
+            vec![expiring("hub", &["https://index.docker.io/v1/"], NOW - HOUR), secret("lib", &["docker.io/library"])],
+            24,
+            &["lib"],
+            &[],
+        ),
+    ];
+    for (case, images, listed, candidates, window, final_list, fragments) in cases {
+        let ns = namespace(candidates);
+        let mut pod = pod(images);
+        if !listed.is_empty() {
+            pod["spec"]["imagePullSecrets"] = listed.iter().map(|n| json!({"name": n})).collect();
+        }
+        let (names, d) = run(&pod, &ns, &at_now(window));
+        assert_eq!(names, final_list, "{case}");
+        assert_eq!(d.warnings.len(), fragments.len(), "{case}: {:?}", d.warnings);
+        for (warning, fragment) in d.warnings.iter().zip(fragments) {
+            assert!(warning.contains(fragment), "{case}: {warning}");
+        }
+    }
+}
+
+#[test]
+fn an_expired_credential_does_not_satisfy_the_policy_and_is_not_chosen() {
+    let ns = namespace(vec![expiring("old", &["r.corp.example.com"], NOW - 1)]);
+    let policy = Policy { deny_unmatched: vec!["*.corp.example.com".parse().unwrap()], ..at_now(24) };
+    let (names, d) = run(&pod(&["r.corp.example.com/app"]), &ns, &policy);
+    assert!(names.is_empty() && d.denied.is_some(), "{d:?}");
+    // The KubeSphere annotation cannot bring it back.
+    let chosen = with_annotation(pod(&["r.corp.example.com/app"]), r#"{"c0":"old"}"#);
+    let (names, d) = run(&chosen, &ns, &at_now(24));
+    assert!(names.is_empty(), "{names:?}");
+    assert!(d.warnings.iter().any(|w| w.contains("not added: it expired at")), "{:?}", d.warnings);
+    // explain gives the same reason.
+    let view = PodView::from_value(&pod(&["r.corp.example.com/app"])).unwrap();
+    let reason = unmatched_reason(&view, &ns, &at_now(24), "r.corp.example.com/app").unwrap();
+    assert!(reason.starts_with("Secret \"old\" not injected: its credential expired at"), "{reason}");
+    // One second earlier, the same Secret was injected.
+    let (names, _) = run(
+        &pod(&["r.corp.example.com/app"]),
+        &ns,
+        &Policy { clock: crate::core::expiry::Clock::fixed(NOW - 2), ..at_now(24) },
+    );
+    assert_eq!(names, ["old"]);
+}
+
+/// From a Secret as the API server holds it to the warning: the expiry is read while indexing (its JWT's `exp`),
+/// only the time is kept, and no output carries the token or any part of it.
+#[test]
+fn expiry_comes_from_the_secret_and_no_output_carries_its_token() {
+    use base64::Engine as _;
+    let b64 = |t: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t);
+    let token = format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"none"}"#),
+        b64(&format!(r#"{{"exp":{},"canary":"Canary-7e1f"}}"#, NOW - HOUR)),
+        b64("signature-Canary-7e1f")
+    );
+    let payload = format!(r#"{{"auths":{{"r.io":{{"username":"u","password":"{token}"}}}}}}"#);
+    let k8s = k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            namespace: Some("ns".into()),
+            name: Some("jwt".into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some([(".dockerconfigjson".to_string(), k8s_openapi::ByteString(payload.into_bytes()))].into()),
+        ..Default::default()
+    };
+    let reduced = crate::core::credentials::Reduced::of(&k8s, &Default::default()).unwrap();
+    let crate::core::credentials::Reduced::Candidate { candidate, .. } = reduced else { panic!("{reduced:?}") };
+    assert_eq!(candidate.expires_at, Some(NOW - HOUR));
+    let debug = format!("{candidate:?}");
+    let ns = namespace(vec![candidate]);
+    let (names, d) = run(&pod(&["r.io/app"]), &ns, &at_now(24));
+    assert!(names.is_empty());
+    let (_, listed) = run(
+        &json!({"kind": "Pod", "spec": {"containers": [{"name": "c", "image": "r.io/app"}],
+        "imagePullSecrets": [{"name": "jwt"}]}}),
+        &ns,
+        &at_now(24),
+    );
+    let outputs = [d.warnings.join("\n"), listed.warnings.join("\n"), debug, format!("{d:?}")];
+    for text in outputs {
+        assert!(!text.contains("Canary") && !text.contains(&token), "{text}");
+        for part in token.split('.') {
+            assert!(!text.contains(part), "a part of the token: {text}");
+        }
+    }
+    assert!(
+        d.warnings[0].contains("\"jwt\" not injected: its credential expired at 2026-12-04T15:00:00Z"),
+        "{:?}",
+        d.warnings
+    );
 }
