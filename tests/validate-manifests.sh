@@ -128,7 +128,8 @@ render_chart chart-full --set networkPolicy.enabled=true --set serviceMonitor.en
   --set 'policy.denyUnmatched={*.corp.example.com,registry.example.com:5000/team}' --set policy.audit=true \
   --set 'extraArgs={--verify-interval=1h}' --set log.level=debug --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef \
   --set 'webhook.excludeNamespaces={monitoring}' --set replicaCount=3 --set priorityClassName=system-cluster-critical \
-  --set-file clientCA="$tree/certs/ca.crt"
+  --set-file clientCA="$tree/certs/ca.crt" --set 'policy.warnUnmatched={quay.io/corp}' --set policy.expiryWarning=12h \
+  --set-file nodeCredentialProviders="$repo/examples/node/credential-provider-config.yaml"
 renders+=(chart-default chart-cert-manager chart-secret chart-full)
 
 # --- 2. split: objects with a Kubernetes schema vs. cert-manager objects -------------------------------------------
@@ -166,7 +167,7 @@ for name in "${renders[@]}"; do
 done
 
 # --- 3. RBAC, wiring, certificates, CRD ---------------------------------------------------------------------------
-python3 - "$work/out" "$tree/certs" "${renders[@]}" <<'PY' || die "semantic checks failed (see above)"
+PSI_REPO="$repo" python3 - "$work/out" "$tree/certs" "${renders[@]}" <<'PY' || die "semantic checks failed (see above)"
 import base64, os, subprocess, sys, tempfile
 import jsonschema, yaml
 
@@ -507,6 +508,46 @@ def check_client_ca(r, objs, dep, required):
         errors.append(f"{r}: the client CA mount is not the client-ca ConfigMap")
 
 
+def check_node_providers(r, objs, dep, repo, required):
+    """nodeCredentialProviders: a ConfigMap holding a config the binary accepts, mounted where the flag's variable
+    points, with a checksum that rolls the Pods when it changes (the file is read at startup only)."""
+    spec = dep["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    path = {e["name"]: e.get("value") for e in container.get("env", [])}.get("PULLSECRET_INJECTOR_CREDENTIAL_PROVIDER_CONFIG")
+    maps = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-node-credential-providers")]
+    if not required and not path and not maps:
+        return
+    if not path or len(maps) != 1:
+        errors.append(f"{r}: node providers: env {path!r} and {len(maps)} ConfigMaps")
+        return
+    config = maps[0]["data"].get("config.yaml", "")
+    binary = os.path.join(repo, "target/debug/pullsecret-injector")
+    if not os.access(binary, os.X_OK):
+        errors.append(f"{r}: {binary} is missing: run `make build` first (make test does)")
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        f.write(config)
+        f.flush()
+        run = subprocess.run([binary, "explain", "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1", "--secrets",
+                              os.path.join(repo, "examples/secrets"), "--credential-provider-config", f.name],
+                             capture_output=True, text=True)
+    if run.returncode != 0 or "credential provider ecr-credential-provider" not in run.stdout:
+        errors.append(f"{r}: the rendered provider config is not what the binary takes: {run.stderr.strip()}")
+    mount_dir, _, file = path.rpartition("/")
+    mounts = [m for m in container.get("volumeMounts", []) if m["mountPath"] == mount_dir]
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    if file != "config.yaml" or len(mounts) != 1 or not mounts[0].get("readOnly"):
+        errors.append(f"{r}: {path} is not config.yaml in one read-only mount: {mounts}")
+    elif volumes.get(mounts[0]["name"], {}).get("configMap", {}).get("name") != maps[0]["metadata"]["name"]:
+        errors.append(f"{r}: the provider config mount is not its ConfigMap")
+    annotations = dep["spec"]["template"]["metadata"].get("annotations", {})
+    if not annotations.get("checksum/node-credential-providers"):
+        errors.append(f"{r}: no checksum annotation: a changed provider config would not roll the Pods")
+    args = container.get("args", [])
+    if r == "chart-full" and not {"--warn-unmatched=quay.io/corp", "--expiry-warning=12h"} <= set(args):
+        errors.append(f"{r}: policy.warnUnmatched / policy.expiryWarning not passed: {args}")
+
+
 for r in names:
     with open(f"{out}/{r}.yaml") as f:
         objs = [d for d in yaml.safe_load_all(f) if d]
@@ -517,6 +558,7 @@ for r in names:
         check_crd(r, objs)
         check_network_policy(r, objs, dep)
         check_client_ca(r, objs, dep, required=(r == "chart-full"))
+        check_node_providers(r, objs, dep, os.environ["PSI_REPO"], required=(r == "chart-full"))
         if r in ("self-signed", "chart-default"):
             check_self_signed(r, objs, hook, svc, secret_name)
         if r in ("cert-manager", "chart-cert-manager"):
