@@ -5,7 +5,10 @@
 #   BENCH_DURATION=10     seconds of each end-to-end load (after 1 s of warm-up)
 #   BENCH_CONNECTIONS=32  keep-alive connections (and concurrent new connections)
 #   BENCH_RATE=2000       reviews/s of the fixed-rate run
-#   BENCH_CLUSTER_NAMESPACES=1000   namespaces of the cluster-mode run (ten pull Secrets and one Opaque each)
+#   BENCH_SCALE=10000,100000   pull Secrets of the scale suite, local and cluster mode (ten per namespace, plus
+#                              one Opaque per namespace); `none` skips it. 10,000 takes about 3 minutes, 100,000
+#                              about 20 (creating them through the API is most of it)
+#   BENCH_RELIST_SECONDS=45    seconds of 2,000 reviews/s while the cache relists (scale suite)
 #
 # Nothing here leaves the machine: the servers listen on 127.0.0.1 and are killed at the end.
 set -euo pipefail
@@ -46,9 +49,14 @@ trap 'rm -rf "$work"' EXIT
 "$loadgen" suite --server-bin "$target/release/pullsecret-injector" --refserver-bin "$refserver" --work "$work" \
   --record "$out/e2e.tsv" --duration "$duration" --connections "$connections" --rate "$rate" | tee "$out/e2e.txt"
 
-echo "== cluster mode against the real kube-apiserver (${BENCH_CLUSTER_NAMESPACES:-1000} namespaces)"
-"$cluster" run --server-bin "$target/release/pullsecret-injector" --work "$work/cluster" \
-  --namespaces "${BENCH_CLUSTER_NAMESPACES:-1000}" --record "$out/e2e.tsv" | tee "$out/cluster.txt"
+scale=${BENCH_SCALE:-10000,100000}
+if [ "$scale" != none ]; then
+  echo "== scale suite: $scale pull Secrets, local mode and cluster mode against the real kube-apiserver"
+  rm -f "$out/scale.png"
+  "$cluster" scale --server-bin "$target/release/pullsecret-injector" --loadgen-bin "$loadgen" --work "$work/scale" \
+    --sizes "$scale" --relist-seconds "${BENCH_RELIST_SECONDS:-45}" --record "$out/e2e.tsv" --plot "$out/scale.png" \
+    | tee "$out/scale.txt"
+fi
 
 {
   echo "## make bench, $(date -u +%Y-%m-%dT%H:%MZ)"
