@@ -24,7 +24,7 @@ rm -f "$out/e2e.tsv"
 
 echo "== build (release profile)"
 cargo build --locked --release --bin pullsecret-injector
-cargo bench --locked --no-run --bench decision --bench loadgen --bench refserver --bench cluster
+cargo bench --locked --no-run --bench decision --bench loadgen --bench refserver --bench cluster --bench memory
 executable() {
   cargo bench --locked --no-run --bench "$1" --message-format=json 2>/dev/null \
     | grep "\"kind\":\[\"bench\"\]" | grep "\"name\":\"$1\"" \
@@ -34,6 +34,7 @@ decision=$(executable decision)
 loadgen=$(executable loadgen)
 refserver=$(executable refserver)
 cluster=$(executable cluster)
+memory=$(executable memory)
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 if awk -v l="${load%% *}" 'BEGIN { exit !(l > 0.5) }'; then
@@ -53,6 +54,7 @@ scale=${BENCH_SCALE:-10000,100000}
 if [ "$scale" != none ]; then
   echo "== scale suite: $scale pull Secrets, local mode and cluster mode against the real kube-apiserver"
   rm -f "$out/scale.png"
+  "$memory" run --secrets "${scale##*,}" | tee "$out/memory.txt"
   "$cluster" scale --server-bin "$target/release/pullsecret-injector" --loadgen-bin "$loadgen" --work "$work/scale" \
     --sizes "$scale" --relist-seconds "${BENCH_RELIST_SECONDS:-45}" --record "$out/e2e.tsv" --plot "$out/scale.png" \
     | tee "$out/scale.txt"
