@@ -5,7 +5,10 @@
 #   BENCH_DURATION=10     seconds of each end-to-end load (after 1 s of warm-up)
 #   BENCH_CONNECTIONS=32  keep-alive connections (and concurrent new connections)
 #   BENCH_RATE=2000       reviews/s of the fixed-rate run
-#   BENCH_CLUSTER_NAMESPACES=1000   namespaces of the cluster-mode run (ten pull Secrets and one Opaque each)
+#   BENCH_SCALE=10000,100000   pull Secrets of the scale suite, local and cluster mode (ten per namespace, plus
+#                              one Opaque per namespace); `none` skips it. 10,000 takes about 3 minutes, 100,000
+#                              about 20 (creating them through the API is most of it)
+#   BENCH_RELIST_SECONDS=45    seconds of 2,000 reviews/s while the cache relists (scale suite)
 #
 # Nothing here leaves the machine: the servers listen on 127.0.0.1 and are killed at the end.
 set -euo pipefail
@@ -21,7 +24,7 @@ rm -f "$out/e2e.tsv"
 
 echo "== build (release profile)"
 cargo build --locked --release --bin pullsecret-injector
-cargo bench --locked --no-run --bench decision --bench loadgen --bench refserver --bench cluster
+cargo bench --locked --no-run --bench decision --bench loadgen --bench refserver --bench cluster --bench memory
 executable() {
   cargo bench --locked --no-run --bench "$1" --message-format=json 2>/dev/null \
     | grep "\"kind\":\[\"bench\"\]" | grep "\"name\":\"$1\"" \
@@ -31,6 +34,7 @@ decision=$(executable decision)
 loadgen=$(executable loadgen)
 refserver=$(executable refserver)
 cluster=$(executable cluster)
+memory=$(executable memory)
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 if awk -v l="${load%% *}" 'BEGIN { exit !(l > 0.5) }'; then
@@ -46,9 +50,15 @@ trap 'rm -rf "$work"' EXIT
 "$loadgen" suite --server-bin "$target/release/pullsecret-injector" --refserver-bin "$refserver" --work "$work" \
   --record "$out/e2e.tsv" --duration "$duration" --connections "$connections" --rate "$rate" | tee "$out/e2e.txt"
 
-echo "== cluster mode against the real kube-apiserver (${BENCH_CLUSTER_NAMESPACES:-1000} namespaces)"
-"$cluster" run --server-bin "$target/release/pullsecret-injector" --work "$work/cluster" \
-  --namespaces "${BENCH_CLUSTER_NAMESPACES:-1000}" --record "$out/e2e.tsv" | tee "$out/cluster.txt"
+scale=${BENCH_SCALE:-10000,100000}
+if [ "$scale" != none ]; then
+  echo "== scale suite: $scale pull Secrets, local mode and cluster mode against the real kube-apiserver"
+  rm -f "$out/scale.png"
+  "$memory" run --secrets "${scale##*,}" | tee "$out/memory.txt"
+  "$cluster" scale --server-bin "$target/release/pullsecret-injector" --loadgen-bin "$loadgen" --work "$work/scale" \
+    --sizes "$scale" --relist-seconds "${BENCH_RELIST_SECONDS:-45}" --record "$out/e2e.tsv" --plot "$out/scale.png" \
+    | tee "$out/scale.txt"
+fi
 
 {
   echo "## make bench, $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -62,7 +62,12 @@ pub fn secret(namespace: &str, name: &str, keys: &[String]) -> Secret {
 }
 
 fn dockerconfigjson(keys: &[String]) -> String {
-    let auth = base64::engine::general_purpose::STANDARD.encode("robot:placeholder-password");
+    dockerconfigjson_rotated(keys, 0)
+}
+
+/// The config of [`dockerconfigjson`] after `rotation` credential rotations (same keys, another password).
+pub fn dockerconfigjson_rotated(keys: &[String], rotation: u32) -> String {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("robot:placeholder-password-{rotation}"));
     let auths: BTreeMap<&str, Value> = keys.iter().map(|k| (k.as_str(), json!({ "auth": auth }))).collect();
     json!({ "auths": auths }).to_string()
 }
@@ -129,6 +134,86 @@ pub fn write_fleet_dir(dir: &Path, namespaces: usize) -> std::io::Result<usize> 
         std::fs::write(dir.join(format!("{ns}.yaml")), text)?;
     }
     Ok(count)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The scale suite (benches/cluster.rs `scale`): per namespace the ten typical pull Secrets and one unrelated Opaque
+// Secret (10% of the Secrets); one namespace in ten labelled [`SHARED_LABEL`], which one ClusterPullSecret selects.
+
+/// The label of the namespaces the scale suite's ClusterPullSecret selects (one in ten).
+pub const SHARED_LABEL: (&str, &str) = ("bench.pullsecret-injector.io/shared", "true");
+/// The ClusterPullSecret of the scale suite: distributes `default/harbor` as `shared-pull`.
+pub const SHARED_CPS: &str = "bench-shared";
+
+/// Whether the `i`th namespace of [`fleet_namespaces`] carries [`SHARED_LABEL`].
+pub fn is_shared(i: usize) -> bool {
+    i.is_multiple_of(10)
+}
+
+/// The unrelated Secret of each namespace.
+pub fn opaque_secret(namespace: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            namespace: Some(namespace.into()),
+            name: Some("app-config".into()),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some([("config.yaml".to_string(), ByteString(b"log: info\n".to_vec()))].into()),
+        ..Default::default()
+    }
+}
+
+/// The scale suite's ClusterPullSecret as the API takes it.
+pub fn shared_cluster_pull_secret() -> Value {
+    json!({
+        "apiVersion": "pullsecret-injector.io/v1alpha1",
+        "kind": "ClusterPullSecret",
+        "metadata": { "name": SHARED_CPS },
+        "spec": {
+            "secretRef": { "namespace": "default", "name": "harbor" },
+            "namespaceSelector": { "matchLabels": { SHARED_LABEL.0: SHARED_LABEL.1 } },
+            "targetName": "shared-pull",
+        },
+    })
+}
+
+/// The YAML of one namespace of the scale suite (the Namespace, its pull Secrets after `rotation` rotations, the
+/// Opaque Secret), for `--secrets-dir`.
+pub fn scale_namespace_yaml(i: usize, ns: &str, rotation: u32) -> String {
+    let mut text = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n");
+    if is_shared(i) {
+        write!(text, "  labels:\n    {}: \"{}\"\n", SHARED_LABEL.0, SHARED_LABEL.1).expect("writing to a String");
+    }
+    for (name, key) in TYPICAL_KEYS {
+        let config = dockerconfigjson_rotated(&[key.replace("{ns}", ns)], rotation);
+        let data = base64::engine::general_purpose::STANDARD.encode(config);
+        write!(
+            text,
+            "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
+             type: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {data}\n"
+        )
+        .expect("writing to a String");
+    }
+    write!(
+        text,
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: app-config\n  namespace: {ns}\ntype: Opaque\n\
+         data:\n  config.yaml: bG9nOiBpbmZvCg==\n"
+    )
+    .expect("writing to a String");
+    text
+}
+
+/// Writes the scale suite's fleet as manifests, one file per namespace plus the ClusterPullSecret; returns the
+/// number of pull Secrets.
+pub fn write_scale_dir(dir: &Path, namespaces: usize) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    for (i, ns) in fleet_namespaces(namespaces).iter().enumerate() {
+        std::fs::write(dir.join(format!("{ns}.yaml")), scale_namespace_yaml(i, ns, 0))?;
+    }
+    let cps = serde_yaml_ng::to_string(&shared_cluster_pull_secret()).expect("serializes");
+    std::fs::write(dir.join("cluster-pull-secret.yaml"), cps)?;
+    Ok(namespaces * TYPICAL_KEYS.len())
 }
 
 /// A Pod of `containers` containers (the first tenth init containers) with the given images, cycled.

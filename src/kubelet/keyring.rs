@@ -6,6 +6,9 @@
 //! included; the Go parsing it relies on lives in [`crate::kubelet::go_url`] and [`crate::kubelet::go_glob`].
 //! [`lint_key`] separately points out keys that almost certainly do not do what their author meant.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
 use crate::kubelet::go_glob;
 use crate::kubelet::go_url::{self, GoUrl, UrlError};
 
@@ -254,10 +257,54 @@ impl KeyVerdict {
 
 #[derive(Clone)]
 struct Slot<T> {
+    /// The key and its pattern (`slot.key`, `slot.pattern` through `Deref`), shared by every keyring that holds
+    /// the key ([`ParsedKey::interned`]).
+    parsed: Arc<ParsedKey>,
+    items: Vec<T>,
+}
+
+impl<T> std::ops::Deref for Slot<T> {
+    type Target = ParsedKey;
+    fn deref(&self) -> &ParsedKey {
+        &self.parsed
+    }
+}
+
+/// A normalized key and its parse, which depends on the key alone.
+struct ParsedKey {
     key: String,
     /// Parsed once at add time so that lookup never re-parses keys.
     pattern: Result<SplitUrl, UrlError>,
-    items: Vec<T>,
+}
+
+/// The keys of the keyrings alive, each parsed once: a cluster's namespaces mostly hold the same few registry keys
+/// (Docker Hub, GHCR, a company registry...), and each namespace's snapshot has its own keyring. Sharing them keeps
+/// about 200 bytes per Secret out of every snapshot (BENCHMARKS.md, scale) and skips their parse.
+struct Interned {
+    keys: HashMap<String, Weak<ParsedKey>>,
+    /// Entries whose keyrings are all gone are dropped once the map reaches this size (then set to twice what is
+    /// left): amortized O(1) per key.
+    sweep_at: usize,
+}
+
+static INTERNED: LazyLock<Mutex<Interned>> =
+    LazyLock::new(|| Mutex::new(Interned { keys: HashMap::new(), sweep_at: 1024 }));
+
+impl ParsedKey {
+    fn interned(key: String) -> Arc<Self> {
+        let mut interned = INTERNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(parsed) = interned.keys.get(&key).and_then(Weak::upgrade) {
+            return parsed;
+        }
+        if interned.keys.len() >= interned.sweep_at {
+            interned.keys.retain(|_, parsed| parsed.strong_count() > 0);
+            interned.sweep_at = (2 * interned.keys.len()).max(1024);
+        }
+        let pattern = SplitUrl::parse(&key);
+        let parsed = Arc::new(Self { key: key.clone(), pattern });
+        interned.keys.insert(key, Arc::downgrade(&parsed));
+        parsed
+    }
 }
 
 /// A normalized key keeps the userinfo of a key with an unrecognized scheme (`HTTPS://user:pass@host`): `Debug`
@@ -326,8 +373,7 @@ impl<T: Clone> Keyring<T> {
             Err(i) => {
                 // The kubelet re-parses the normalized string at lookup, which can differ from
                 // the parse at add time (`https://https://h` is stored as `https://h`, host `https:`).
-                let pattern = SplitUrl::parse(&key);
-                self.slots.insert(i, Slot { key, pattern, items: vec![item] });
+                self.slots.insert(i, Slot { parsed: ParsedKey::interned(key), items: vec![item] });
                 self.index();
             }
         }
@@ -346,10 +392,7 @@ impl<T: Clone> Keyring<T> {
         for (key, item) in normalized {
             match slots.last_mut() {
                 Some(slot) if slot.key == key => slot.items.push(item),
-                _ => {
-                    let pattern = SplitUrl::parse(&key);
-                    slots.push(Slot { key, pattern, items: vec![item] });
-                }
+                _ => slots.push(Slot { parsed: ParsedKey::interned(key), items: vec![item] }),
             }
         }
         let mut keyring = Self { slots, ..Self::default() };
