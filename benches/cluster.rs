@@ -308,16 +308,7 @@ fn local_mode(options: &Options, namespaces: usize) -> Result<Figures, BoxError>
     workload::write_scale_dir(&dir, namespaces)?;
     let write_s = written.elapsed().as_secs_f64();
     let certs = work.join("certs");
-    let status = Command::new(&options.server)
-        .args(["certs", "--out"])
-        .arg(&certs)
-        .args(["--ip", "127.0.0.1", "--dns", "localhost"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    if !status.success() {
-        return Err("`certs` failed".into());
-    }
+    process::make_certs(&options.server, &certs)?;
     let args: Vec<std::ffi::OsString> = vec![
         "--tls-cert".into(),
         certs.join("tls.crt").into(),

@@ -630,16 +630,7 @@ fn suite(flags: &Flags) -> Result<(), BoxError> {
     std::fs::create_dir_all(&work)?;
 
     let certs = work.join("certs");
-    let status = Command::new(&server_bin)
-        .args(["certs", "--out"])
-        .arg(&certs)
-        .args(["--ip", "127.0.0.1", "--dns", "localhost"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    if !status.success() {
-        return Err("`certs` failed".into());
-    }
+    process::make_certs(&server_bin, &certs)?;
     let (cert, key, ca) = (certs.join("tls.crt"), certs.join("tls.key"), std::fs::read(certs.join("ca.crt"))?);
     let small_dir = work.join("secrets-3ns");
     let fleet_dir = work.join("secrets-1000ns");

@@ -59,3 +59,16 @@ pub fn cpu_seconds(pid: u32) -> f64 {
         _ => f64::NAN,
     }
 }
+
+/// Development certificates for a server on 127.0.0.1 (`SERVER certs`): `tls.crt`, `tls.key` and `ca.crt` in `dir`.
+pub fn make_certs(server: &std::path::Path, dir: &std::path::Path) -> Result<(), String> {
+    let status = std::process::Command::new(server)
+        .args(["certs", "--out"])
+        .arg(dir)
+        .args(["--ip", "127.0.0.1", "--dns", "localhost"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("`certs`: {e}"))?;
+    if status.success() { Ok(()) } else { Err("`certs` failed".into()) }
+}
