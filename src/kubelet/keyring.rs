@@ -326,17 +326,21 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Slot<T> {
 /// Slots are kept unique and in descending byte order of the normalized key (the order `Add` re-sorts to after
 /// every call), so lookups never sort. They are indexed so that a lookup checks only the keys that can match
 /// instead of every key (a namespace may hold thousands; admission looks up every image of every Pod): a key whose
-/// host has no glob metacharacter matches only a target with exactly that host (R26b and R26d: same label count,
-/// each label equal), so those slots are found by binary search on the target's host; the keys with a glob are
-/// checked one by one, only those with the target's port and label count (R26a, R26b). Every candidate then goes
-/// through [`SplitUrl::check`]: only keys that cannot match are skipped (`tests::the_index_skips_only_keys_that_cannot_match`).
+/// host has no glob metacharacter matches only a target with exactly that host and port (R26a, R26b and R26d: same
+/// label count, each label equal), so those slots are found by binary search on the target's host and port, and
+/// among them only the keys whose path is a prefix of the target's (R26c) are candidates, found by a few binary
+/// searches on the path ([`Keyring::path_prefixes`]); the keys with a glob are grouped by the target's port and
+/// label count (R26a, R26b), and within a group by their literal labels after the last label with a glob, which
+/// must equal the target's labels there (R26d: a label without a metacharacter matches only itself). Every
+/// candidate then goes through [`SplitUrl::check`]: only keys that cannot match are skipped
+/// (`tests::the_index_skips_only_keys_that_cannot_match`, `tests::index_agrees_with_a_scan_of_every_slot`).
 #[derive(Debug, Clone)]
 pub struct Keyring<T> {
     slots: Vec<Slot<T>>,
-    /// Slots of the keys without a glob in their host, sorted by host, then slot (try order).
+    /// Slots of the keys without a glob in their host, sorted by host, port, path, then slot (try order).
     by_host: Vec<u32>,
-    /// Slots (try order) of the keys with a glob in their host, grouped by port and label count, sorted by
-    /// (port, labels): a target is checked against one group at most, found by binary search.
+    /// The keys with a glob in their host, grouped by port and label count, sorted by (port, labels): a target is
+    /// checked against one group at most, found by binary search.
     globbed: Vec<GlobGroup>,
     /// The slot of `index.docker.io`, if any (R29).
     fallback: Option<u32>,
@@ -346,7 +350,35 @@ pub struct Keyring<T> {
 struct GlobGroup {
     port: String,
     labels: usize,
-    slots: Vec<u32>,
+    /// Sorted by (`globs`, literal suffix, slot).
+    entries: Vec<GlobEntry>,
+}
+
+/// Groups of the index up to this size are checked key by key: a search costs more than it saves on so few.
+const SCAN_AT_MOST: usize = 8;
+
+/// A key with a glob in its host, split where its literal labels start.
+#[derive(Debug, Clone, Copy)]
+struct GlobEntry {
+    /// How many leading labels of the host run up to the last label with a glob metacharacter (at least one).
+    globs: u32,
+    /// Byte offset in the host of the labels after those (the host's length when the last label has a glob).
+    literal_from: u32,
+    slot: u32,
+}
+
+/// Whether a host (or label) has a glob metacharacter of `path.Match`: without one, a label matches only itself.
+fn has_glob(s: &str) -> bool {
+    s.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+}
+
+/// The byte offset in `host` after its first `n` labels (and the `.` that ends them), or `host.len()` when it has `n`
+/// labels or fewer.
+fn after_labels(host: &str, n: usize) -> usize {
+    match n.checked_sub(1) {
+        None => 0,
+        Some(dots) => host.bytes().enumerate().filter(|&(_, b)| b == b'.').nth(dots).map_or(host.len(), |(i, _)| i + 1),
+    }
 }
 
 impl<T> Default for Keyring<T> {
@@ -403,8 +435,9 @@ impl<T: Clone> Keyring<T> {
     /// Rebuilds the lookup index from the slots.
     fn index(&mut self) {
         let mut by_host = Vec::new();
-        // (port, labels, slot) of every globbed key, grouped below: O(n log n) however many groups there are.
-        let mut shapes: Vec<(&str, usize, u32)> = Vec::new();
+        // (port, labels, globs, literal suffix, slot) of every globbed key, grouped below: O(n log n) however many
+        // groups there are.
+        let mut shapes: Vec<(&str, usize, u32, &str, u32)> = Vec::new();
         let mut fallback = None;
         for (i, slot) in self.slots.iter().enumerate() {
             let i = u32::try_from(i).expect("fewer than 2^32 keys");
@@ -413,24 +446,41 @@ impl<T: Clone> Keyring<T> {
             }
             // A key that cannot be parsed again never matches directly (it may still be the fallback).
             let Ok(pattern) = &slot.pattern else { continue };
-            if pattern.host.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\')) {
-                shapes.push((pattern.port.as_str(), pattern.labels, i));
+            if has_glob(&pattern.host) {
+                let globs = pattern
+                    .host
+                    .split('.')
+                    .enumerate()
+                    .filter(|(_, l)| has_glob(l))
+                    .last()
+                    .map_or(0, |(label, _)| label + 1);
+                let globs = u32::try_from(globs).expect("fewer than 2^32 labels");
+                let literal = &pattern.host[after_labels(&pattern.host, globs as usize)..];
+                shapes.push((pattern.port.as_str(), pattern.labels, globs, literal, i));
             } else {
                 by_host.push(i);
             }
         }
-        // Sorted by shape, then slot: each group's slots stay in try order.
+        // Sorted by shape, then literal labels, then slot.
         shapes.sort_unstable();
         let mut globbed: Vec<GlobGroup> = Vec::new();
-        for (port, labels, i) in shapes {
+        for (port, labels, globs, literal, slot) in shapes {
+            let host = self.slots[slot as usize].pattern.as_ref().map_or(0, |p| p.host.len());
+            let literal_from = u32::try_from(host - literal.len()).expect("hosts shorter than 4 GiB");
+            let entry = GlobEntry { globs, literal_from, slot };
             match globbed.last_mut() {
-                Some(group) if group.port == port && group.labels == labels => group.slots.push(i),
-                _ => globbed.push(GlobGroup { port: port.to_string(), labels, slots: vec![i] }),
+                Some(group) if group.port == port && group.labels == labels => group.entries.push(entry),
+                _ => globbed.push(GlobGroup { port: port.to_string(), labels, entries: vec![entry] }),
             }
         }
         let slots = &self.slots;
-        let host = |i: &u32| slots[*i as usize].pattern.as_ref().map_or("", |p| p.host.as_str());
-        by_host.sort_by(|a, b| host(a).cmp(host(b)).then(a.cmp(b)));
+        let parts = |i: &u32| {
+            slots[*i as usize]
+                .pattern
+                .as_ref()
+                .map_or(("", "", ""), |p| (p.host.as_str(), p.port.as_str(), p.path.as_str()))
+        };
+        by_host.sort_by(|a, b| parts(a).cmp(&parts(b)).then(a.cmp(b)));
         self.by_host = by_host;
         self.globbed = globbed;
         self.fallback = fallback;
@@ -460,9 +510,59 @@ impl<T: Clone> Keyring<T> {
         &self.slots[slot as usize].items
     }
 
-    /// The host of a slot in `by_host` (whose patterns all parsed).
+    /// The parsed key of a slot in the index (whose patterns all parsed).
+    fn indexed(&self, slot: u32) -> Option<&SplitUrl> {
+        self.slots[slot as usize].pattern.as_ref().ok()
+    }
+
+    /// The host of a slot in `by_host`.
     fn indexed_host(&self, slot: u32) -> &str {
-        self.slots[slot as usize].pattern.as_ref().map_or("", |p| p.host.as_str())
+        self.indexed(slot).map_or("", |p| p.host.as_str())
+    }
+
+    /// The slots of `by_host` whose host is `host`: usually none or one, so the end is looked for one by one first.
+    fn same_host(&self, host: &str) -> &[u32] {
+        let first = self.by_host.partition_point(|&i| self.indexed_host(i) < host);
+        let rest = &self.by_host[first..];
+        let same = |i: &u32| self.indexed_host(*i) == host;
+        let mut count = rest.iter().take(SCAN_AT_MOST).take_while(|i| same(i)).count();
+        if count == SCAN_AT_MOST {
+            count += rest[count..].partition_point(same);
+        }
+        &rest[..count]
+    }
+
+    /// The literal labels of a globbed key (after its last label with a glob).
+    fn literal_labels(&self, entry: &GlobEntry) -> &str {
+        self.indexed(entry.slot).map_or("", |p| &p.host[entry.literal_from as usize..])
+    }
+
+    /// Calls `candidate` for every slot of `group` (slots of one host and port, sorted by path) whose path is a
+    /// prefix of `path` (R26c), and for no other. Every such path is at most the largest key path `k` that is not
+    /// greater than `path`; when `k` is not a prefix of `path`, the key paths that are share with `path` no more
+    /// than `k` does, so they are the prefixes of that common part: each step keeps only a shorter prefix of `path`
+    /// (one binary search per key that matches or per place where `path` and the keys part ways).
+    fn path_prefixes(&self, group: &[u32], path: &str, mut candidate: impl FnMut(u32)) {
+        let path_of = |i: &u32| self.indexed(*i).map_or(&b""[..], |p| p.path.as_bytes());
+        let mut rest = path.as_bytes();
+        let mut end = group.len();
+        loop {
+            let below = group[..end].partition_point(|i| path_of(i) <= rest);
+            let Some(last) = below.checked_sub(1) else { break };
+            let key = path_of(&group[last]);
+            let common = key.iter().zip(rest).take_while(|(a, b)| a == b).count();
+            if common == key.len() {
+                // `key` is a prefix: every slot with that path is a candidate; the others are shorter.
+                let first = group[..below].partition_point(|i| path_of(i) < key);
+                group[first..below].iter().for_each(|&i| candidate(i));
+                let Some(shorter) = key.len().checked_sub(1) else { break };
+                rest = &rest[..shorter];
+                end = first;
+            } else {
+                rest = &rest[..common];
+                end = last;
+            }
+        }
     }
 
     /// Appends to `out` the slots that match `target` directly (R24-R27), in the kubelet's try order.
@@ -471,19 +571,37 @@ impl<T: Clone> Keyring<T> {
         // URLsMatchStr call just errors).
         let Ok(target_url) = &target.parsed else { return };
         let start = out.len();
-        let host = target_url.host.as_str();
-        let first = self.by_host.partition_point(|&i| self.indexed_host(i) < host);
-        let count = self.by_host[first..].iter().take_while(|&&i| self.indexed_host(i) == host).count();
-        let same_host = &self.by_host[first..first + count];
-        let same_shape = self
+        let mut check = |i: u32| {
+            if self.indexed(i).is_some_and(|pattern| pattern.check(target_url) == Reason::Matched) {
+                out.push(i);
+            }
+        };
+        let same_host = self.same_host(&target_url.host);
+        if same_host.len() <= SCAN_AT_MOST {
+            same_host.iter().for_each(|&i| check(i));
+        } else {
+            let port = target_url.port.as_str();
+            let port_of = |i: &u32| self.indexed(*i).map_or("", |p| p.port.as_str());
+            let first = same_host.partition_point(|i| port_of(i) < port);
+            let count = same_host[first..].partition_point(|i| port_of(i) == port);
+            self.path_prefixes(&same_host[first..first + count], &target_url.path, &mut check);
+        }
+        let group = self
             .globbed
             .binary_search_by(|g| (g.port.as_str(), g.labels).cmp(&(target_url.port.as_str(), target_url.labels)))
-            .map_or(&[][..], |i| self.globbed[i].slots.as_slice());
-        for &i in same_host.iter().chain(same_shape) {
-            if let Ok(pattern) = &self.slots[i as usize].pattern
-                && pattern.check(target_url) == Reason::Matched
-            {
-                out.push(i);
+            .map_or(&[][..], |i| self.globbed[i].entries.as_slice());
+        if group.len() <= SCAN_AT_MOST {
+            group.iter().for_each(|e| check(e.slot));
+        } else {
+            let mut rest = group;
+            while let Some(head) = rest.first() {
+                let globs = head.globs;
+                let (same, tail) = rest.split_at(rest.partition_point(|e| e.globs == globs));
+                rest = tail;
+                let literal = &target_url.host[after_labels(&target_url.host, globs as usize)..];
+                let first = same.partition_point(|e| self.literal_labels(e) < literal);
+                let count = same[first..].partition_point(|e| self.literal_labels(e) == literal);
+                same[first..first + count].iter().for_each(|e| check(e.slot));
             }
         }
         out[start..].sort_unstable();
@@ -592,9 +710,13 @@ impl<T: Clone> Keyring<T> {
     pub fn near_miss(&self, target: &LookupTarget, present: impl Fn(u32) -> bool) -> Option<(u32, NearMiss)> {
         let Ok(image) = &target.parsed else { return None };
         let host = image.host.as_str();
-        let first = self.by_host.partition_point(|&i| self.indexed_host(i) < host);
-        let same_host = self.by_host[first..].iter().take_while(|&&i| self.indexed_host(i) == host).copied();
-        let globbed = self.globbed.iter().flat_map(|g| g.slots.iter().copied());
+        let same_host = self.same_host(host).iter().copied();
+        // The first test of `SplitUrl::near_miss` for a wildcard key, on the literal labels the index keeps: those
+        // that align with the image's labels must be equal (none to compare when the last label has a glob).
+        let globbed = self.globbed.iter().flat_map(|g| g.entries.iter()).filter_map(|e| {
+            let literal = self.literal_labels(e);
+            (literal.is_empty() || label_suffixes_agree(literal, host)).then_some(e.slot)
+        });
         let mut best: Option<(u32, NearMiss)> = None;
         for slot in same_host.chain(globbed) {
             if best.as_ref().is_some_and(|(b, _)| *b < slot) || !present(slot) {
@@ -652,7 +774,9 @@ impl SplitUrl {
 /// `example.com` do; `a.example.com` and `b.example.com` do not).
 fn label_suffixes_agree(a: &str, b: &str) -> bool {
     let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-    long.ends_with(short) && (long.len() == short.len() || long.as_bytes()[long.len() - short.len() - 1] == b'.')
+    // `long.ends_with(short)` byte by byte from the end: most hosts differ in their last byte (no `memcmp` call).
+    long.bytes().rev().zip(short.bytes().rev()).all(|(x, y)| x == y)
+        && (long.len() == short.len() || long.as_bytes()[long.len() - short.len() - 1] == b'.')
 }
 
 /// A lookup string (`ImageRef::name()`) parsed once, as every key comparison re-parses it in Go.
@@ -998,6 +1122,57 @@ mod tests {
         for target in ["foo/%zz", "localhost/app", "Foo/bar", "reg.example.com/app"] {
             assert_eq!(all.lookup_str(target), scan_every_slot(&all, target), "{target}");
         }
+    }
+
+    /// The index (hosts and ports, key paths that prefix the image's, literal labels after the globs) finds exactly
+    /// the slots a check of every slot finds, over generated keys and images that share hosts, ports, path prefixes
+    /// and label suffixes in every way, duplicates of one host and port (`h.x` and `h.x:`) and malformed globs.
+    #[test]
+    fn index_agrees_with_a_scan_of_every_slot() {
+        use proptest::prelude::*;
+        let label = prop::sample::select(vec!["a", "b", "ab", "*", "a*", "?", "[ab]", "[a", "x\\y", ""]);
+        // Half of the hosts from a few, so that groups of one host and port, or one wildcard shape, grow past
+        // `SCAN_AT_MOST` and are searched rather than scanned.
+        let few =
+            prop::sample::select(vec!["a.b", "ab.b", "a", "*.b", "a*.b", "*.*", "[a.b", "*"]).prop_map(String::from);
+        let host = prop_oneof![few, prop::collection::vec(label, 1..4).prop_map(|labels| labels.join("."))];
+        let port = prop::sample::select(vec!["", ":", ":5000", ":50"]);
+        let path = prop::sample::select(vec!["", "/", "/a", "/a/", "/ab", "/a/b", "/a/bc", "/b", "/a%2Fb", "/aa"]);
+        let key = (host.clone(), port.clone(), path.clone()).prop_map(|(h, p, q)| format!("{h}{p}{q}"));
+        let image_host = prop::collection::vec(prop::sample::select(vec!["a", "b", "ab", "y"]), 1..4);
+        let image = (image_host, prop::sample::select(vec!["", ":5000", ":50"]), path)
+            .prop_map(|(h, p, q)| format!("{}{p}{q}/app", h.join(".")));
+        let config = ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() };
+        proptest!(config, |(keys in prop::collection::vec(key, 1..160), images in prop::collection::vec(image, 1..10))| {
+            let keyring = Keyring::from_entries(keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)));
+            for image in images.iter().map(String::as_str).chain(["a.b/a/b/app", "x.b/a/app", "a.b:5000/app"]) {
+                prop_assert_eq!(keyring.lookup_str(image), scan_every_slot(&keyring, image), "{}", image);
+            }
+        });
+        // Many keys of one host and port whose paths prefix one another, and wildcard keys of one shape.
+        let mut keys: Vec<String> = (0..300).map(|i| format!("reg.example.org/team-{i}")).collect();
+        keys.extend(
+            ["reg.example.org", "reg.example.org/", "reg.example.org/team-1/", "reg.example.org/team"]
+                .map(String::from),
+        );
+        keys.extend((0..100).map(|i| format!("*.reg-{i}.example.net")));
+        keys.extend(["*.*.example.net", "eu.*.example.net", "*.reg-2.*.net", "eu.reg-2.example.*"].map(String::from));
+        let keyring = Keyring::from_entries(keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)));
+        for image in [
+            "reg.example.org/team-1/x",
+            "reg.example.org/team-10/x",
+            "reg.example.org/team-299",
+            "reg.example.org/team/x",
+            "reg.example.org/x",
+            "eu.reg-2.example.net/app",
+            "eu.reg-20.example.net/app",
+            "eu.reg-2.example.com/app",
+        ] {
+            assert_eq!(keyring.lookup_str(image), scan_every_slot(&keyring, image), "{image}");
+        }
+        // `reg.example.org` (twice: `reg.example.org/` is the same key), `/team`, `/team-1` and `/team-10`.
+        assert_eq!(keyring.lookup_str("reg.example.org/team-10/x").len(), 5);
+        assert_eq!(keyring.lookup_str("eu.reg-2.example.net/app").len(), 5);
     }
 
     /// Issue 11, class 12: the bulk build is exactly the keyring `add` builds entry by entry (same slots, same
