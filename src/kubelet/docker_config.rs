@@ -174,7 +174,13 @@ pub fn decode(kind: SecretKind, payload: &[u8]) -> Result<Vec<RegistryEntry>, De
 /// Same validation as [`decode`] (including `auth`), but keeps only the registry keys as written:
 /// what matching needs, never credentials.
 pub fn decode_keys(kind: SecretKind, payload: &[u8]) -> Result<Vec<String>, DecodeError> {
-    decode_with(kind, payload, false).map(|entries| entries.into_iter().map(|e| e.key).collect())
+    // A new vector of exactly the keys: collecting in place would keep the entries' allocation (four
+    // `RegistryEntry`s, 384 bytes, for one key) for as long as the index keeps the keys.
+    decode_with(kind, payload, false).map(|entries| {
+        let mut keys = Vec::with_capacity(entries.len());
+        keys.extend(entries.into_iter().map(|e| e.key));
+        keys
+    })
 }
 
 fn decode_with(kind: SecretKind, payload: &[u8], keep_credentials: bool) -> Result<Vec<RegistryEntry>, DecodeError> {
