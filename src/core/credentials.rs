@@ -1545,4 +1545,30 @@ mod tests {
         index.replace_secrets(SecretKind::DockerConfigJson, [&broken("c", "y"), &broken("c", "z")]);
         assert_eq!((index.secret_count(), index.undecodable_count()), (2, 2), "a relist");
     }
+
+    /// A watch's relist, staged Secret by Secret as the list arrives, replaces the Secrets of its kind in one
+    /// change: those gone since go, the other kind's stay, a later Secret of a name wins, another kind is not staged.
+    #[test]
+    fn a_staged_relist_replaces_the_secrets_of_its_kind() {
+        let limits = IndexLimits::default();
+        let reduce = |secret: &Secret| Reduced::of(secret, &limits).expect("named");
+        let cfg = secret_of_type("a", "cfg", "kubernetes.io/dockercfg", &[(".dockercfg", b"{\"r.io\":{}}")]);
+        let mut index = CredentialIndex::new();
+        index.apply_secret(&docker_secret("a", "gone", "r.io"));
+        index.apply_secret(&docker_secret("a", "kept", "r.io"));
+        index.apply_secret(&cfg);
+        assert_eq!(index.secret_count(), 3);
+        let mut staged = StagedSecrets::new(SecretKind::DockerConfigJson);
+        staged.add("a", reduce(&docker_secret("a", "kept", "old.io")));
+        staged.add("a", reduce(&docker_secret("a", "kept", "new.io")));
+        staged.add("b", reduce(&docker_secret("b", "new", "r.io")));
+        staged.add("a", reduce(&cfg));
+        assert_eq!(staged.len(), 2);
+        index.replace_staged(staged);
+        assert_eq!(index.secret_count(), 3);
+        let a = index.view("a");
+        assert_eq!(a.secrets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["cfg", "kept"]);
+        assert_eq!(a.get("kept").expect("kept").keys, Ok(vec!["new.io".to_string()]));
+        assert!(index.view("b").get("new").is_some());
+    }
 }

@@ -835,6 +835,15 @@ mod tests {
 
     use SecretKind::{DockerCfg, DockerConfigJson};
 
+    /// The index keeps the keys for as long as the Secret exists: no spare capacity (the decoded entries'
+    /// allocation was kept when the keys were collected in place).
+    #[test]
+    fn decoded_keys_hold_no_spare_capacity() {
+        let keys = decode_keys(DockerConfigJson, br#"{"auths":{"r.io":{"auth":"dXNlcjpwYXNz"}}}"#).expect("decodes");
+        assert_eq!(keys, ["r.io"]);
+        assert_eq!(keys.capacity(), 1);
+    }
+
     /// The class of an error, for tables.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum Fail {
