@@ -5,9 +5,10 @@
 //! memory [--secrets 100000]
 //! ```
 //!
-//! Stages: the Secrets reduced as the watches buffer them (`Reduced`), the index holding them
-//! (`CredentialIndex::replace_reduced`, namespaces and the ClusterPullSecret), and the published per-namespace
-//! snapshots with their parsed keyrings (`LiveCredentials::replace`). Under `cargo test --benches`: 1,000 Secrets.
+//! Stages: the Secrets staged as a watch's (re)list receives them (`Reduced`, then `StagedSecrets::add`: the form
+//! the index keeps), the index holding them (`CredentialIndex::replace_staged`, namespaces and the
+//! ClusterPullSecret), and the published per-namespace snapshots with their parsed keyrings
+//! (`LiveCredentials::replace`). Under `cargo test --benches`: 1,000 Secrets.
 
 #[path = "common/process.rs"]
 mod process;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
 use pullsecret_injector::core::cluster_pull_secret::ClusterPullSecret;
-use pullsecret_injector::core::credentials::{CredentialIndex, IndexLimits, Reduced};
+use pullsecret_injector::core::credentials::{CredentialIndex, IndexLimits, Reduced, StagedSecrets};
 use pullsecret_injector::kubelet::docker_config::SecretKind;
 use pullsecret_injector::metrics::Metrics;
 use pullsecret_injector::sources::live::LiveCredentials;
@@ -62,15 +63,20 @@ fn main() {
 
     let base = live();
     let limits = IndexLimits::default();
-    let reduced: Vec<(String, Reduced)> = pull
-        .iter()
-        .map(|s| (s.metadata.namespace.clone().expect("namespaced"), Reduced::of(s, &limits).expect("named")))
-        .collect();
+    // What `sources::cluster::SecretFeed` does with each Secret of a list as it arrives.
+    let mut staged = StagedSecrets::new(SecretKind::DockerConfigJson);
+    for secret in &pull {
+        staged.add(
+            secret.metadata.namespace.as_deref().expect("namespaced"),
+            Reduced::of(secret, &limits).expect("named"),
+        );
+    }
+    assert_eq!(staged.len(), pull.len());
     let reduced_bytes = live() - base;
 
     let before_index = live();
     let mut index = CredentialIndex::with_limits(limits);
-    index.replace_reduced(SecretKind::DockerConfigJson, reduced);
+    index.replace_staged(staged);
     let pull_index = live() - before_index;
     let before = live();
     index.replace_other_secrets(opaque.iter());
@@ -88,7 +94,7 @@ fn main() {
     let per = |bytes: isize| bytes as f64 / secrets as f64;
     println!("memory: {secrets} pull Secrets in {namespaces} namespaces (+{namespaces} Opaque), RSS growth:");
     for (stage, bytes) in [
-        ("reduced, as a relist buffers them", reduced_bytes),
+        ("staged, as a relist receives them", reduced_bytes),
         ("index: pull Secrets", pull_index),
         ("index: Opaque Secrets' names", others),
         ("index: namespaces and the ClusterPullSecret", namespaces_bytes),

@@ -412,11 +412,70 @@ enum Entry {
 }
 
 impl Entry {
+    /// What the index keeps of a Secret of a pull type: its name and entry; the name alone (`Err`) for a Secret of
+    /// another type.
+    fn of(reduced: Reduced) -> Result<(String, Self), String> {
+        match reduced {
+            Reduced::Candidate { candidate, over } => {
+                Ok((candidate.name.clone(), Self::Candidate { secret: Arc::new(candidate), over }))
+            }
+            Reduced::Ignored { name, kind } => Ok((name, Self::Ignored(kind))),
+            Reduced::Other { name } => Err(name),
+        }
+    }
+
     fn kind(&self) -> SecretKind {
         match self {
             Self::Candidate { secret, .. } => secret.kind,
             Self::Ignored(kind) => *kind,
         }
+    }
+}
+
+/// The Secrets of one pull type that a (re)list has delivered so far, in the form the index keeps them
+/// ([`Entry`]: no payload, no metadata beyond the name), by namespace. A watch stages each Secret as it arrives and
+/// hands the whole list to [`CredentialIndex::replace_staged`] once it is complete, so a list costs what the index
+/// will keep, not the Secrets or a buffer of them.
+#[derive(Debug)]
+pub struct StagedSecrets {
+    kind: SecretKind,
+    secrets: HashMap<String, BTreeMap<String, Entry>>,
+}
+
+impl StagedSecrets {
+    pub fn new(kind: SecretKind) -> Self {
+        Self { kind, secrets: HashMap::new() }
+    }
+
+    pub fn kind(&self) -> SecretKind {
+        self.kind
+    }
+
+    /// Stages one Secret of `namespace` (the same [`Entry`] the index makes of a watch event); one of another kind
+    /// or type is ignored, and a later one of the same name wins.
+    pub fn add(&mut self, namespace: &str, reduced: Reduced) {
+        let Ok((name, entry)) = Entry::of(reduced) else { return };
+        if entry.kind() != self.kind {
+            return;
+        }
+        // One key per namespace, not one per Secret.
+        match self.secrets.get_mut(namespace) {
+            Some(entries) => {
+                entries.insert(name, entry);
+            }
+            None => {
+                self.secrets.insert(namespace.to_string(), BTreeMap::from([(name, entry)]));
+            }
+        }
+    }
+
+    /// The number of Secrets staged.
+    pub fn len(&self) -> usize {
+        self.secrets.values().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
     }
 }
 
@@ -516,19 +575,13 @@ impl CredentialIndex {
 
     /// [`CredentialIndex::apply_secret`] for a Secret already reduced.
     pub fn apply_reduced(&mut self, namespace: &str, reduced: Reduced) {
-        match reduced {
-            Reduced::Other { name } => {
+        match Entry::of(reduced) {
+            Err(name) => {
                 self.remove_entry(namespace, &name, None);
                 self.apply_other_secret(namespace, &name);
             }
-            pull => {
-                let name = pull.name().to_string();
+            Ok((name, entry)) => {
                 self.remove_other(namespace, &name);
-                let entry = match pull {
-                    Reduced::Candidate { candidate, over } => Entry::Candidate { secret: Arc::new(candidate), over },
-                    Reduced::Ignored { kind, .. } => Entry::Ignored(kind),
-                    Reduced::Other { .. } => unreachable!("handled above"),
-                };
                 self.set_entry(namespace, &name, Some(entry));
             }
         }
@@ -614,20 +667,20 @@ impl CredentialIndex {
         self.replace_reduced(kind, reduced);
     }
 
-    /// [`CredentialIndex::replace_secrets`] for Secrets already reduced (a watch buffers these, not whole Secrets,
-    /// while it relists). Entries of another kind are ignored.
+    /// [`CredentialIndex::replace_secrets`] for Secrets already reduced. Entries of another kind are ignored.
     pub fn replace_reduced(&mut self, kind: SecretKind, secrets: impl IntoIterator<Item = (String, Reduced)>) {
-        let mut new: HashMap<String, BTreeMap<String, Entry>> = HashMap::new();
+        let mut staged = StagedSecrets::new(kind);
         for (ns, reduced) in secrets {
-            let (name, entry) = match reduced {
-                Reduced::Candidate { candidate, over } if candidate.kind == kind => {
-                    (candidate.name.clone(), Entry::Candidate { secret: Arc::new(candidate), over })
-                }
-                Reduced::Ignored { name, kind: k } if k == kind => (name, Entry::Ignored(kind)),
-                _ => continue,
-            };
-            new.entry(ns).or_default().insert(name, entry);
+            staged.add(&ns, reduced);
         }
+        self.replace_staged(staged);
+    }
+
+    /// Replaces every Secret of the staged kind with the staged ones (a relist of that kind's watch, which stages
+    /// each Secret as it arrives): in one change, so readers see the index before or after the relist, never
+    /// halfway.
+    pub fn replace_staged(&mut self, staged: StagedSecrets) {
+        let StagedSecrets { kind, secrets: new } = staged;
         // Old entries of this kind that are gone or changed, then the new ones.
         let namespaces: Vec<String> = self.secrets.keys().cloned().collect();
         for ns in namespaces {
@@ -1491,5 +1544,31 @@ mod tests {
         assert_eq!(index.undecodable_count(), 0);
         index.replace_secrets(SecretKind::DockerConfigJson, [&broken("c", "y"), &broken("c", "z")]);
         assert_eq!((index.secret_count(), index.undecodable_count()), (2, 2), "a relist");
+    }
+
+    /// A watch's relist, staged Secret by Secret as the list arrives, replaces the Secrets of its kind in one
+    /// change: those gone since go, the other kind's stay, a later Secret of a name wins, another kind is not staged.
+    #[test]
+    fn a_staged_relist_replaces_the_secrets_of_its_kind() {
+        let limits = IndexLimits::default();
+        let reduce = |secret: &Secret| Reduced::of(secret, &limits).expect("named");
+        let cfg = secret_of_type("a", "cfg", "kubernetes.io/dockercfg", &[(".dockercfg", b"{\"r.io\":{}}")]);
+        let mut index = CredentialIndex::new();
+        index.apply_secret(&docker_secret("a", "gone", "r.io"));
+        index.apply_secret(&docker_secret("a", "kept", "r.io"));
+        index.apply_secret(&cfg);
+        assert_eq!(index.secret_count(), 3);
+        let mut staged = StagedSecrets::new(SecretKind::DockerConfigJson);
+        staged.add("a", reduce(&docker_secret("a", "kept", "old.io")));
+        staged.add("a", reduce(&docker_secret("a", "kept", "new.io")));
+        staged.add("b", reduce(&docker_secret("b", "new", "r.io")));
+        staged.add("a", reduce(&cfg));
+        assert_eq!(staged.len(), 2);
+        index.replace_staged(staged);
+        assert_eq!(index.secret_count(), 3);
+        let a = index.view("a");
+        assert_eq!(a.secrets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["cfg", "kept"]);
+        assert_eq!(a.get("kept").expect("kept").keys, Ok(vec!["new.io".to_string()]));
+        assert!(index.view("b").get("new").is_some());
     }
 }

@@ -174,7 +174,13 @@ pub fn decode(kind: SecretKind, payload: &[u8]) -> Result<Vec<RegistryEntry>, De
 /// Same validation as [`decode`] (including `auth`), but keeps only the registry keys as written:
 /// what matching needs, never credentials.
 pub fn decode_keys(kind: SecretKind, payload: &[u8]) -> Result<Vec<String>, DecodeError> {
-    decode_with(kind, payload, false).map(|entries| entries.into_iter().map(|e| e.key).collect())
+    // A new vector of exactly the keys: collecting in place would keep the entries' allocation (four
+    // `RegistryEntry`s, 384 bytes, for one key) for as long as the index keeps the keys.
+    decode_with(kind, payload, false).map(|entries| {
+        let mut keys = Vec::with_capacity(entries.len());
+        keys.extend(entries.into_iter().map(|e| e.key));
+        keys
+    })
 }
 
 fn decode_with(kind: SecretKind, payload: &[u8], keep_credentials: bool) -> Result<Vec<RegistryEntry>, DecodeError> {
@@ -828,6 +834,15 @@ mod tests {
     use super::*;
 
     use SecretKind::{DockerCfg, DockerConfigJson};
+
+    /// The index keeps the keys for as long as the Secret exists: no spare capacity (the decoded entries'
+    /// allocation was kept when the keys were collected in place).
+    #[test]
+    fn decoded_keys_hold_no_spare_capacity() {
+        let keys = decode_keys(DockerConfigJson, br#"{"auths":{"r.io":{"auth":"dXNlcjpwYXNz"}}}"#).expect("decodes");
+        assert_eq!(keys, ["r.io"]);
+        assert_eq!(keys.capacity(), 1);
+    }
 
     /// The class of an error, for tables.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

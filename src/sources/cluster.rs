@@ -3,11 +3,11 @@
 //!
 //! Watch as little as possible, keep as little as possible: Secrets are watched with a `type=` field selector (one
 //! watch per pull-Secret type), and every object is reduced on arrival to what matching needs (registry keys and
-//! decodability, or labels), within the index's bounds and before the index's lock is taken; even a relist buffers
-//! only the reduced form. That is why this feeds our own index and not a reflector `Store`, which would hold whole
-//! objects. Secrets of other types matter only when they hold a distribution's `targetName` (the kubelet then reads
-//! them, not the distribution): one metadata-only watch per target name, started and stopped with the
-//! distributions, learns those.
+//! decodability, or labels), within the index's bounds and before the index's lock is taken; a relist of pull Secrets
+//! stages each, as it arrives, in the form the index keeps (`StagedSecrets`) and swaps them in when the list ends.
+//! That is why this feeds our own index and not a reflector `Store`, which would hold whole objects. Secrets of other
+//! types matter only when they hold a distribution's `targetName` (the kubelet then reads them, not the
+//! distribution): one metadata-only watch per target name, started and stopped with the distributions, learns those.
 //!
 //! One set of watches per replica: the `ClusterPullSecret` controller opens none of its own but receives these
 //! watches' events through [`Taps`] (`distribute::controller::feeds`), each reduced first to what it keeps (no
@@ -30,7 +30,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tracing::{info, warn};
 
 use crate::core::cluster_pull_secret::ClusterPullSecret;
-use crate::core::credentials::{CredentialIndex, IndexLimits, Reduced};
+use crate::core::credentials::{CredentialIndex, IndexLimits, Reduced, StagedSecrets};
 use crate::kubelet::docker_config::SecretKind;
 use crate::metrics::{KindLabels, Metrics};
 use crate::sources::live::{LiveCredentials, Readiness};
@@ -229,26 +229,28 @@ pub(crate) trait Feed<K>: Send {
 pub(crate) struct SecretFeed {
     kind: SecretKind,
     limits: IndexLimits,
-    buffer: Vec<(String, Reduced)>,
+    /// The (re)list so far, each Secret staged as the index will keep it as soon as it arrives (page by page), so
+    /// that neither the Secrets nor their reduced forms are held until the list ends.
+    staged: StagedSecrets,
 }
 
 impl SecretFeed {
     pub(crate) fn new(kind: SecretKind, limits: IndexLimits) -> Self {
-        Self { kind, limits, buffer: Vec::new() }
+        Self { kind, limits, staged: StagedSecrets::new(kind) }
     }
 }
 
 impl Feed<Secret> for SecretFeed {
     fn restart(&mut self) {
-        self.buffer.clear();
+        self.staged = StagedSecrets::new(self.kind);
     }
     fn buffer(&mut self, secret: Secret) {
-        if let (Some(ns), Some(reduced)) = (secret.metadata.namespace.clone(), Reduced::of(&secret, &self.limits)) {
-            self.buffer.push((ns, reduced));
+        if let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(&secret, &self.limits)) {
+            self.staged.add(ns, reduced);
         }
     }
     fn replace(&mut self, index: &mut CredentialIndex) {
-        index.replace_reduced(self.kind, std::mem::take(&mut self.buffer));
+        index.replace_staged(std::mem::replace(&mut self.staged, StagedSecrets::new(self.kind)));
     }
     fn apply(&self, secret: &Secret, live: &LiveCredentials) {
         let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(secret, &self.limits))
