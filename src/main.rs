@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             };
             let policy = pullsecret_injector::core::decision::Policy {
                 node_providers: cmd.node.providers(),
+                expiry_warning: cmd.expiry_warning,
                 ..Default::default()
             };
             let args = ExplainArgs { subject, credentials, namespace, listed: &cmd.listed, policy: &policy };

@@ -382,6 +382,20 @@ fn expired_credentials_are_not_injected_and_never_printed() {
     let explain = run(&["explain", "r.example.com/app", "--secrets", s, "-n", "shop"], None);
     assert!(stdout(&explain).contains("expired   Secret \"old\": its credential expired at 2020-01-01T00:00:00Z"));
     assert!(stdout(&explain).contains("because Secret \"old\" not injected"), "{}", stdout(&explain));
+    // explain marks what serve would warn about, with the same window (default 24h: 2099 is not within it).
+    let soon = |window: &str| {
+        let out =
+            run(&["explain", "q.example.com/app", "--secrets", s, "-n", "shop", "--expiry-warning", window], None);
+        assert_eq!(out.code, 0, "{}", stderr(&out));
+        stdout(&out)
+    };
+    let marked = "expires   Secret \"soon\": its credential expires at 2099-01-01T00:00:00Z; within --expiry-warning";
+    assert!(soon("100000d").contains(marked), "{}", soon("100000d"));
+    assert!(
+        !soon("24h").contains(marked) && soon("24h").contains("expires at 2099-01-01T00:00:00Z\n"),
+        "{}",
+        soon("24h")
+    );
     for o in [&out, &explain] {
         for text in [stdout(o), stderr(o)] {
             assert!(!text.contains("Canary"), "{text}");

@@ -273,6 +273,10 @@ pub struct ExplainCmd {
     pub listed: Vec<String>,
     #[command(flatten)]
     pub node: NodeArgs,
+    /// Warn about a credential the image gets that expires within this, as `serve --expiry-warning` does. An
+    /// expired credential is never injected, whatever this is. `0s`: no warning before expiry.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub expiry_warning: Duration,
 }
 
 #[cfg(test)]

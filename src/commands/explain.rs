@@ -339,13 +339,23 @@ fn lint(ns: &Namespace<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         // The decision's rule (docs/matching.md section 7): an expired credential is never injected.
         if let Some(at) = secret.expires_at {
             let (mark, what) = if at <= now { ("expired", "expired at") } else { ("expires", "expires at") };
+            let soon = expiry::expires_within(at, now, ns.policy.expiry_warning);
             say(
                 out,
                 format_args!(
                     "  {mark:<8}  Secret {}: its credential {what} {}{}",
                     quoted(&secret.name),
                     expiry::format_rfc3339(at),
-                    if at <= now { "; never injected" } else { "" }
+                    if at <= now {
+                        "; never injected".to_string()
+                    } else if soon {
+                        format!(
+                            "; within --expiry-warning {}: a Pod it is injected into is warned",
+                            humantime::format_duration(ns.policy.expiry_warning)
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             )?;
         }

@@ -575,18 +575,15 @@ pub fn decide(pod: &PodView, ns: &NamespaceCredentials, policy: &Policy) -> Deci
     }
 
     // Injected, but not for long: the owner can renew it before pulls start failing.
-    if !policy.expiry_warning.is_zero() {
-        let horizon = now.saturating_add(i64::try_from(policy.expiry_warning.as_secs()).unwrap_or(i64::MAX));
-        for name in &add {
-            let at = ns.get(name).and_then(|s| s.expires_at).filter(|&at| at > now && at <= horizon);
-            if let Some(at) = at {
-                warnings.push(format!(
-                    "Secret {:?} injected, but its credential expires at {} (within --expiry-warning {})",
-                    short(name, 60),
-                    expiry::format_rfc3339(at),
-                    humantime::format_duration(policy.expiry_warning)
-                ));
-            }
+    for name in &add {
+        let at = ns.get(name).and_then(|s| s.expires_at);
+        if let Some(at) = at.filter(|&at| expiry::expires_within(at, now, policy.expiry_warning)) {
+            warnings.push(format!(
+                "Secret {:?} injected, but its credential expires at {} (within --expiry-warning {})",
+                short(name, 60),
+                expiry::format_rfc3339(at),
+                humantime::format_duration(policy.expiry_warning)
+            ));
         }
     }
 

@@ -62,6 +62,13 @@ impl std::fmt::Debug for Clock {
 }
 
 /// The earlier of two optional times.
+/// Whether a credential valid now expires within `window` (`--expiry-warning`; a zero window never warns): the
+/// decision warns about such a Secret it injects, `explain` marks it.
+pub fn expires_within(at: UnixTime, now: UnixTime, window: std::time::Duration) -> bool {
+    let horizon = now.saturating_add(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
+    !window.is_zero() && at > now && at <= horizon
+}
+
 pub fn earliest(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
