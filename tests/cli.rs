@@ -412,11 +412,15 @@ fn help_documents_every_flag_with_its_environment_variable() {
         let out = run(&[sub, "--help"], None);
         assert_eq!(out.code, 0);
         let text = stdout(&out);
-        for line in text
-            .lines()
-            .filter(|l| l.trim_start().starts_with("--") && !l.contains("--help") && !l.contains("--version"))
-        {
-            let flag = line.trim_start().split([' ', '<', '=']).next().unwrap().trim_start_matches("--");
+        // Option lines only (`      --flag` or `  -f, --flag`), not descriptions that wrap onto a `--`.
+        let option = |l: &str| {
+            let trimmed = l.trim_start();
+            let indent = l.len() - trimmed.len();
+            indent <= 6 && (trimmed.starts_with("--") || (trimmed.starts_with('-') && trimmed.contains(", --")))
+        };
+        for line in text.lines().filter(|l| option(l) && !l.contains("--help") && !l.contains("--version")) {
+            let long = line.trim_start().split_once("--").map_or("", |(_, rest)| rest);
+            let flag = long.split([' ', '<', '=']).next().unwrap();
             // serve's variables are unscoped, every other command's carry its name (issue 13 item 5).
             let scope = if sub == "serve" { String::new() } else { format!("{}_", sub.to_uppercase()) };
             let env = format!("PULLSECRET_INJECTOR_{scope}{}", flag.to_uppercase().replace('-', "_"));

@@ -273,8 +273,8 @@ pub struct ExplainCmd {
     pub listed: Vec<String>,
     #[command(flatten)]
     pub node: NodeArgs,
-    /// Warn about a credential the image gets that expires within this, as `serve --expiry-warning` does. An
-    /// expired credential is never injected, whatever this is. `0s`: no warning before expiry.
+    /// Mark a credential the image gets that expires within this: the window in which `serve` warns about it
+    /// (its flag of the same name). An expired credential is never injected, whatever this is. `0s`: no mark.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub expiry_warning: Duration,
 }
