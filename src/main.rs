@@ -80,11 +80,11 @@ fn main() -> ExitCode {
 
 /// Runs `command` with where its credentials come from (files, or the cluster without `--secrets`) and its
 /// namespace: `-n`, else the context's in live mode (as kubectl), else `default`.
-fn with_credentials(
+fn with_credentials<T>(
     secrets: &args::SecretsArgs,
     namespace: Option<&str>,
-    command: impl FnOnce(Credentials<'_>, &str) -> Result<(), CliError>,
-) -> Result<(), CliError> {
+    command: impl FnOnce(Credentials<'_>, &str) -> Result<T, CliError>,
+) -> Result<T, CliError> {
     if !secrets.secrets.is_empty() {
         return command(Credentials::Files(&secrets.secrets), namespace.unwrap_or("default"));
     }
@@ -129,13 +129,11 @@ fn run_verify(
     use pullsecret_injector::sources::manifests::Manifests;
     use pullsecret_injector::verify::{self, VerifyOptions, VerifyOutput};
     use std::io::IsTerminal as _;
-    let manifests = if cmd.secrets.secrets.is_empty() {
-        let cluster = Cluster::connect(&cmd.secrets.cluster)?;
-        let namespace = cmd.namespace.as_deref().unwrap_or(&cluster.namespace);
-        cluster.pull_secrets((!cmd.all_namespaces).then_some(namespace))?
-    } else {
-        Manifests::load(&cmd.secrets.secrets, cmd.namespace.as_deref().unwrap_or("default"))?
-    };
+    let manifests =
+        with_credentials(&cmd.secrets, cmd.namespace.as_deref(), |credentials, namespace| match credentials {
+            Credentials::Files(files) => Ok(Manifests::load(files, namespace)?),
+            Credentials::Cluster(cluster) => cluster.pull_secrets((!cmd.all_namespaces).then_some(namespace)),
+        })?;
     if cmd.insecure_skip_tls_verify {
         writeln!(err, "{}", verify::INSECURE_WARNING)?;
     }
