@@ -81,7 +81,7 @@ pub struct Context {
 
 impl Context {
     /// `namespaces` holds every Namespace's metadata; `copies` every Secret of a pull-Secret type labelled
-    /// [`managed_selector`](super::plan::managed_selector), reduced by [`observe_copy`].
+    /// `MANAGED_BY_LABEL=MANAGED_BY_VALUE` (`is_managed`), reduced by [`observe_copy`].
     pub fn new(
         client: Client,
         namespaces: Store<Namespace>,
@@ -457,7 +457,9 @@ fn reduce_secret(secret: &mut Secret) {
     }
 }
 
-/// Labelled [`managed_selector`](super::plan::managed_selector): a copy, or a Secret claiming to be one (ownership is the owner uid, not this).
+/// Labelled `MANAGED_BY_LABEL=MANAGED_BY_VALUE`: a copy, or a Secret claiming to be one (a first filter only: a
+/// tenant can set the label; ownership is the owner uid). Only Secrets of the pull-Secret types reach it (the
+/// cache's watches select by `type=`), so Secrets of other types carrying the label never do (issue 11, class 13).
 fn is_managed(secret: &Secret) -> bool {
     secret.labels().get(MANAGED_BY_LABEL).is_some_and(|v| v == MANAGED_BY_VALUE)
 }

@@ -32,17 +32,6 @@ pub const HASH_ANNOTATION: &str = "pullsecret-injector.io/source-hash";
 /// overwritten.
 pub const OBSERVED_HASH_ANNOTATION: &str = "pullsecret-injector.io/observed-payload-hash";
 
-/// Label selector of every copy this tool manages (the copy watch): a first filter only, a tenant can set it.
-pub fn managed_selector() -> String {
-    format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")
-}
-
-/// Field selector of the copy watch of one pull-Secret type: a copy always has its source's type, so Secrets of
-/// other types that carry the labels (issue 11, class 13) never reach the controller.
-pub fn copy_type_selector(kind: SecretKind) -> String {
-    format!("type={}", kind.secret_type())
-}
-
 /// Reduces a copy as the copy watch delivers it to what the controller keeps: its metadata and the
 /// [`source_hash`] of the payload it holds ([`OBSERVED_HASH_ANNOTATION`]); the data is dropped.
 pub fn observe_copy(secret: &mut Secret) {
