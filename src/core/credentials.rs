@@ -27,7 +27,7 @@ use kube::core::Selector;
 use crate::core::cluster_pull_secret::{self, ClusterPullSecret};
 use crate::core::expiry::{self, UnixTime};
 use crate::core::pod;
-use crate::kubelet::docker_config::{self, SecretKind};
+use crate::kubelet::docker_config::{self, RegistryEntry, SecretKind};
 use crate::kubelet::keyring::Keyring;
 
 /// `--max-secret-bytes` default: the payload size a pull Secret may have to be indexed.
@@ -120,11 +120,30 @@ pub struct CandidateSecret {
     pub expires_at: Option<UnixTime>,
 }
 
-/// The expiry of a pull Secret the kubelet can decode ([`expiry::secret_expiry`] over its annotation and payload):
-/// the one place a Secret's expiry is read, for the index and `verify`.
-pub fn expiry_of(secret: &Secret, kind: SecretKind, payload: &[u8]) -> Option<UnixTime> {
+/// The expiry of a pull Secret whose payload the kubelet decodes to `entries` ([`expiry::secret_expiry`] over its
+/// annotation and those entries): the one place a Secret's expiry is read, for the index and `verify`.
+pub fn expiry_of(secret: &Secret, entries: &[RegistryEntry]) -> Option<UnixTime> {
     let annotation = secret.metadata.annotations.as_ref().and_then(|a| a.get(expiry::EXPIRES_AT_ANNOTATION));
-    expiry::secret_expiry(annotation.map(String::as_str), payload, kind == SecretKind::DockerCfg)
+    expiry::secret_expiry(annotation.map(String::as_str), entries)
+}
+
+/// What the index keeps of a pull Secret's payload, decoded once as the kubelet decodes it: its registry keys (or
+/// why the kubelet cannot decode it) and its expiry. The credentials are dropped before this returns.
+fn keys_and_expiry(
+    secret: &Secret,
+    kind: SecretKind,
+    payload: &[u8],
+) -> (Result<Vec<String>, String>, Option<UnixTime>) {
+    match docker_config::decode(kind, payload) {
+        Ok(entries) => {
+            let expires_at = expiry_of(secret, &entries);
+            // Exactly the keys: collecting in place would keep the entries' allocation with the keys.
+            let mut keys = Vec::with_capacity(entries.len());
+            keys.extend(entries.into_iter().map(|entry| entry.key));
+            (Ok(keys), expires_at)
+        }
+        Err(error) => (Err(error.to_string()), None),
+    }
 }
 
 /// The annotation that binds a pull Secret to one ServiceAccount of its namespace (the token controller's, and
@@ -170,8 +189,7 @@ impl CandidateSecret {
     /// API server does: it wins over `data`. No bound applies: see [`Reduced::of`].
     pub fn from_secret(secret: &Secret) -> Option<Self> {
         let (kind, payload) = pull_payload(secret)?;
-        let keys = docker_config::decode_keys(kind, payload).map_err(|e| e.to_string());
-        let expires_at = keys.is_ok().then(|| expiry_of(secret, kind, payload)).flatten();
+        let (keys, expires_at) = keys_and_expiry(secret, kind, payload);
         Some(Self {
             name: secret.metadata.name.clone()?,
             kind,
@@ -245,15 +263,13 @@ impl Reduced {
             let over = OverLimit { limit: Limit::SecretBytes, size: payload.len(), max: limits.max_secret_bytes };
             return Some(empty(over, name, service_account));
         }
-        let keys = docker_config::decode_keys(kind, payload).map_err(|e| e.to_string());
+        let (keys, expires_at) = keys_and_expiry(secret, kind, payload);
         if let Ok(keys) = &keys
             && keys.len() > limits.max_keys_per_secret
         {
             let over = OverLimit { limit: Limit::KeysPerSecret, size: keys.len(), max: limits.max_keys_per_secret };
             return Some(empty(over, name, service_account));
         }
-        // Read only while the payload is at hand; a Secret the kubelet cannot decode has no expiry to speak of.
-        let expires_at = keys.is_ok().then(|| expiry_of(secret, kind, payload)).flatten();
         let candidate = CandidateSecret {
             name,
             kind,

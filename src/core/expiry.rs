@@ -2,8 +2,8 @@
 //! here and dropped; only the resulting time is kept ([`crate::core::credentials::CandidateSecret::expires_at`]).
 //!
 //! A credential expires at the earliest of: the Secret's [`EXPIRES_AT_ANNOTATION`] (RFC 3339), and the `exp` claim of
-//! any JWT among its entries' `password`, `identitytoken` and `registrytoken` (and the password inside `auth`). The
-//! JWT is decoded without verifying its signature: we only predict when the registry will refuse it. Anything that
+//! any JWT password the kubelet sends (its entries as the kubelet decodes them: `auth` wins over `password`;
+//! `identitytoken` and `registrytoken`, which the kubelet drops, do not count). The JWT is decoded without verifying its signature: we only predict when the registry will refuse it. Anything that
 //! does not parse means "no expiry" — a guess is never a reason to withhold a credential.
 //!
 //! Every input here is a tenant's: the work is bounded ([`MAX_TOKEN_BYTES`]), nothing panics, and no value read here
@@ -14,6 +14,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::Value;
+
+use crate::kubelet::docker_config::RegistryEntry;
 
 /// The annotation an owner sets on a pull Secret whose credential expires at a known time (RFC 3339).
 pub const EXPIRES_AT_ANNOTATION: &str = "pullsecret-injector.io/expires-at";
@@ -61,7 +63,6 @@ impl std::fmt::Debug for Clock {
     }
 }
 
-/// The earlier of two optional times.
 /// Whether a credential valid now expires within `window` (`--expiry-warning`; a zero window never warns): the
 /// decision warns about such a Secret it injects, `explain` marks it.
 pub fn expires_within(at: UnixTime, now: UnixTime, window: std::time::Duration) -> bool {
@@ -69,6 +70,7 @@ pub fn expires_within(at: UnixTime, now: UnixTime, window: std::time::Duration) 
     !window.is_zero() && at > now && at <= horizon
 }
 
+/// The earlier of two optional times.
 pub fn earliest(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -76,48 +78,13 @@ pub fn earliest(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
     }
 }
 
-/// The expiry of a Secret: its annotation (when present and valid) and its payload's tokens, the earliest. `payload`
-/// is the docker config the kubelet reads (`dockercfg`: no `auths` wrapper).
-pub fn secret_expiry(annotation: Option<&str>, payload: &[u8], dockercfg: bool) -> Option<UnixTime> {
-    earliest(annotation.and_then(parse_rfc3339), payload_expiry(payload, dockercfg))
-}
-
-/// The earliest `exp` of the JWTs among a docker config's entries. Field names are matched case-insensitively, as
-/// Go's `encoding/json` does for the kubelet.
-pub fn payload_expiry(payload: &[u8], dockercfg: bool) -> Option<UnixTime> {
-    let config: Value = serde_json::from_slice(payload).ok()?;
-    let entries = if dockercfg { Some(&config) } else { field(&config, "auths") };
-    let mut expiry = None;
-    for entry in entries?.as_object()?.values() {
-        for name in ["password", "identitytoken", "registrytoken"] {
-            if let Some(Value::String(token)) = field(entry, name) {
-                expiry = earliest(expiry, jwt_expiry(token));
-            }
-        }
-        if let Some(Value::String(auth)) = field(entry, "auth") {
-            expiry = earliest(expiry, auth_password(auth).as_deref().and_then(jwt_expiry));
-        }
-    }
-    expiry
-}
-
-fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
-    object.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
-}
-
-/// The password of an `auth` field (base64 of `user:password`, padded or not, newlines ignored as the kubelet
-/// ignores them).
-fn auth_password(auth: &str) -> Option<String> {
-    if auth.len() > MAX_TOKEN_BYTES * 2 {
-        return None;
-    }
-    let cleaned: String = auth.chars().filter(|c| !matches!(c, '\n' | '\r')).collect();
-    let engine = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    let decoded = String::from_utf8(engine.decode(cleaned).ok()?).ok()?;
-    decoded.split_once(':').map(|(_, password)| password.to_string())
+/// The expiry of a Secret: its annotation (when present and valid) and the JWT passwords of its entries as the
+/// kubelet decodes them ([`crate::kubelet::docker_config::decode`]), the earliest. Only what the kubelet sends
+/// counts: the password after `auth` overrides `username`/`password` (R9); `identitytoken` and `registrytoken`,
+/// which the kubelet drops (D19, D20), never make a working credential look expired.
+pub fn secret_expiry(annotation: Option<&str>, entries: &[RegistryEntry]) -> Option<UnixTime> {
+    let tokens = entries.iter().filter_map(|entry| jwt_expiry(&entry.password)).min();
+    earliest(annotation.and_then(parse_rfc3339), tokens)
 }
 
 /// The `exp` claim of a JWS compact token (`header.payload.signature`), unverified. `None` when the token is not a
@@ -297,45 +264,50 @@ mod tests {
     }
 
     #[test]
-    fn a_payload_expires_with_its_earliest_token() {
+    fn a_secret_expires_with_the_earliest_token_the_kubelet_sends() {
+        use crate::kubelet::docker_config::{SecretKind, decode};
         let soon = jwt(r#"{"exp":100}"#);
         let later = jwt(r#"{"exp":200}"#);
-        let auth = base64::engine::general_purpose::STANDARD_NO_PAD.encode(format!("robot:{soon}"));
-        let cases: Vec<(&str, String, bool, Option<UnixTime>)> = vec![
+        let auth = |password: &str| base64::engine::general_purpose::STANDARD.encode(format!("robot:{password}"));
+        let (json, cfg) = (SecretKind::DockerConfigJson, SecretKind::DockerCfg);
+        let cases: Vec<(&str, String, SecretKind, Option<UnixTime>)> = vec![
+            ("password", format!(r#"{{"auths":{{"r.io":{{"username":"u","password":"{later}"}}}}}}"#), json, Some(200)),
+            ("auth", format!(r#"{{"auths":{{"r.io":{{"auth":"{}"}}}}}}"#, auth(&soon)), json, Some(100)),
             (
-                "password",
-                format!(r#"{{"auths":{{"r.io":{{"username":"u","password":"{later}"}}}}}}"#),
-                false,
-                Some(200),
+                "auth overrides password (R9): the password is never sent",
+                format!(r#"{{"auths":{{"r.io":{{"auth":"{}","password":"{soon}"}}}}}}"#, auth("plain")),
+                json,
+                None,
             ),
-            ("identitytoken", format!(r#"{{"auths":{{"r.io":{{"identitytoken":"{soon}"}}}}}}"#), false, Some(100)),
             (
-                "RegistryToken (any case)",
-                format!(r#"{{"Auths":{{"r.io":{{"RegistryToken":"{soon}"}}}}}}"#),
-                false,
-                Some(100),
+                "identitytoken: dropped by the kubelet (D19), a working password stays",
+                format!(r#"{{"auths":{{"r.io":{{"auth":"{}","identitytoken":"{soon}"}}}}}}"#, auth("plain")),
+                json,
+                None,
             ),
-            ("auth", format!(r#"{{"auths":{{"r.io":{{"auth":"{auth}"}}}}}}"#), false, Some(100)),
+            (
+                "registrytoken: dropped by the kubelet (D20)",
+                format!(r#"{{"auths":{{"r.io":{{"registrytoken":"{soon}"}}}}}}"#),
+                json,
+                None,
+            ),
             (
                 "earliest of two entries",
                 format!(r#"{{"auths":{{"a.io":{{"password":"{later}"}},"b.io":{{"password":"{soon}"}}}}}}"#),
-                false,
+                json,
                 Some(100),
             ),
-            ("dockercfg", format!(r#"{{"r.io":{{"password":"{later}"}}}}"#), true, Some(200)),
-            ("plain password", r#"{"auths":{"r.io":{"username":"u","password":"p"}}}"#.into(), false, None),
-            ("auth not base64", r#"{"auths":{"r.io":{"auth":"!!"}}}"#.into(), false, None),
-            ("not JSON", "{".into(), false, None),
-            ("auths not an object", r#"{"auths":[1]}"#.into(), false, None),
-            ("password not a string", r#"{"auths":{"r.io":{"password":1}}}"#.into(), false, None),
+            ("dockercfg", format!(r#"{{"r.io":{{"password":"{later}"}}}}"#), cfg, Some(200)),
+            ("plain password", r#"{"auths":{"r.io":{"username":"u","password":"p"}}}"#.into(), json, None),
         ];
-        for (case, payload, dockercfg, want) in cases {
-            assert_eq!(payload_expiry(payload.as_bytes(), dockercfg), want, "{case}");
+        for (case, payload, kind, want) in cases {
+            let entries = decode(kind, payload.as_bytes()).unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(secret_expiry(None, &entries), want, "{case}");
         }
-        let payload = format!(r#"{{"auths":{{"r.io":{{"password":"{later}"}}}}}}"#);
-        assert_eq!(secret_expiry(Some("1970-01-01T00:01:40Z"), payload.as_bytes(), false), Some(100));
-        assert_eq!(secret_expiry(Some("1970-01-01T00:05:00Z"), payload.as_bytes(), false), Some(200));
-        assert_eq!(secret_expiry(Some("not a time"), payload.as_bytes(), false), Some(200));
-        assert_eq!(secret_expiry(None, b"{}", false), None);
+        let entries = decode(json, format!(r#"{{"auths":{{"r.io":{{"password":"{later}"}}}}}}"#).as_bytes()).unwrap();
+        assert_eq!(secret_expiry(Some("1970-01-01T00:01:40Z"), &entries), Some(100));
+        assert_eq!(secret_expiry(Some("1970-01-01T00:05:00Z"), &entries), Some(200));
+        assert_eq!(secret_expiry(Some("not a time"), &entries), Some(200));
+        assert_eq!(secret_expiry(None, &[]), None);
     }
 }

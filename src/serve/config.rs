@@ -231,7 +231,7 @@ pub struct PolicyArgs {
     )]
     pub warn_unmatched: Vec<RegistryPattern>,
     /// Warn about a Pod that gets a credential expiring within this (the Secret's
-    /// `pullsecret-injector.io/expires-at` annotation, RFC 3339, or a JWT password or token's `exp`). An expired
+    /// `pullsecret-injector.io/expires-at` annotation, RFC 3339, or the `exp` of a JWT password the kubelet sends). An expired
     /// credential is never injected, whatever this is. `0s`: no warning before expiry.
     #[arg(long, default_value = "24h", value_parser = parse_duration, env = "PULLSECRET_INJECTOR_EXPIRY_WARNING")]
     pub expiry_warning: Duration,

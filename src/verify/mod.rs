@@ -230,7 +230,7 @@ pub async fn verify_observed(
         let (namespace, name) = secret_name(secret);
         match docker_config::decode(kind, payload) {
             Ok(entries) => {
-                let expires_at = expiry_of(secret, kind, payload);
+                let expires_at = expiry_of(secret, &entries);
                 rows.extend(entries.into_iter().map(|entry| Row::Check {
                     namespace: namespace.clone(),
                     secret: name.clone(),
