@@ -438,6 +438,44 @@ fn the_committed_crd_is_the_generated_one() {
     assert_eq!(body, stdout(&out), "run `make manifests` after changing src/core/cluster_pull_secret.rs");
 }
 
+/// Live cluster mode against an API server that accepts connections and never answers: `--request-timeout` ends
+/// each command with one error line and exit 2 instead of a hang.
+#[test]
+fn live_mode_gives_up_on_a_silent_api_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts every connection and holds it, silent, until the test ends.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+             contexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: shop}}\ncurrent-context: x\n\
+             users:\n- name: u\n  user: {{token: planted-token-5e6f}}\n"
+        ),
+    )
+    .unwrap();
+    let kc = kubeconfig.to_str().unwrap();
+    for args in [
+        &["explain", "nginx", "--kubeconfig", kc, "--request-timeout", "1s"][..],
+        &["explain", "pod/web", "--kubeconfig", kc, "--request-timeout", "1s"],
+        &["verify", "--kubeconfig", kc, "--request-timeout", "1s"],
+    ] {
+        let out = run(args, None);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {out:?}");
+        assert!(out.stderr.starts_with("error: ") && out.stderr.contains("cannot reach the API server"), "{out:?}");
+        assert!(!out.stderr.contains("planted-token"), "{args:?}: {out:?}");
+    }
+}
+
 /// Live cluster mode (no `--secrets`) without a usable cluster: no kubeconfig, a context that does not exist, an API
 /// server nobody answers for. Each is one `error:` line and exit 2, for every command that reads the cluster.
 #[test]

@@ -7,6 +7,7 @@
 //! `error:` line and exit 2. No message quotes an object's content: a Secret's data never reaches the terminal.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -18,6 +19,8 @@ use kube::{Api, Client, Config};
 use crate::commands::CliError;
 use crate::core::credentials::IndexLimits;
 use crate::kubelet::docker_config::SecretKind;
+use crate::safe_text;
+use crate::serve::config::parse_duration;
 use crate::sources::manifests::{Manifests, without_values};
 use crate::sources::snapshot::{self, Snapshot};
 
@@ -30,6 +33,10 @@ pub struct ClusterArgs {
     /// Without --secrets: the kubeconfig context to use (default: the current context).
     #[arg(long, value_name = "NAME", conflicts_with = "secrets")]
     pub context: Option<String>,
+    /// Without --secrets: how long to wait for the API server, to connect and for each answer (kubectl's flag of
+    /// the same name); `0s`: no limit. A server that accepts and never answers is an error, not a hang.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
 }
 
 /// Where the credentials come from: manifests on disk, or the cluster.
@@ -88,10 +95,14 @@ const KINDS: [Kind; 8] = [
 pub fn object_reference(text: &str) -> Option<(ApiResource, &str)> {
     let (kind, name) = text.split_once('/')?;
     let kind = kind.to_ascii_lowercase();
-    // `deployment.apps/web`, as `kubectl get -o name` prints it.
-    let kind = kind.split_once('.').map_or(kind.as_str(), |(k, _)| k);
+    // `deployment.apps/web`, as `kubectl get -o name` prints it: the suffix must be the kind's own API group, so
+    // that a registry host (`pods.example.com/app`, `deploy.corp.io:5000/api`) stays an image.
+    let (kind, group) = kind.split_once('.').unwrap_or((kind.as_str(), ""));
     let (_, resource) = KINDS.iter().find(|(names, _)| names.contains(&kind))?;
-    (!name.is_empty() && !name.contains('/')).then(|| (resource(), name))
+    let resource = resource();
+    // An object name has no `/`, `:` or `@` (an image reference's path, tag or digest does).
+    ((group.is_empty() || resource.group == group) && !name.is_empty() && !name.contains(['/', ':', '@']))
+        .then_some((resource, name))
 }
 
 impl Cluster {
@@ -106,9 +117,11 @@ impl Cluster {
             None => Kubeconfig::read().map_err(|e| no_kubeconfig(None, &e))?,
         };
         let options = KubeConfigOptions { context: args.context.clone(), ..Default::default() };
-        let config = runtime
+        let mut config = runtime
             .block_on(Config::from_custom_kubeconfig(kubeconfig, &options))
             .map_err(|e| CliError::Usage(format!("kubeconfig: {}", one_line(&e))))?;
+        let limit = Some(args.request_timeout).filter(|t| !t.is_zero());
+        (config.connect_timeout, config.read_timeout, config.write_timeout) = (limit, limit, limit);
         let server = config.cluster_url.to_string();
         let namespace = config.default_namespace.clone();
         // The client spawns its request buffer on the runtime.
@@ -178,12 +191,17 @@ impl Cluster {
             kube::Error::Api(status) if status.code == 401 => {
                 "unauthorized: the kubeconfig's credentials were refused".into()
             }
-            kube::Error::Api(status) if status.code == 403 => format!("forbidden: {}", one_line(&status.message)),
+            // The server's words, bounded: it is not ours to print megabytes of.
+            kube::Error::Api(status) if status.code == 403 => {
+                format!("forbidden: {}", safe_text::line(&one_line(&status.message), 512))
+            }
             kube::Error::Api(status) => {
-                format!("the API server answered {}: {}", status.code, one_line(&status.message))
+                format!("the API server answered {}: {}", status.code, safe_text::line(&one_line(&status.message), 512))
             }
             kube::Error::SerdeError(e) => format!("unreadable answer: {}", without_values(&e.to_string())),
-            other => format!("cannot reach the API server at {}: {}", self.server, innermost(other)),
+            other => {
+                format!("cannot reach the API server at {}: {}", self.server, safe_text::line(&innermost(other), 512))
+            }
         };
         CliError::Usage(format!("{what}: {why}"))
     }
@@ -232,11 +250,24 @@ mod tests {
             ("ds/agent", "DaemonSet", "agent"),
             ("rs/web-5d9", "ReplicaSet", "web-5d9"),
             ("job/once", "Job", "once"),
+            ("cronjob.batch/nightly", "CronJob", "nightly"),
         ] {
             let (resource, found) = object_reference(text).unwrap_or_else(|| panic!("{text}"));
             assert_eq!((resource.kind.as_str(), found), (kind, name), "{text}");
         }
-        for image in ["nginx", "library/nginx", "registry.example.com/pod/web", "pod/", "service/web", "pod/a/b"] {
+        for image in [
+            "nginx",
+            "library/nginx",
+            "registry.example.com/pod/web",
+            "pod/",
+            "service/web",
+            "pod/a/b",
+            "pods.example.com/app",
+            "deploy.corp.io:5000/api:1.2",
+            "pod/web:1",
+            "job/x@sha256:0123",
+            "deployment.batch/api",
+        ] {
             assert!(object_reference(image).is_none(), "{image}");
         }
     }
