@@ -734,20 +734,11 @@ impl<T: Clone> Keyring<T> {
 impl SplitUrl {
     /// [`Keyring::near_miss`] for one parsed key.
     fn near_miss(&self, image: &Self) -> Option<NearMiss> {
-        let glob = |label: &str| label.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
         if self.host != image.host {
-            // Cheap necessary condition first (a namespace may hold hundreds of wildcard keys, and every image
-            // without a credential is asked): the key's labels after its last glob are literal, so those that
-            // align with the image's labels must be equal.
-            let literal_from =
-                self.host.rfind(['*', '?', '[', '\\']).and_then(|g| self.host[g..].find('.').map(|d| g + d + 1));
-            if let Some(literal) = literal_from.map(|i| &self.host[i..])
-                && !label_suffixes_agree(literal, &image.host)
-            {
-                return None;
-            }
+            // (Its only caller, `Keyring::near_miss`, has already dropped the wildcard keys whose literal labels
+            // cannot align with the image's host, on the index.)
             let key_labels: Vec<&str> = self.host.split('.').collect();
-            if !key_labels.iter().any(|l| glob(l)) || key_labels.last().is_none_or(|l| glob(l)) {
+            if !key_labels.iter().any(|l| has_glob(l)) || key_labels.last().is_none_or(|l| has_glob(l)) {
                 return None;
             }
             let names_it = key_labels
