@@ -156,7 +156,8 @@ fn block_text(s: &str, indent: usize, out: &mut String) {
 }
 
 fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}')
+    // U+FFFE and U+FFFF are not printable for YAML readers: written raw, the output would not read back.
+    c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}' | '\u{fffe}' | '\u{ffff}')
 }
 
 fn double_quoted(s: &str) -> String {
@@ -192,7 +193,10 @@ fn plain_is_safe(s: &str) -> bool {
         ',' | '[' | ']' | '{' | '}' | '#' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' => true,
         _ => false,
     };
-    if indicator || s.contains(": ") || s.contains(" #") || s.ends_with(':') {
+    // `---` and `...` at the start of a line are document markers.
+    let marker =
+        ["---", "..."].iter().any(|m| s.strip_prefix(m).is_some_and(|rest| rest.is_empty() || rest.starts_with(' ')));
+    if indicator || marker || s.contains(": ") || s.contains(" #") || s.ends_with(':') {
         return false;
     }
     !resolves_to_non_string(s)
@@ -296,13 +300,37 @@ mod tests {
             "bom\u{feff}",
             "line\u{2028}sep",
             "esc\u{1b}[31m",
+            "---",
+            "...",
+            "--- x",
+            "... x",
+            "nonchar\u{fffe}",
+            "\u{ffff}",
+            "_1",
         ];
+        let yaml11 = |text: &str| {
+            crate::sources::manifests::parse_ordered_documents(std::path::Path::new("t.yaml"), text)
+                .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+                .remove(0)
+        };
         for s in quoted {
             let text = scalar_text(s);
-            assert!(text.starts_with('"') && text.ends_with('"'), "{s:?} -> {text}");
-            // Read back by a YAML reader as the same string.
+            if s == "_1" {
+                // A string for every reader, so plain is right.
+                assert_eq!(text, s);
+            } else {
+                assert!(text.starts_with('"') && text.ends_with('"'), "{s:?} -> {text}");
+            }
+            // Read back as the same string, as a value and as a key at the start of a line, by a YAML 1.2 reader
+            // and as Kubernetes reads it (YAML 1.1).
             let back: YamlValue = serde_yaml_ng::from_str(&format!("k: {text}\n")).unwrap();
             assert_eq!(back["k"], YamlValue::String(s.into()), "{s:?} -> {text}");
+            assert_eq!(yaml11(&format!("k: {text}\n"))["k"], YamlValue::String(s.into()), "{s:?} -> {text}");
+            // (A `<<` key, quoted or not, is a merge key to serde_yaml's merge step.)
+            if s != "<<" {
+                let key = yaml11(&format!("{text}: v\n"));
+                assert_eq!(key.as_mapping().unwrap().keys().next(), Some(&YamlValue::String(s.into())), "{s:?}");
+            }
         }
         let plain = [
             "nginx:1.27",

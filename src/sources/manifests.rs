@@ -163,9 +163,10 @@ pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
 }
 
 /// Splits a file's text into documents as JSON values (the credential inputs: key order does not matter there).
-/// See [`parse_ordered_documents`].
+/// See [`parse_ordered_documents`]; scalars are taken as the YAML library resolves them (YAML 1.2), so that a file
+/// of credentials that loaded before still loads (a Namespace label `x: y` is no boolean here).
 pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, InputError> {
-    parse_ordered_documents(path, text)?
+    parse(path, text, Scalars::Yaml12)?
         .into_iter()
         .enumerate()
         .map(|(i, doc)| {
@@ -185,13 +186,30 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, InputError
 /// expands to more than [`max_values`] values once YAML aliases are resolved (an alias "bomb" repeats a subtree
 /// exponentially or quadratically; a document without aliases has at most about one value per byte). Errors name the
 /// document and never quote a value (a value can be a credential).
+///
+/// Plain scalars are read as Kubernetes reads them (YAML 1.1, [`yaml11_scalar`]): what `mutate` writes back is what
+/// `kubectl apply` would have sent.
 pub fn parse_ordered_documents(path: &Path, text: &str) -> Result<Vec<YamlValue>, InputError> {
+    parse(path, text, Scalars::Yaml11)
+}
+
+/// How plain YAML scalars are resolved.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scalars {
+    /// As the YAML library does (YAML 1.2 core schema).
+    Yaml12,
+    /// As sigs.k8s.io/yaml does (YAML 1.1: `on`, `no`, `0644`...).
+    Yaml11,
+}
+
+fn parse(path: &Path, text: &str, scalars: Scalars) -> Result<Vec<YamlValue>, InputError> {
     let parse_error = |what: String| InputError::Parse { path: path.to_path_buf(), what };
     let budget = Budget::new(max_values(text.len()));
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let mut de = serde_json::Deserializer::from_str(trimmed);
-        let value = BoundedValue { budget: &budget, source: text }
+        // JSON has no plain scalars to resolve.
+        let value = BoundedValue { budget: &budget, source: None }
             .deserialize(&mut de)
             .and_then(|v| de.end().map(|()| v))
             .map_err(|e| parse_error(format!("invalid JSON: {e}")))?;
@@ -208,7 +226,8 @@ pub fn parse_ordered_documents(path: &Path, text: &str) -> Result<Vec<YamlValue>
     }
     let mut docs = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = BoundedValue { budget: &budget, source: text }
+        let source = (scalars == Scalars::Yaml11).then_some(text);
+        let value = BoundedValue { budget: &budget, source }
             .deserialize(doc)
             .and_then(|mut v| v.apply_merge().map(|()| v))
             .map_err(|e| parse_error(format!("document {}: invalid YAML: {e}", i + 1)))?;
@@ -232,6 +251,10 @@ pub fn yaml11_scalar(s: &str) -> Option<YamlValue> {
         "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return Some(YamlValue::Bool(true)),
         "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => return Some(YamlValue::Bool(false)),
         _ => {}
+    }
+    // Go resolves a number only from a digit, a sign or a `.` (`_1` is a string).
+    if !s.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+' | '.')) {
+        return None;
     }
     let plain = s.replace('_', "");
     let (negative, unsigned) = match plain.as_bytes().first()? {
@@ -287,15 +310,29 @@ impl Budget {
 /// reports it), never a silent choice.
 struct BoundedValue<'b> {
     budget: &'b Budget,
-    /// The whole input: a string borrowed from it can be told plain (`on`) or quoted (`"on"`).
-    source: &'b str,
+    /// With YAML 1.1 scalars, the whole input: a string borrowed from it can be told plain (`on`) or quoted
+    /// (`"on"`), or tagged (`!!str on`). `None`: scalars as the YAML library resolves them.
+    source: Option<&'b str>,
 }
 
 impl BoundedValue<'_> {
-    /// Whether `v`, a string slice of the input, was written as a plain scalar: the character before it is no quote.
-    fn is_plain(&self, v: &str) -> bool {
-        let start = (v.as_ptr() as usize).wrapping_sub(self.source.as_ptr() as usize);
-        start > 0 && start <= self.source.len() && !matches!(self.source.as_bytes()[start - 1], b'"' | b'\'')
+    /// Whether `v`, a string slice of the YAML 1.1 input, was written as a plain, untagged scalar: the character
+    /// before it is no quote, and neither of the two tokens before it (a tag, an anchor) is a tag.
+    fn is_plain_untagged(&self, v: &str) -> bool {
+        let Some(source) = self.source else { return false };
+        let start = (v.as_ptr() as usize).wrapping_sub(source.as_ptr() as usize);
+        if start > source.len() || (start > 0 && matches!(source.as_bytes()[start - 1], b'"' | b'\'')) {
+            return false;
+        }
+        // A tag and an anchor are short: look back a bounded window, so that a long flow collection without
+        // spaces (`[a,a,a,...]`) costs no more per scalar.
+        let from = (start.saturating_sub(256)..=start).find(|&i| source.is_char_boundary(i)).unwrap_or(start);
+        let tagged = source[from..start]
+            .split_whitespace()
+            .rev()
+            .take(2)
+            .any(|token| token.trim_start_matches(['[', '{', ',']).starts_with('!'));
+        !tagged
     }
 }
 
@@ -353,7 +390,7 @@ impl<'de> serde::de::Visitor<'de> for BoundedValue<'_> {
     /// a boolean there, a plain `0644` an octal number, `1_000` a number. Taking them as Kubernetes does keeps what
     /// `mutate` writes back what `kubectl apply` would have sent.
     fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<YamlValue, E> {
-        if self.is_plain(v)
+        if self.is_plain_untagged(v)
             && let Some(value) = yaml11_scalar(v)
         {
             self.budget.take()?;
@@ -415,7 +452,8 @@ impl<'de> serde::de::Visitor<'de> for BoundedValue<'_> {
         use serde::de::VariantAccess as _;
         self.budget.take()?;
         let (tag, contents): (String, _) = data.variant()?;
-        let value = contents.newtype_variant_seed(BoundedValue { budget: self.budget, source: self.source })?;
+        // A tagged scalar keeps its text: the tag, not YAML 1.1, says what it is (`!x on` is "on" for Go).
+        let value = contents.newtype_variant_seed(BoundedValue { budget: self.budget, source: None })?;
         Ok(YamlValue::Tagged(Box::new(serde_yaml_ng::value::TaggedValue {
             tag: serde_yaml_ng::value::Tag::new(tag),
             value,
@@ -440,6 +478,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ordered_documents_read_plain_scalars_as_kubernetes_does() {
+        // The first key at offset 0; quoted and tagged scalars keep their text.
+        let text = "on: 1\na: on\nb: \"on\"\nc: 0644\nd: !!str off\ne: _1\nf: !x on\ng: 'no'\nh: [y, \"n\", 1_000]\n";
+        let doc = parse_ordered_documents(Path::new("t.yaml"), text).unwrap().remove(0);
+        let expected: YamlValue = serde_yaml_ng::from_str(
+            "true: 1\na: true\nb: \"on\"\nc: 420\nd: off\ne: _1\nf: !x on\ng: 'no'\nh: [true, \"n\", 1000]\n",
+        )
+        .unwrap();
+        assert_eq!(doc, expected);
+        // Credentials are read as the YAML library resolves them: a label `x: y` stays a string.
+        let docs = parse_documents(Path::new("t.yaml"), "a: on\nlabels: {x: y}\n").unwrap();
+        assert_eq!(docs[0], serde_json::json!({"a": "on", "labels": {"x": "y"}}));
+    }
+
+    #[test]
     fn reads_multi_document_yaml_lists_and_ignores_other_kinds() {
         let text = r#"
 apiVersion: v1
@@ -454,7 +507,7 @@ kind: List
 items:
 - apiVersion: v1
   kind: Namespace
-  metadata: {name: team, labels: {x: z}}
+  metadata: {name: team, labels: {x: y}}
 - apiVersion: v1
   kind: ConfigMap
   metadata: {name: ignored}
