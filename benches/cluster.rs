@@ -7,6 +7,7 @@
 //!               [--relist-seconds 45] [--modes local,cluster]
 //! cluster plot --records FILE --out PNG
 //! cluster run --server-bin PATH --work DIR [--namespaces 1000] [--loadgen-bin PATH] [--record FILE]
+//! cluster compare --server-bins PATH[,PATH...] --work DIR [--namespaces 1000] [--rounds 3] [--hold]
 //! ```
 //!
 //! Workload (`benches/common/workload.rs`): ten pull Secrets per namespace in the typical key mix, one unrelated
@@ -79,6 +80,19 @@ fn main() -> Result<(), BoxError> {
             .collect();
         std::fs::write(flag("--out").ok_or("--out PNG")?, scale_plot(&records))?;
         return Ok(());
+    }
+    if command == Some("compare") {
+        let servers = flag("--server-bins").ok_or("--server-bins PATH[,PATH...]")?;
+        let servers: Vec<PathBuf> = servers.split(',').map(PathBuf::from).collect();
+        let namespaces = flag("--namespaces").map_or(Ok(1000), |n| n.parse())?;
+        let rounds = flag("--rounds").map_or(Ok(3), |n| n.parse())?;
+        return compare(
+            &servers,
+            Path::new(&flag("--work").ok_or("--work DIR")?),
+            namespaces,
+            rounds,
+            args.iter().any(|a| a == "--hold"),
+        );
     }
     if !matches!(command, Some("run" | "scale")) {
         let work = tempfile::tempdir()?;
@@ -397,30 +411,9 @@ fn cluster_mode(options: &Options, namespaces: usize) -> Result<Figures, BoxErro
          namespaces through the API in {create_s:.1} s"
     );
 
-    let before = runtime.block_on(control_plane.metrics(&client))?;
+    let synced = start_synced(&options.server, &control_plane, &runtime, &client, &work.join("serve.log"))?;
+    let Synced { serve, ready, rss, sync_peak, watch_streams, list_mib } = synced;
     let dir = &control_plane.dir;
-    let args: Vec<std::ffi::OsString> = vec![
-        "--tls-cert".into(),
-        dir.join("pki/apiserver.crt").into(),
-        "--tls-key".into(),
-        dir.join("pki/apiserver.key").into(),
-    ];
-    let started = Instant::now();
-    let mut serve = Serve::start(&options.server, &args, Some(&dir.join("kubeconfig")), &work.join("serve.log"))?;
-    let ready = serve.wait_ready(started)?;
-    // Readiness needs the credential watches only; the controller's work goes on. Read the figures once the number
-    // of open watches has stayed the same for 2 s (at most 15 s).
-    let mut after = runtime.block_on(control_plane.metrics(&client))?;
-    let mut stable_since = Instant::now();
-    while stable_since.elapsed() < Duration::from_secs(2) && started.elapsed() < ready + Duration::from_secs(15) {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = runtime.block_on(control_plane.metrics(&client))?;
-        if now.watches != after.watches {
-            stable_since = Instant::now();
-        }
-        after = now;
-    }
-    let (rss, sync_peak) = (serve.mib("VmRSS"), serve.mib("VmHWM"));
 
     // 1,000 credential rotations (or every pull Secret of a smaller fleet) in the last 100 namespaces.
     let names = workload::fleet_namespaces(namespaces);
@@ -461,8 +454,8 @@ fn cluster_mode(options: &Options, namespaces: usize) -> Result<Figures, BoxErro
         ("rss_mib", rss),
         ("rss_sync_peak_mib", sync_peak),
         ("rss_peak_mib", peak),
-        ("watch_streams", after.watches - before.watches),
-        ("list_mib", (after.list_bytes - before.list_bytes) / 1_048_576.0),
+        ("watch_streams", watch_streams),
+        ("list_mib", list_mib),
         ("update_cpu_ms_per_1000", cpu_per_1000),
         ("relists", relisted),
         ("apiserver_restart_s", restart_s),
@@ -478,6 +471,99 @@ fn cluster_mode(options: &Options, namespaces: usize) -> Result<Figures, BoxErro
         figures["ready_ms"], figures["watch_streams"], figures["list_mib"]
     );
     Ok(figures)
+}
+
+/// A `serve` in cluster mode that has synced, and what its start cost.
+struct Synced {
+    serve: Serve,
+    ready: Duration,
+    /// VmRSS and VmHWM once synced (MiB).
+    rss: f64,
+    sync_peak: f64,
+    watch_streams: f64,
+    list_mib: f64,
+}
+
+/// Starts `serve` against `control_plane` and waits until it is synced: ready, and the number of watches open on the
+/// API server stable for 2 s (readiness needs the credential watches only; the controller's work goes on), at most
+/// 15 s after ready.
+fn start_synced(
+    server: &Path,
+    control_plane: &ControlPlane,
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    log: &Path,
+) -> Result<Synced, BoxError> {
+    let before = runtime.block_on(control_plane.metrics(client))?;
+    let dir = &control_plane.dir;
+    let args: Vec<std::ffi::OsString> = vec![
+        "--tls-cert".into(),
+        dir.join("pki/apiserver.crt").into(),
+        "--tls-key".into(),
+        dir.join("pki/apiserver.key").into(),
+    ];
+    let started = Instant::now();
+    let mut serve = Serve::start(server, &args, Some(&dir.join("kubeconfig")), log)?;
+    let ready = serve.wait_ready(started)?;
+    let mut after = runtime.block_on(control_plane.metrics(client))?;
+    let mut stable_since = Instant::now();
+    while stable_since.elapsed() < Duration::from_secs(2) && started.elapsed() < ready + Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = runtime.block_on(control_plane.metrics(client))?;
+        if now.watches != after.watches {
+            stable_since = Instant::now();
+        }
+        after = now;
+    }
+    let (rss, sync_peak) = (serve.mib("VmRSS"), serve.mib("VmHWM"));
+    Ok(Synced {
+        serve,
+        ready,
+        rss,
+        sync_peak,
+        watch_streams: after.watches - before.watches,
+        list_mib: (after.list_bytes - before.list_bytes) / 1_048_576.0,
+    })
+}
+
+/// `compare`: builds of the server started in turn against one control plane holding one fleet (created once), for
+/// back-to-back figures of the start: time to ready, RSS once synced and its peak. Prints one line per start.
+fn compare(servers: &[PathBuf], work: &Path, namespaces: usize, rounds: usize, hold: bool) -> Result<(), BoxError> {
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work)?;
+    let control_plane = ControlPlane::start(&work.join("control-plane"))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let client = runtime.block_on(control_plane.client())?;
+    let created = Instant::now();
+    runtime.block_on(create_fleet(client.clone(), namespaces))?;
+    println!(
+        "compare: {} pull Secrets created in {:.1} s",
+        namespaces * PER_NAMESPACE,
+        created.elapsed().as_secs_f64()
+    );
+    for round in 1..=rounds {
+        for server in servers {
+            let synced = start_synced(server, &control_plane, &runtime, &client, &work.join("serve.log"))?;
+            println!(
+                "compare: round {round} {}: ready {:.0} ms, RSS synced {:.1} MiB, peak {:.1} MiB, {} watches, lists \
+                 {:.1} MiB",
+                server.display(),
+                synced.ready.as_secs_f64() * 1000.0,
+                synced.rss,
+                synced.sync_peak,
+                synced.watch_streams,
+                synced.list_mib
+            );
+        }
+    }
+    if hold {
+        println!(
+            "compare: holding the control plane until standard input ends; KUBECONFIG={}",
+            control_plane.dir.join("kubeconfig").display()
+        );
+        std::io::copy(&mut std::io::stdin(), &mut std::io::sink())?;
+    }
+    Ok(())
 }
 
 /// Runs `requests` 64 at a time.
