@@ -23,7 +23,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::Event;
 use pullsecret_injector::core::cluster_pull_secret::ClusterPullSecret;
-use pullsecret_injector::distribute::controller::{self, Context};
+use pullsecret_injector::distribute::controller::{self, Context, Namespaces};
 use pullsecret_injector::distribute::plan;
 use pullsecret_injector::metrics::Metrics;
 use pullsecret_injector::serve::connections::Shutdown;
@@ -495,14 +495,14 @@ fn respond((status, body): (StatusCode, Value)) -> Response<ResponseBody> {
 
 /// Caches filled as the controller's watches fill them: every Namespace's metadata, and per pull-Secret type every
 /// Secret of that type labelled managed-by (taken from the fake's current Secrets), reduced by `observe_copy`.
-fn caches(fake: &Fake) -> (Store<Namespace>, Vec<Store<Secret>>) {
-    let (namespaces, mut ns_writer) = reflector::store::<Namespace>();
+fn caches(fake: &Fake) -> (Namespaces, Vec<Store<Secret>>) {
     let w = fake.world();
-    ns_writer.apply_watcher_event(&Event::Init);
-    for ns in &w.namespaces {
-        ns_writer.apply_watcher_event(&Event::InitApply(serde_json::from_value(ns.clone()).expect("a Namespace")));
-    }
-    ns_writer.apply_watcher_event(&Event::InitDone);
+    // The controller reads the Namespaces from the credential index, listed.
+    let live = Arc::new(LiveCredentials::new(Arc::new(Metrics::new())));
+    let listed: Vec<Namespace> =
+        w.namespaces.iter().map(|ns| serde_json::from_value(ns.clone()).expect("a Namespace")).collect();
+    live.update(|index| index.replace_namespaces(&listed));
+    let namespaces = Namespaces { live, listed: tokio::sync::watch::channel(true).1 };
     let mut copies = Vec::new();
     for type_ in ["kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"] {
         let (store, mut writer) = reflector::store::<Secret>();
@@ -1056,8 +1056,8 @@ async fn distribute_runs_on_the_cache_watches_and_follows_rotation_and_new_names
     let (taps, feeds) = controller::feeds();
     let live = Arc::new(LiveCredentials::new(metrics.clone()));
     let readiness = Arc::new(Readiness::waiting_for(&SYNC_PARTS));
-    let cache = tokio::spawn(cluster::watch(fake.client(), live, readiness, metrics.clone(), taps));
-    let task = tokio::spawn(controller::distribute(fake.client(), metrics.clone(), feeds, shutdown.wait()));
+    let cache = tokio::spawn(cluster::watch(fake.client(), live.clone(), readiness, metrics.clone(), taps));
+    let task = tokio::spawn(controller::distribute(fake.client(), metrics.clone(), feeds, live, shutdown.wait()));
 
     until("the first copy", || fake.secret("team-a", "corp-registry").is_some()).await;
     assert_eq!(

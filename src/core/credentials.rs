@@ -299,14 +299,18 @@ impl Reduced {
     }
 }
 
+/// A Namespace's labels, shared by the index and every snapshot of the namespace.
+pub type Labels = Arc<BTreeMap<String, String>>;
+
 /// One namespace as admission sees it.
 ///
 /// Built with [`NamespaceCredentials::new`], which also parses every registry key of every candidate once into
 /// an indexed keyring: admission then combines it with a Pod's own list without parsing a key again.
 #[derive(Clone, Default)]
 pub struct NamespaceCredentials {
-    /// The Namespace's labels; empty when the Namespace is unknown.
-    pub labels: BTreeMap<String, String>,
+    /// The Namespace's labels; empty when the Namespace is unknown. Shared with the index (one copy per namespace,
+    /// not one per snapshot).
+    pub labels: Labels,
     /// Candidates sorted by name, one per name: a Secret in the namespace shadows a distributed credential of the
     /// same name (that Secret is what the kubelet will read).
     pub secrets: Vec<Arc<CandidateSecret>>,
@@ -332,7 +336,7 @@ pub struct NamespaceKeys {
 impl NamespaceCredentials {
     /// `secrets` must be sorted by name with unique names. O(k log k) in the number of keys: one sort, each
     /// distinct key parsed once.
-    pub fn new(labels: BTreeMap<String, String>, secrets: Vec<Arc<CandidateSecret>>) -> Self {
+    pub fn new(labels: Labels, secrets: Vec<Arc<CandidateSecret>>) -> Self {
         debug_assert!(secrets.windows(2).all(|w| w[0].name < w[1].name), "sorted, unique names");
         let index = |i: usize| u32::try_from(i).expect("fewer than 2^32 Secrets in a namespace");
         let entries = secrets
@@ -526,7 +530,7 @@ pub struct CredentialIndex {
     others_by_name: bool,
     others_listed: HashSet<String>,
     /// Each known namespace: its labels, and whether it is terminating.
-    namespaces: HashMap<String, (BTreeMap<String, String>, bool)>,
+    namespaces: HashMap<String, (Labels, bool)>,
     distributions: BTreeMap<String, Distribution>,
     distributions_listed: bool,
     candidate_count: usize,
@@ -711,9 +715,21 @@ impl CredentialIndex {
             }
         }
         for (ns, entries) in new {
-            for (name, entry) in entries {
-                self.set_entry(&ns, &name, Some(entry));
+            if self.secrets.contains_key(&ns) {
+                for (name, entry) in entries {
+                    self.set_entry(&ns, &name, Some(entry));
+                }
+                continue;
             }
+            // A namespace without Secrets in the index (every namespace on the first list): the staged map moves in
+            // whole, which is what `set_entry` would build entry by entry, without a second copy of it at the peak.
+            for entry in entries.values() {
+                self.count((0, 0), Self::counts(Some(entry)));
+            }
+            let sourced = self.distributions_sourced_from(&ns, |name| entries.contains_key(name));
+            self.secrets.insert(ns.clone(), entries);
+            self.touch(&ns);
+            self.refresh_offers(sourced);
         }
     }
 
@@ -749,7 +765,7 @@ impl CredentialIndex {
 
     /// Replaces every Namespace at once (a relist).
     pub fn replace_namespaces<'a>(&mut self, namespaces: impl IntoIterator<Item = &'a Namespace>) {
-        let new: HashMap<String, (BTreeMap<String, String>, bool)> =
+        let new: HashMap<String, (Labels, bool)> =
             namespaces.into_iter().filter_map(|n| Some((n.metadata.name.clone()?, namespace_facts(n)))).collect();
         let changed: Vec<String> = self
             .namespaces
@@ -854,6 +870,16 @@ impl CredentialIndex {
             .collect();
         out.sort();
         out
+    }
+
+    /// The known namespaces `selector` selects ([`cluster_pull_secret::selects`]): where the controller puts copies.
+    /// The index holds each Namespace's labels once per replica, for admission and for the controller.
+    pub fn namespaces_selected_by(&self, selector: &Selector) -> BTreeSet<String> {
+        self.namespaces
+            .iter()
+            .filter(|(_, (labels, terminating))| cluster_pull_secret::selects(selector, labels, *terminating))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// The `targetName`s of the distributions (each needs a watch of the Secrets of other types of that name).
@@ -976,36 +1002,56 @@ impl CredentialIndex {
     }
 
     fn set_entry(&mut self, namespace: &str, name: &str, entry: Option<Entry>) {
-        let is_candidate = |e: Option<&Entry>| matches!(e, Some(Entry::Candidate { .. }));
-        let is_undecodable =
-            |e: Option<&Entry>| matches!(e, Some(Entry::Candidate { secret, .. }) if secret.keys.is_err());
-        let new_is_candidate = is_candidate(entry.as_ref());
-        let new_is_undecodable = is_undecodable(entry.as_ref());
-        let old = match entry {
-            Some(entry) => self.secrets.entry(namespace.to_string()).or_default().insert(name.to_string(), entry),
+        let (old, new) = match entry {
+            Some(entry) => {
+                let map = self.secrets.entry(namespace.to_string()).or_default();
+                let old = map.insert(name.to_string(), entry);
+                (old, map.get(name))
+            }
             None => {
                 let map = self.secrets.get_mut(namespace);
                 let old = map.and_then(|m| m.remove(name));
                 if self.secrets.get(namespace).is_some_and(BTreeMap::is_empty) {
                     self.secrets.remove(namespace);
                 }
-                old
+                (old, None)
             }
         };
-        self.candidate_count =
-            self.candidate_count + usize::from(new_is_candidate) - usize::from(is_candidate(old.as_ref()));
-        self.undecodable_count =
-            self.undecodable_count + usize::from(new_is_undecodable) - usize::from(is_undecodable(old.as_ref()));
+        let is = Self::counts(new);
+        self.count(Self::counts(old.as_ref()), is);
         self.touch(namespace);
-        // The source of a distribution changed: every namespace it reaches is out of date.
-        let sourced: Vec<String> = self
-            .distributions
+        let sourced = self.distributions_sourced_from(namespace, |source| source == name);
+        self.refresh_offers(sourced);
+    }
+
+    /// Updates `candidate_count` and `undecodable_count` for an entry that was `was` and is `is` ([`Self::counts`]).
+    fn count(&mut self, was: (usize, usize), is: (usize, usize)) {
+        self.candidate_count = self.candidate_count + is.0 - was.0;
+        self.undecodable_count = self.undecodable_count + is.1 - was.1;
+    }
+
+    /// (candidate, undecodable candidate) as 0 or 1.
+    fn counts(entry: Option<&Entry>) -> (usize, usize) {
+        match entry {
+            Some(Entry::Candidate { secret, .. }) => (1, usize::from(secret.keys.is_err())),
+            _ => (0, 0),
+        }
+    }
+
+    /// The distributions whose source is a Secret of `namespace` whose name satisfies `name`.
+    fn distributions_sourced_from(&self, namespace: &str, name: impl Fn(&str) -> bool) -> Vec<String> {
+        self.distributions
             .iter()
-            .filter(|(_, d)| d.source.0 == namespace && d.source.1 == name)
+            .filter(|(_, d)| d.source.0 == namespace && name(&d.source.1))
             .map(|(id, _)| id.clone())
-            .collect();
-        if !sourced.is_empty() {
-            for id in sourced {
+            .collect()
+    }
+
+    /// The sources of `distributions` changed: their offers are read again, and every namespace they reach is out of
+    /// date.
+    fn refresh_offers(&mut self, distributions: Vec<String>) {
+        if !distributions.is_empty() {
+            for id in distributions {
                 self.refresh_offer(&id);
             }
             self.touch_all();
@@ -1040,14 +1086,14 @@ impl Distribution {
 }
 
 /// What the index keeps of a Namespace: its labels and whether it is terminating.
-fn namespace_facts(namespace: &Namespace) -> (BTreeMap<String, String>, bool) {
-    (namespace.metadata.labels.clone().unwrap_or_default(), namespace.metadata.deletion_timestamp.is_some())
+fn namespace_facts(namespace: &Namespace) -> (Labels, bool) {
+    (Arc::new(namespace.metadata.labels.clone().unwrap_or_default()), namespace.metadata.deletion_timestamp.is_some())
 }
 
 /// What one namespace's snapshot is built from ([`CredentialIndex::view_inputs`]).
 #[derive(Debug, Clone)]
 pub struct ViewInputs {
-    labels: BTreeMap<String, String>,
+    labels: Labels,
     /// The namespace's own candidates, sorted by name, with the bound each one exceeded.
     own: Vec<(Arc<CandidateSecret>, Option<OverLimit>)>,
     /// The distributed credentials it gets (none of them shadowed), in ClusterPullSecret order.
@@ -1586,5 +1632,63 @@ mod tests {
         assert_eq!(a.secrets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["cfg", "kept"]);
         assert_eq!(a.get("kept").expect("kept").keys, Ok(vec!["new.io".to_string()]));
         assert!(index.view("b").get("new").is_some());
+    }
+
+    /// The first list moves each namespace's staged map into the index whole: the same index as applying every
+    /// Secret in turn (counts, views, the distribution whose source is among them, the namespaces to rebuild).
+    #[test]
+    fn a_first_staged_list_is_the_index_its_secrets_make_one_by_one() {
+        let limits = IndexLimits::default();
+        let broken = |ns: &str, name: &str| {
+            secret_of_type(
+                ns,
+                name,
+                "kubernetes.io/dockerconfigjson",
+                &[(".dockerconfigjson", b"{\"auths\":{\"r.io\":{\"auth\":\"!\"}}}")],
+            )
+        };
+        let secrets = [
+            docker_secret("platform", "corp", "corp.example.com"),
+            docker_secret("t1", "a", "r.io"),
+            docker_secret("t1", "b", "q.io"),
+            broken("t1", "c"),
+            docker_secret("t2", "a", "r.io"),
+            secret_of_type("t2", "empty", "kubernetes.io/dockerconfigjson", &[]),
+        ];
+        let setup = || {
+            let mut index = CredentialIndex::new();
+            index.apply_namespace(&namespace("t1", &[("tier", "internal")]));
+            index.apply_namespace(&namespace("t2", &[]));
+            index.apply_cluster_pull_secret(&cps("corp-registry", &[("tier", "internal")], None));
+            index.clear_dirty();
+            index
+        };
+        let mut one_by_one = setup();
+        for secret in &secrets {
+            one_by_one.apply_secret(secret);
+        }
+        let mut staged_list = setup();
+        let mut staged = StagedSecrets::new(SecretKind::DockerConfigJson);
+        for secret in &secrets {
+            staged.add(secret.metadata.namespace.as_deref().unwrap(), Reduced::of(secret, &limits).unwrap());
+        }
+        staged_list.replace_staged(staged);
+        assert_eq!(
+            (staged_list.secret_count(), staged_list.undecodable_count()),
+            (one_by_one.secret_count(), one_by_one.undecodable_count())
+        );
+        assert_eq!((staged_list.secret_count(), staged_list.undecodable_count()), (5, 1));
+        let dirty = |index: &mut CredentialIndex| {
+            let mut dirty = BTreeSet::new();
+            while let Some(d) = index.next_dirty() {
+                dirty.insert(d.namespace);
+            }
+            dirty
+        };
+        for ns in ["platform", "t1", "t2", "t3"] {
+            assert_eq!(staged_list.view(ns), one_by_one.view(ns), "{ns}");
+        }
+        assert!(staged_list.view("t1").get("corp-registry").is_some(), "the distribution's source was staged");
+        assert_eq!(dirty(&mut staged_list), dirty(&mut one_by_one));
     }
 }

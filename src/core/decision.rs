@@ -1265,7 +1265,7 @@ mod tests {
         assert!(d.denied.is_some(), "a Pod's own label does not exempt it from policy");
 
         let mut opted_ns = namespace(vec![candidate("corp", &["*.corp.example.com"])]);
-        opted_ns.labels.insert(pod::INJECT_LABEL.into(), pod::INJECT_DISABLED.into());
+        Arc::make_mut(&mut opted_ns.labels).insert(pod::INJECT_LABEL.into(), pod::INJECT_DISABLED.into());
         let (names, d) = final_list(&pod_json(&["registry.corp.example.com/app"], None), &opted_ns, &p);
         assert!(names.is_empty() && d.denied.is_none() && d.opt_out == Some(OptOut::Namespace));
         assert!(d.warnings.is_empty());

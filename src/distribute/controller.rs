@@ -26,10 +26,11 @@ use tracing::{debug, info, warn};
 use crate::core::cluster_pull_secret::ClusterPullSecret;
 use crate::metrics::Metrics;
 use crate::sources::cluster::{Tap, Taps};
+use crate::sources::live::LiveCredentials;
 
 use super::plan::{
     CopyAction, Desired, ExistingSecret, FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SourcePayload, SourceState,
-    copy_needs_a_pass, copy_secret, namespaces_to_probe, observe_copy, plan, selected_namespaces,
+    copy_needs_a_pass, copy_secret, namespaces_to_probe, observe_copy, plan,
 };
 use super::status::{EventSpec, PassReport, conditions_for, events_for, status_for};
 
@@ -67,10 +68,19 @@ pub enum Error {
     Status(#[source] kube::Error),
 }
 
+/// Where a pass finds the Namespaces: the credential cache's index, which holds every Namespace's labels once per
+/// replica for admission (the controller keeps no copy: at 10,000 namespaces one costs about 15 MiB, BENCHMARKS.md).
+#[derive(Clone)]
+pub struct Namespaces {
+    pub live: Arc<LiveCredentials>,
+    /// True once the index holds the namespace watch's first complete list.
+    pub listed: tokio::sync::watch::Receiver<bool>,
+}
+
 /// Shared state of the reconciler: the client, the caches, the Event recorder and the metrics.
 pub struct Context {
     client: Client,
-    namespaces: Store<Namespace>,
+    namespaces: Namespaces,
     /// One store per pull-Secret type.
     copies: Vec<Store<Secret>>,
     recorder: Recorder,
@@ -80,14 +90,9 @@ pub struct Context {
 }
 
 impl Context {
-    /// `namespaces` holds every Namespace's metadata; `copies` every Secret of a pull-Secret type labelled
-    /// `MANAGED_BY_LABEL=MANAGED_BY_VALUE` (`is_managed`), reduced by [`observe_copy`].
-    pub fn new(
-        client: Client,
-        namespaces: Store<Namespace>,
-        copies: Vec<Store<Secret>>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    /// `copies` holds every Secret of a pull-Secret type labelled `MANAGED_BY_LABEL=MANAGED_BY_VALUE`
+    /// (`is_managed`), reduced by [`observe_copy`].
+    pub fn new(client: Client, namespaces: Namespaces, copies: Vec<Store<Secret>>, metrics: Arc<Metrics>) -> Self {
         let recorder = Recorder::new(client.clone(), Reporter::from(FIELD_MANAGER));
         Self { client, namespaces, copies, recorder, metrics, failures: Mutex::default() }
     }
@@ -95,7 +100,7 @@ impl Context {
     async fn caches_synced(&self) -> Result<(), Error> {
         // Deciding on an empty cache would delete every copy: wait for the first complete list of each.
         let both = async {
-            if self.namespaces.wait_until_ready().await.is_err() {
+            if self.namespaces.listed.clone().wait_for(|listed| *listed).await.is_err() {
                 return false;
             }
             for copies in &self.copies {
@@ -149,10 +154,8 @@ pub async fn reconcile(cps: Arc<ClusterPullSecret>, ctx: Arc<Context>) -> Result
     let source_ref = &cps.spec.secret_ref;
 
     let selector = Selector::try_from(cps.spec.namespace_selector.clone()).map_err(|e| e.to_string());
-    let selected = selector.as_ref().ok().map(|selector| {
-        let namespaces = ctx.namespaces.state();
-        selected_namespaces(selector, namespaces.iter().map(|ns| &ns.metadata))
-    });
+    let selected =
+        selector.as_ref().ok().map(|selector| ctx.namespaces.live.read(|index| index.namespaces_selected_by(selector)));
 
     let source_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &source_ref.namespace);
     let source = source_api.get_opt(&source_ref.name).await.map_err(|source| Error::ReadSource {
@@ -426,7 +429,7 @@ pub fn feeds() -> (Taps, Feeds) {
     let (json_tx, json) = channel(FEED_CAPACITY);
     let (cfg_tx, cfg) = channel(FEED_CAPACITY);
     let taps = Taps {
-        namespaces: Some(Tap { sender: namespaces_tx, reduce: keep_namespace_metadata }),
+        namespaces: Some(Tap { sender: namespaces_tx, reduce: keep_name }),
         cluster_pull_secrets: Some(Tap { sender: cps_tx, reduce: |_| {} }),
         secrets: [
             Some(Tap { sender: json_tx, reduce: reduce_secret }),
@@ -436,12 +439,12 @@ pub fn feeds() -> (Taps, Feeds) {
     (taps, Feeds { namespaces, cluster_pull_secrets, secrets: [json, cfg] })
 }
 
-/// What the controller keeps of a Namespace: names, labels and whether it is terminating.
-fn keep_namespace_metadata(namespace: &mut Namespace) {
-    namespace.metadata.managed_fields = None;
-    namespace.metadata.annotations = None;
-    namespace.spec = None;
-    namespace.status = None;
+/// The controller hears of a Namespace change only to start passes, which read the index: the name is enough.
+fn keep_name(namespace: &mut Namespace) {
+    *namespace = Namespace {
+        metadata: ObjectMeta { name: namespace.metadata.name.take(), ..ObjectMeta::default() },
+        ..Namespace::default()
+    };
 }
 
 /// What the controller keeps of a pull Secret: a copy it manages as [`observe_copy`] reduces it, any other Secret
@@ -470,11 +473,19 @@ pub async fn distribute(
     client: Client,
     metrics: Arc<Metrics>,
     feeds: Feeds,
+    live: Arc<LiveCredentials>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let Feeds { namespaces: namespace_events, cluster_pull_secrets, secrets } = feeds;
-    let (namespaces, namespace_writer) = reflector::store();
-    let namespace_changes = namespace_events.map(Ok).reflect(namespace_writer);
+    // The cache's watch sends a Namespace event once the index holds it (`sources::cluster::drive`).
+    let (listed_tx, listed) = tokio::sync::watch::channel(false);
+    let namespace_changes = namespace_events.map(move |event| {
+        if matches!(event, Event::InitDone) {
+            listed_tx.send_replace(true);
+        }
+        Ok(event)
+    });
+    let namespaces = Namespaces { live, listed };
 
     let (resources, resource_writer) = reflector::store();
     let resource_events = cluster_pull_secrets.map(Ok).reflect(resource_writer).applied_objects();

@@ -8,11 +8,10 @@ use std::fmt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::core::Selector;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use crate::core::cluster_pull_secret::{self, ClusterPullSecret, SourceSecretRef};
+use crate::core::cluster_pull_secret::{ClusterPullSecret, SourceSecretRef};
 use crate::core::credentials::pull_payload;
 use crate::kubelet::docker_config::{self, SecretKind};
 
@@ -271,25 +270,6 @@ impl CopyAction {
     }
 }
 
-/// Namespaces a [`Desired`] selects ([`cluster_pull_secret::selects`], the rule admission uses too).
-pub fn selected_namespaces<'a>(
-    selector: &Selector,
-    namespaces: impl IntoIterator<Item = &'a ObjectMeta>,
-) -> BTreeSet<String> {
-    let empty = BTreeMap::new();
-    namespaces
-        .into_iter()
-        .filter(|ns| {
-            cluster_pull_secret::selects(
-                selector,
-                ns.labels.as_ref().unwrap_or(&empty),
-                ns.deletion_timestamp.is_some(),
-            )
-        })
-        .filter_map(|ns| ns.name.clone())
-        .collect()
-}
-
 /// Selected namespaces where `existing` (the managed-copy cache) has no Secret of the target name: whether some
 /// other Secret is there must be asked (a `GET` of its metadata) before creating anything.
 pub fn namespaces_to_probe(desired: &Desired<'_>, existing: &[ExistingSecret]) -> Vec<String> {
@@ -339,10 +319,13 @@ pub fn plan(desired: &Desired<'_>, existing: &[ExistingSecret]) -> Vec<CopyActio
 mod tests {
     use super::*;
     use crate::core::cluster_pull_secret::ClusterPullSecretSpec;
+    use crate::core::credentials::CredentialIndex;
     use crate::core::pod;
+    use k8s_openapi::api::core::v1::Namespace;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
     use k8s_openapi::jiff::Timestamp;
+    use kube::core::Selector;
     use serde_json::json;
 
     const PASSWORD: &str = "s3cr3t-Pa55";
@@ -730,9 +713,12 @@ mod tests {
             ),
         ];
         for (id, what, namespaces, label_selector, target, source, existing, expected) in rows {
-            let selected = Selector::try_from(label_selector)
-                .ok()
-                .map(|s| selected_namespaces(&s, namespaces.iter().map(meta).collect::<Vec<_>>().iter()));
+            // The controller selects from the credential index's Namespaces, as admission does.
+            let mut index = CredentialIndex::new();
+            for ns in &namespaces {
+                index.apply_namespace(&Namespace { metadata: meta(ns), ..Default::default() });
+            }
+            let selected = Selector::try_from(label_selector).ok().map(|s| index.namespaces_selected_by(&s));
             let source = SourceState::from_secret(source.as_ref());
             let desired = Desired {
                 cluster_pull_secret: "corp",

@@ -79,7 +79,13 @@ pub async fn run(config: ServeConfig) -> Result<(), StartError> {
             // ClusterPullSecret distribution runs in every replica (its writes converge: see distribute/mod.rs).
             // It runs on the cache's watches: one set per replica.
             let (taps, feeds) = controller::feeds();
-            tokio::spawn(controller::distribute(client.clone(), metrics.clone(), feeds, shutdown.clone().wait()));
+            tokio::spawn(controller::distribute(
+                client.clone(),
+                metrics.clone(),
+                feeds,
+                live.clone(),
+                shutdown.clone().wait(),
+            ));
             let (live, readiness, metrics) = (live.clone(), readiness.clone(), metrics.clone());
             let stop = shutdown.clone().wait();
             let check_client = client.clone();

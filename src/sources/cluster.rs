@@ -63,21 +63,20 @@ pub struct Tap<K> {
 }
 
 impl<K: Clone> Tap<K> {
-    /// Sends a reduced copy of `event`; `false` when the subscriber is gone.
-    async fn send(&mut self, event: &Event<K>) -> bool {
+    /// The subscriber's copy of `event`, reduced.
+    fn reduced(&self, event: &Event<K>) -> Event<K> {
         let reduced = |object: &K| {
             let mut object = object.clone();
             (self.reduce)(&mut object);
             object
         };
-        let event = match event {
+        match event {
             Event::Init => Event::Init,
             Event::InitDone => Event::InitDone,
             Event::InitApply(object) => Event::InitApply(reduced(object)),
             Event::Apply(object) => Event::Apply(reduced(object)),
             Event::Delete(object) => Event::Delete(reduced(object)),
-        };
-        self.sender.send(event).await.is_ok()
+        }
     }
 }
 
@@ -380,11 +379,8 @@ async fn drive<K, F>(
     let mut stream = std::pin::pin!(stream);
     let mut synced_once = false;
     while let Some(event) = stream.next().await {
-        if let (Some(subscriber), Ok(event)) = (&mut tap, &event)
-            && !subscriber.send(event).await
-        {
-            tap = None;
-        }
+        // The subscriber hears of an event after the index holds it: the controller reads the index's Namespaces.
+        let tapped = tap.as_ref().zip(event.as_ref().ok()).map(|(subscriber, event)| subscriber.reduced(event));
         match event {
             Ok(Event::Init) => feed.restart(),
             Ok(Event::InitApply(object)) => feed.buffer(object),
@@ -421,6 +417,11 @@ async fn drive<K, F>(
                     warn!(watch = kind_label, %error, "watch failed; retrying with backoff");
                 }
             }
+        }
+        if let (Some(subscriber), Some(event)) = (&mut tap, tapped)
+            && subscriber.sender.send(event).await.is_err()
+        {
+            tap = None;
         }
     }
 }

@@ -774,7 +774,7 @@ fn an_image_a_node_provider_covers_has_a_credential() {
 #[test]
 fn a_node_provider_covers_images_of_an_opted_out_namespace_too() {
     let mut ns = namespace(vec![]);
-    ns.labels.insert(pod::INJECT_LABEL.into(), pod::INJECT_DISABLED.into());
+    Arc::make_mut(&mut ns.labels).insert(pod::INJECT_LABEL.into(), pod::INJECT_DISABLED.into());
     let policy = with_providers(deny(&["*.corp.example.com"], false));
     let (_, d) = run(&pod(&["r.corp.example.com/app"]), &ns, &policy);
     assert_eq!((d.denied, d.warnings.len()), (None, 0));
