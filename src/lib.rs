@@ -18,6 +18,7 @@
 pub mod commands;
 pub mod core;
 pub mod distribute;
+pub mod interner;
 pub mod kubelet;
 pub mod metrics;
 pub mod safe_text;

@@ -18,7 +18,7 @@
 //! that Secret, not the distribution).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -27,6 +27,7 @@ use kube::core::Selector;
 use crate::core::cluster_pull_secret::{self, ClusterPullSecret};
 use crate::core::expiry::{self, UnixTime};
 use crate::core::pod;
+use crate::interner::Interner;
 use crate::kubelet::docker_config::{self, RegistryEntry, SecretKind};
 use crate::kubelet::keyring::Keyring;
 
@@ -97,8 +98,10 @@ pub struct OverLimit {
     pub max: usize,
 }
 
-/// A Secret the kubelet would read as a pull Secret (R1), reduced to what matching needs.
-#[derive(Clone, PartialEq, Eq)]
+/// A Secret the kubelet would read as a pull Secret (R1), reduced to what matching needs. It names no namespace:
+/// equal candidates of different namespaces (the same Secret copied everywhere) share one allocation in the index
+/// ([`CandidateSecret::shared`]).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CandidateSecret {
     /// The name a Pod lists in `imagePullSecrets`.
     pub name: String,
@@ -174,7 +177,7 @@ impl std::fmt::Debug for CandidateSecret {
 }
 
 /// Where a candidate comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Origin {
     /// A Secret in the Pod's own namespace.
     Namespace,
@@ -203,6 +206,13 @@ impl CandidateSecret {
 
     pub fn is_decodable(&self) -> bool {
         self.keys.is_ok()
+    }
+
+    /// `self`, shared with an equal candidate that is alive (of another namespace): a cluster's namespaces mostly
+    /// hold the same Secrets (a registry's credential copied into each), which the index then keeps once.
+    pub fn shared(self) -> Arc<Self> {
+        static SHARED: LazyLock<Mutex<Interner<u64, CandidateSecret>>> = LazyLock::new(Mutex::default);
+        SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).share(self)
     }
 
     /// The same candidate without keys: what a Secret left out by `limit` is.
@@ -437,7 +447,7 @@ impl Entry {
     fn of(reduced: Reduced) -> Result<(String, Self), String> {
         match reduced {
             Reduced::Candidate { candidate, over } => {
-                Ok((candidate.name.clone(), Self::Candidate { secret: Arc::new(candidate), over }))
+                Ok((candidate.name.clone(), Self::Candidate { secret: candidate.shared(), over }))
             }
             Reduced::Ignored { name, kind } => Ok((name, Self::Ignored(kind))),
             Reduced::Other { name } => Err(name),
@@ -765,8 +775,12 @@ impl CredentialIndex {
 
     /// Replaces every Namespace at once (a relist).
     pub fn replace_namespaces<'a>(&mut self, namespaces: impl IntoIterator<Item = &'a Namespace>) {
-        let new: HashMap<String, (Labels, bool)> =
-            namespaces.into_iter().filter_map(|n| Some((n.metadata.name.clone()?, namespace_facts(n)))).collect();
+        self.replace_namespace_facts(NamespaceFacts::of_all(namespaces.into_iter().cloned()));
+    }
+
+    /// Replaces every Namespace at once with what a relist delivered, reduced as it arrived ([`NamespaceFacts`]).
+    pub fn replace_namespace_facts(&mut self, facts: NamespaceFacts) {
+        let new = facts.0;
         let changed: Vec<String> = self
             .namespaces
             .iter()
@@ -1088,6 +1102,29 @@ impl Distribution {
 /// What the index keeps of a Namespace: its labels and whether it is terminating.
 fn namespace_facts(namespace: &Namespace) -> (Labels, bool) {
     (Arc::new(namespace.metadata.labels.clone().unwrap_or_default()), namespace.metadata.deletion_timestamp.is_some())
+}
+
+/// Namespaces of a (re)list as the index keeps them (name, labels, terminating), each reduced as it arrives: a list
+/// of 10,000 Namespaces costs their labels, not 10,000 `Namespace` objects and a second copy of the labels.
+#[derive(Debug, Default)]
+pub struct NamespaceFacts(HashMap<String, (Labels, bool)>);
+
+impl NamespaceFacts {
+    /// Adds one Namespace (a later one of the same name wins); one without a name is ignored.
+    pub fn add(&mut self, namespace: Namespace) {
+        let metadata = namespace.metadata;
+        let Some(name) = metadata.name else { return };
+        let terminating = metadata.deletion_timestamp.is_some();
+        self.0.insert(name, (Arc::new(metadata.labels.unwrap_or_default()), terminating));
+    }
+
+    fn of_all(namespaces: impl IntoIterator<Item = Namespace>) -> Self {
+        let mut facts = Self::default();
+        for namespace in namespaces {
+            facts.add(namespace);
+        }
+        facts
+    }
 }
 
 /// What one namespace's snapshot is built from ([`CredentialIndex::view_inputs`]).
@@ -1690,5 +1727,30 @@ mod tests {
         }
         assert!(staged_list.view("t1").get("corp-registry").is_some(), "the distribution's source was staged");
         assert_eq!(dirty(&mut staged_list), dirty(&mut one_by_one));
+    }
+
+    /// The same Secret in two namespaces is one candidate in the index; another name or key is not shared, and
+    /// sharing changes nothing that is read.
+    #[test]
+    fn equal_candidates_of_different_namespaces_share_one_allocation() {
+        let mut index = CredentialIndex::new();
+        index.apply_secret(&docker_secret("t1", "regcred", "registry.corp.example"));
+        index.apply_secret(&docker_secret("t2", "regcred", "registry.corp.example"));
+        index.apply_secret(&docker_secret("t3", "regcred", "other.corp.example"));
+        index.apply_secret(&docker_secret("t4", "pull", "registry.corp.example"));
+        fn candidate(index: &CredentialIndex, ns: &str) -> Arc<CandidateSecret> {
+            index.view(ns).secrets[0].clone()
+        }
+        assert!(Arc::ptr_eq(&candidate(&index, "t1"), &candidate(&index, "t2")));
+        assert!(!Arc::ptr_eq(&candidate(&index, "t1"), &candidate(&index, "t3")));
+        assert!(!Arc::ptr_eq(&candidate(&index, "t1"), &candidate(&index, "t4")));
+        assert_eq!(candidate(&index, "t2").keys, Ok(vec!["registry.corp.example".to_string()]));
+        index.apply_secret(&docker_secret("t1", "regcred", "rotated.corp.example"));
+        assert_eq!(candidate(&index, "t1").keys, Ok(vec!["rotated.corp.example".to_string()]));
+        assert_eq!(
+            candidate(&index, "t2").keys,
+            Ok(vec!["registry.corp.example".to_string()]),
+            "the other copy is intact"
+        );
     }
 }

@@ -6,9 +6,11 @@
 //! included; the Go parsing it relies on lives in [`crate::kubelet::go_url`] and [`crate::kubelet::go_glob`].
 //! [`lint_key`] separately points out keys that almost certainly do not do what their author meant.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
 
+use smallvec::{SmallVec, smallvec};
+
+use crate::interner::Interner;
 use crate::kubelet::go_glob;
 use crate::kubelet::go_url::{self, GoUrl, UrlError};
 
@@ -260,7 +262,8 @@ struct Slot<T> {
     /// The key and its pattern (`slot.key`, `slot.pattern` through `Deref`), shared by every keyring that holds
     /// the key ([`ParsedKey::interned`]).
     parsed: Arc<ParsedKey>,
-    items: Vec<T>,
+    /// Usually one (a key is in one Secret of the namespace): kept inline, without an allocation per slot.
+    items: SmallVec<[T; 1]>,
 }
 
 impl<T> std::ops::Deref for Slot<T> {
@@ -280,30 +283,12 @@ struct ParsedKey {
 /// The keys of the keyrings alive, each parsed once: a cluster's namespaces mostly hold the same few registry keys
 /// (Docker Hub, GHCR, a company registry...), and each namespace's snapshot has its own keyring. Sharing them keeps
 /// about 200 bytes per Secret out of every snapshot (BENCHMARKS.md, scale) and skips their parse.
-struct Interned {
-    keys: HashMap<String, Weak<ParsedKey>>,
-    /// Entries whose keyrings are all gone are dropped once the map reaches this size (then set to twice what is
-    /// left): amortized O(1) per key.
-    sweep_at: usize,
-}
-
-static INTERNED: LazyLock<Mutex<Interned>> =
-    LazyLock::new(|| Mutex::new(Interned { keys: HashMap::new(), sweep_at: 1024 }));
+static INTERNED: LazyLock<Mutex<Interner<String, ParsedKey>>> = LazyLock::new(Mutex::default);
 
 impl ParsedKey {
     fn interned(key: String) -> Arc<Self> {
         let mut interned = INTERNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(parsed) = interned.keys.get(&key).and_then(Weak::upgrade) {
-            return parsed;
-        }
-        if interned.keys.len() >= interned.sweep_at {
-            interned.keys.retain(|_, parsed| parsed.strong_count() > 0);
-            interned.sweep_at = (2 * interned.keys.len()).max(1024);
-        }
-        let pattern = SplitUrl::parse(&key);
-        let parsed = Arc::new(Self { key: key.clone(), pattern });
-        interned.keys.insert(key, Arc::downgrade(&parsed));
-        parsed
+        interned.get_or_make(key, |key| Self { key: key.clone(), pattern: SplitUrl::parse(key) })
     }
 }
 
@@ -405,7 +390,7 @@ impl<T: Clone> Keyring<T> {
             Err(i) => {
                 // The kubelet re-parses the normalized string at lookup, which can differ from
                 // the parse at add time (`https://https://h` is stored as `https://h`, host `https:`).
-                self.slots.insert(i, Slot { parsed: ParsedKey::interned(key), items: vec![item] });
+                self.slots.insert(i, Slot { parsed: ParsedKey::interned(key), items: smallvec![item] });
                 self.index();
             }
         }
@@ -424,9 +409,10 @@ impl<T: Clone> Keyring<T> {
         for (key, item) in normalized {
             match slots.last_mut() {
                 Some(slot) if slot.key == key => slot.items.push(item),
-                _ => slots.push(Slot { parsed: ParsedKey::interned(key), items: vec![item] }),
+                _ => slots.push(Slot { parsed: ParsedKey::interned(key), items: smallvec![item] }),
             }
         }
+        slots.shrink_to_fit();
         let mut keyring = Self { slots, ..Self::default() };
         keyring.index();
         keyring
@@ -481,6 +467,9 @@ impl<T: Clone> Keyring<T> {
                 .map_or(("", "", ""), |p| (p.host.as_str(), p.port.as_str(), p.path.as_str()))
         };
         by_host.sort_by(|a, b| parts(a).cmp(&parts(b)).then(a.cmp(b)));
+        // A namespace's keyring lives as long as its snapshot: exactly sized.
+        by_host.shrink_to_fit();
+        globbed.shrink_to_fit();
         self.by_host = by_host;
         self.globbed = globbed;
         self.fallback = fallback;
