@@ -2,9 +2,10 @@
 //! fake API server that answers like kube-apiserver, feeding the real `LiveCredentials` that admission reads.
 //!
 //! The client's transport is a `tower_test` mock; [`FakeApi`] takes each request from its handle and dispatches it
-//! by path and query, as the four watches of `cluster::watch` send them (kube-runtime 5 defaults: ListWatch strategy,
-//! `limit=500` pages without `resourceVersion`, then `watch=true&timeoutSeconds=290&allowWatchBookmarks=true&
-//! resourceVersion=<list's>`). Lists answer realistic `*List` JSON (built-in items without `kind`/`apiVersion`,
+//! by path and query, as the four watches of `cluster::watch` send them: first a streaming list (`watch=true&
+//! sendInitialEvents=true`), which this server refuses with 422 as kube-apiserver does when its WatchList feature is
+//! off (one test streams instead); then kube-runtime 5's ListWatch strategy: `limit=500` pages without
+//! `resourceVersion`, then `watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=<list's>`. Lists answer realistic `*List` JSON (built-in items without `kind`/`apiVersion`,
 //! as the API server sends them); watches answer a streaming body of newline-delimited WatchEvents that the test
 //! feeds, ends, or breaks. Every wait polls observable state (readiness, the index, the admission answer, the
 //! requests the server saw) within a bound; no test sleeps before asserting.
@@ -145,6 +146,11 @@ struct Collection {
     watch: Option<Watch>,
     lists: Vec<Query>,
     watches: Vec<Query>,
+    /// Whether a watch with `sendInitialEvents=true` streams the list (the `WatchList` feature on), or is refused
+    /// with 422 as by an API server with it off (the default here: the tests below then follow paged lists).
+    streams: bool,
+    /// The watch requests with `sendInitialEvents=true`.
+    streaming: Vec<Query>,
 }
 
 impl Collection {
@@ -160,6 +166,8 @@ impl Collection {
             watch: None,
             lists: Vec::new(),
             watches: Vec::new(),
+            streams: false,
+            streaming: Vec::new(),
         }
     }
 }
@@ -214,6 +222,15 @@ impl FakeApi {
         });
     }
 
+    /// Whether watches with `sendInitialEvents=true` stream the list (the API server's WatchList feature).
+    fn set_streams(&self, coll: Coll, streams: bool) {
+        self.with(coll, |c| c.streams = streams);
+    }
+
+    fn streaming_count(&self, coll: Coll) -> usize {
+        self.with(coll, |c| c.streaming.len())
+    }
+
     fn list_count(&self, coll: Coll) -> usize {
         self.with(coll, |c| c.lists.len())
     }
@@ -264,6 +281,31 @@ impl FakeApi {
             return;
         };
         let c = state.collections.get_mut(&coll).expect("every collection exists");
+        if query.get("sendInitialEvents").map(String::as_str) == Some("true") {
+            c.streaming.push(query);
+            if !c.streams {
+                // kube-apiserver's validation of the list options when its WatchList feature is off.
+                respond.send_response(status_response(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", WATCH_LIST_OFF));
+                return;
+            }
+            let (watch, response) = Watch::open();
+            let (_, kind, _) = coll.list_type();
+            for item in &c.items {
+                watch.send_line(json!({"type": "ADDED", "object": item}).to_string());
+            }
+            // The end of the initial events: a bookmark at the list's resourceVersion, annotated.
+            let bookmark = json!({
+                "kind": kind.trim_end_matches("List"), "apiVersion": coll.list_type().0,
+                "metadata": {
+                    "resourceVersion": c.resource_version,
+                    "annotations": {"k8s.io/initial-events-end": "true"}
+                }
+            });
+            watch.send_line(json!({"type": "BOOKMARK", "object": bookmark}).to_string());
+            c.watch = Some(watch);
+            respond.send_response(response);
+            return;
+        }
         if query.get("watch").map(String::as_str) == Some("true") {
             c.watches.push(query);
             let (watch, response) = Watch::open();
@@ -316,11 +358,24 @@ impl FakeApi {
                 assert_eq!(watch.get("timeoutSeconds").map(String::as_str), Some("290"), "{coll:?}: {watch:?}");
                 assert_eq!(watch.get("allowWatchBookmarks").map(String::as_str), Some("true"), "{watch:?}");
                 assert!(watch.get("resourceVersion").is_some_and(|v| !v.is_empty()), "{coll:?}: {watch:?}");
-                assert!(!watch.contains_key("sendInitialEvents"), "ListWatch, not streaming lists: {watch:?}");
+                assert!(!watch.contains_key("sendInitialEvents"), "{coll:?}: {watch:?}");
+            }
+            // Streaming lists are asked for first; refused, never again (the watch lists in pages from then on).
+            if !c.streams && !c.streaming.is_empty() {
+                assert_eq!(c.streaming.len(), 1, "{coll:?}: asked again after a refusal: {:?}", c.streaming);
+            }
+            for streaming in &c.streaming {
+                assert_eq!(streaming.get("fieldSelector").map(String::as_str), fields, "{coll:?}: {streaming:?}");
+                assert_eq!(streaming.get("allowWatchBookmarks").map(String::as_str), Some("true"), "{streaming:?}");
+                assert_eq!(streaming.get("resourceVersionMatch").map(String::as_str), Some("NotOlderThan"));
             }
         }
     }
 }
+
+/// What kube-apiserver answers a watch with `sendInitialEvents` when its WatchList feature is off.
+const WATCH_LIST_OFF: &str = "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents \
+                              is forbidden for watch unless the WatchList feature gate is enabled";
 
 fn status_response(status: StatusCode, reason: &str, message: &str) -> Response<ResponseBody> {
     json_response(status, &failure(status, reason, message, Some(json!({}))))
@@ -932,6 +987,41 @@ async fn watch_events_reach_admission() {
             assert_eq!(api.list_count(coll), 1, "{coll:?}: events only, no relist");
         }
         assert!(!h.metrics.encode().contains("watch_errors_total{"));
+        api.assert_protocol();
+    })
+    .await;
+}
+
+/// 2b. Where the API server streams lists (its WatchList feature), each watch receives its list as events on the
+/// watch itself (`sendInitialEvents`, ended by an annotated bookmark): no list request, the same answers as from
+/// pages, watch events after the bookmark apply, and a 410 relists by streaming again. (Every other test here runs
+/// against a server that refuses streaming, as one with the feature off does: the watches then list in pages.)
+#[tokio::test]
+async fn lists_are_streamed_where_the_api_server_streams_them() {
+    bounded(async {
+        let api = FakeApi::new();
+        keymaker_world(&api);
+        for coll in Coll::ALL {
+            api.set_streams(coll, true);
+        }
+        let h = Harness::start(&api);
+        until_eq("readiness", Ok(()), || h.readiness.check()).await;
+        assert_eq!(h.injected("keymaker"), ["ecr-pull", "gcr-legacy"]);
+        assert_eq!(h.injected("other-team"), ["gcr-other"]);
+        for coll in Coll::ALL {
+            assert_eq!((api.list_count(coll), api.streaming_count(coll)), (0, 1), "{coll:?}: streamed, not listed");
+        }
+
+        let gcr_other = json_secret("other-team", "gcr-other", "1003", "gcr.io", GCR_USER, OTHER_PASSWORD);
+        api.send(Coll::DockerConfigJson, "DELETED", &gcr_other);
+        until_eq("an event after the initial events", Vec::<String>::new(), || h.injected("other-team")).await;
+
+        api.set_list(Coll::DockerConfigJson, "1100", vec![gcr_other]);
+        api.send_gone(Coll::DockerConfigJson);
+        until_eq("the streamed relist", strings(&["gcr-other"]), || h.injected("other-team")).await;
+        assert_eq!(h.injected("keymaker"), ["gcr-legacy"], "ecr-pull was not in the relist");
+        assert_eq!((api.list_count(Coll::DockerConfigJson), api.streaming_count(Coll::DockerConfigJson)), (0, 2));
+        assert_eq!(h.watch_errors("secrets"), 1, "the 410 is counted");
         api.assert_protocol();
     })
     .await;

@@ -393,6 +393,12 @@ impl Fake {
                 let Some(collection) = collection(path, &r.query) else {
                     return respond(not_found("unknown", &r.path));
                 };
+                if r.query.split('&').any(|p| p == "sendInitialEvents=true") {
+                    // An API server whose WatchList feature is off: the watches list in pages instead.
+                    let message = "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: \
+                                   sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled";
+                    return respond(failure(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message, None));
+                }
                 if watching {
                     let (watch, response) = Watch::open();
                     w.watches.insert(collection, watch);
@@ -1077,7 +1083,8 @@ async fn distribute_runs_on_the_cache_watches_and_follows_rotation_and_new_names
         };
         assert!(!what.starts_with("copies-"), "the controller watches copies of its own: {}", r.line());
         assert_eq!(r.metadata_only, what == "other-types-by-name", "{}", r.line());
-        if r.query.split('&').any(|p| p == "watch=true") {
+        let streaming = r.query.split('&').any(|p| p == "sendInitialEvents=true");
+        if r.query.split('&').any(|p| p == "watch=true") && !streaming {
             watched.push(what);
         }
     }
