@@ -18,8 +18,9 @@
 //! with a full reload), net of its idle CPU; reviews at 2,000/s (`loadgen load`, the fixture Pod CREATEs) while the
 //! cache relists: in cluster mode kube-apiserver is restarted (the control plane's SIGHUP) and the watches relist
 //! once it is back; in local mode a file is rewritten every 3 s, each a full reload. Cluster mode also: the watch
-//! streams opened and the bytes of LIST responses during the start, both as differences of the API server's own
-//! metrics (`apiserver_longrunning_requests{verb="WATCH"}`, `apiserver_response_sizes_sum{verb="LIST"}`).
+//! streams opened and the bytes of LIST responses and watch events (a streamed list) during the start, as
+//! differences of the API server's own metrics (`apiserver_longrunning_requests{verb="WATCH"}`,
+//! `apiserver_response_sizes_sum{verb="LIST"}`, `apiserver_watch_events_sizes_sum`).
 //!
 //! Without `run` or `scale` (as `cargo test --benches` runs it) it does a small self-check: both modes with 5
 //! namespaces, without the load (the load generator is another bench binary).
@@ -648,7 +649,7 @@ struct ControlPlane {
 struct ApiFigures {
     /// Open WATCH requests.
     watches: f64,
-    /// Bytes of LIST responses so far.
+    /// Bytes of LIST responses and of watch events so far (a streamed list arrives as watch events).
     list_bytes: f64,
 }
 
@@ -707,9 +708,14 @@ impl ControlPlane {
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum()
         };
+        let watch_event_bytes: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("apiserver_watch_events_sizes_sum{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
         Ok(ApiFigures {
             watches: sum("apiserver_longrunning_requests{", "WATCH"),
-            list_bytes: sum("apiserver_response_sizes_sum{", "LIST"),
+            list_bytes: sum("apiserver_response_sizes_sum{", "LIST") + watch_event_bytes,
         })
     }
 }
