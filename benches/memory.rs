@@ -18,6 +18,7 @@ mod workload;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
+use kube::ResourceExt as _;
 use pullsecret_injector::core::cluster_pull_secret::ClusterPullSecret;
 use pullsecret_injector::core::credentials::{CredentialIndex, IndexLimits, Reduced, StagedSecrets};
 use pullsecret_injector::kubelet::docker_config::SecretKind;
@@ -79,7 +80,7 @@ fn main() {
     index.replace_staged(staged);
     let pull_index = live() - before_index;
     let before = live();
-    index.replace_other_secrets(opaque.iter());
+    index.replace_other_secrets(opaque.iter().map(|s| (s.namespace().expect("namespaced"), s.name_any())));
     let others = live() - before;
     let before = live();
     index.replace_namespaces(&namespace_objects);

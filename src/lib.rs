@@ -12,8 +12,8 @@
 //! - [`serve`]: the webhook server (config, HTTP, TLS, connection guards, certificates).
 //! - [`commands`]: the command line and the offline commands.
 //!
-//! Two modules cut across: [`safe_text`] (every text that came from outside passes through it before it is shown)
-//! and [`metrics`].
+//! Three modules cut across: [`safe_text`] (every text that came from outside passes through it before it is shown),
+//! [`metrics`] and [`interner`] (values many namespaces hold alike, kept once).
 
 pub mod commands;
 pub mod core;

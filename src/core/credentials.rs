@@ -669,19 +669,15 @@ impl CredentialIndex {
     }
 
     /// Replaces every Secret of other types at once (local mode: the objects of a directory or of the command
-    /// line).
-    pub fn replace_other_secrets<'a>(&mut self, secrets: impl IntoIterator<Item = &'a Secret>) {
+    /// line), given as (namespace, name).
+    pub fn replace_other_secrets(&mut self, secrets: impl IntoIterator<Item = (String, String)>) {
         for (name, namespaces) in std::mem::take(&mut self.others) {
             for ns in namespaces {
                 self.touch_if_target(&ns, &name);
             }
         }
-        for secret in secrets {
-            if secret.type_.as_deref().and_then(SecretKind::of_type).is_none()
-                && let (Some(ns), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name)
-            {
-                self.apply_other_secret(ns, name);
-            }
+        for (ns, name) in secrets {
+            self.apply_other_secret(&ns, &name);
         }
     }
 

@@ -27,8 +27,10 @@
 //!   the controller is down, and needs no permission on `clusterpullsecrets/finalizers`.
 //!
 //! It opens no watch of its own: the credential cache's watches (`sources::cluster`) feed it (`controller::feeds`), so a
-//! replica watches each collection once. Nothing it keeps holds a credential: namespaces are kept as metadata,
-//! copies are reduced to their metadata and the hash of their payload before they reach it (`plan::observe_copy`),
+//! replica watches each collection once. It keeps no Namespaces either: a pass selects from the credential index's
+//! (`CredentialIndex::namespaces_selected_by`), which holds every Namespace's labels once per replica for admission
+//! too, and a Namespace event reaches the controller only after the index holds it. Nothing it keeps holds a
+//! credential: copies are reduced to their metadata and the hash of their payload before they reach it (`plan::observe_copy`),
 //! other Secrets to their metadata, and the source is read with a `GET` on each pass and dropped. Secret data never reaches a log line, an Event or a condition.
 //!
 //! Every replica runs the controller, without leader election: for the same inputs every replica wants the same

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::metrics::{Metrics, ResultLabels};
 use crate::sources::live::LiveCredentials;
-use crate::sources::manifests::{self, InputError, Manifests};
+use crate::sources::manifests::{self, IndexInputs, InputError};
 
 /// Namespace given to manifests in the directory that do not name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -22,11 +22,10 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// Reads the directory into `live`. Returns the fingerprint it read.
 pub fn load(dir: &Path, live: &LiveCredentials) -> Result<u64, InputError> {
     let fingerprint = fingerprint(dir)?;
-    let manifests = Manifests::load(&[dir.to_path_buf()], DEFAULT_NAMESPACE)?;
-    let index = manifests.index_with(live.options().limits);
-    // The manifests (with credential data) are dropped here; only the reduced index is kept.
-    drop(manifests);
-    live.replace(index);
+    // Each object is reduced as it is read: credentials are dropped file by file, and only what the index keeps is
+    // held until the whole directory has been read.
+    let inputs = IndexInputs::load(&[dir.to_path_buf()], DEFAULT_NAMESPACE, live.options().limits)?;
+    live.replace(inputs.index());
     Ok(fingerprint)
 }
 

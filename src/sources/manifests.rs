@@ -12,7 +12,7 @@ use serde_json::Value;
 use serde_yaml_ng::Value as YamlValue;
 
 use crate::core::cluster_pull_secret::ClusterPullSecret;
-use crate::core::credentials::{CredentialIndex, IndexLimits};
+use crate::core::credentials::{CredentialIndex, IndexLimits, NamespaceFacts, Reduced, StagedSecrets};
 use crate::kubelet::docker_config::SecretKind;
 
 /// Why manifests could not be read. The message names the file (and document) and the problem, on one line.
@@ -39,56 +39,13 @@ impl Manifests {
     /// as `kubectl apply` places them in the context's namespace.
     pub fn load(paths: &[PathBuf], default_namespace: &str) -> Result<Self, InputError> {
         let mut out = Manifests::default();
-        for path in paths {
-            for file in manifest_files(path)? {
-                let text =
-                    std::fs::read_to_string(&file).map_err(|source| InputError::Read { path: file.clone(), source })?;
-                out.add_documents(&file, &text, default_namespace)?;
-            }
-        }
+        read(paths, default_namespace, &mut out)?;
         Ok(out)
     }
 
     /// Adds the objects of one file's text.
     pub fn add_documents(&mut self, path: &Path, text: &str, default_namespace: &str) -> Result<(), InputError> {
-        for (index, doc) in parse_documents(path, text)?.into_iter().enumerate() {
-            for item in flatten_lists(doc) {
-                self.add_object(path, index + 1, item, default_namespace)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn add_object(
-        &mut self,
-        path: &Path,
-        index: usize,
-        object: Value,
-        default_namespace: &str,
-    ) -> Result<(), InputError> {
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let malformed = |e: serde_json::Error| InputError::Object {
-            path: path.to_path_buf(),
-            index,
-            kind: kind.clone(),
-            name: name.clone(),
-            what: shape_error(&e),
-        };
-        match (api_version, kind.as_str()) {
-            ("v1", "Secret") => {
-                let mut secret: Secret = serde_json::from_value(object).map_err(malformed)?;
-                secret.metadata.namespace.get_or_insert_with(|| default_namespace.to_string());
-                self.secrets.push(secret);
-            }
-            ("v1", "Namespace") => self.namespaces.push(serde_json::from_value(object).map_err(malformed)?),
-            ("pullsecret-injector.io/v1alpha1", "ClusterPullSecret") => {
-                self.cluster_pull_secrets.push(serde_json::from_value(object).map_err(malformed)?)
-            }
-            _ => {}
-        }
-        Ok(())
+        add_documents(path, text, default_namespace, self)
     }
 
     /// A credential index over these objects, exactly as `serve` would build it from the cluster (default bounds).
@@ -98,16 +55,159 @@ impl Manifests {
 
     /// [`Manifests::index`] with these bounds.
     pub fn index_with(&self, limits: IndexLimits) -> CredentialIndex {
-        let mut index = CredentialIndex::with_limits(limits);
-        index.replace_namespaces(&self.namespaces);
-        index.replace_cluster_pull_secrets(&self.cluster_pull_secrets);
-        for kind in [SecretKind::DockerConfigJson, SecretKind::DockerCfg] {
-            index.replace_secrets(kind, &self.secrets);
+        let mut inputs = IndexInputs::new(limits);
+        self.secrets.iter().cloned().for_each(|secret| inputs.secret(secret));
+        self.namespaces.iter().cloned().for_each(|namespace| inputs.namespace(namespace));
+        self.cluster_pull_secrets.iter().cloned().for_each(|cps| inputs.cluster_pull_secret(cps));
+        inputs.index()
+    }
+}
+
+/// Where the objects of manifests go as they are read: kept whole ([`Manifests`]: the command line, `verify`), or
+/// reduced at once to what an index keeps ([`IndexInputs`]: `serve --secrets-dir`).
+pub trait ObjectSink {
+    fn secret(&mut self, secret: Secret);
+    fn namespace(&mut self, namespace: Namespace);
+    fn cluster_pull_secret(&mut self, cps: ClusterPullSecret);
+}
+
+impl ObjectSink for Manifests {
+    fn secret(&mut self, secret: Secret) {
+        self.secrets.push(secret);
+    }
+    fn namespace(&mut self, namespace: Namespace) {
+        self.namespaces.push(namespace);
+    }
+    fn cluster_pull_secret(&mut self, cps: ClusterPullSecret) {
+        self.cluster_pull_secrets.push(cps);
+    }
+}
+
+/// What a credential index is built from, each object reduced as soon as it is read (the same reductions as the
+/// cluster's watches: `Reduced::of`, [`NamespaceFacts`]): a directory of 100,000 Secrets costs what the index keeps
+/// plus one file's objects, not every parsed Secret with its credentials.
+pub struct IndexInputs {
+    limits: IndexLimits,
+    /// One per pull-Secret type, in the order of [`SecretKind::ALL`].
+    secrets: [StagedSecrets; 2],
+    /// (namespace, name) of the Secrets of other types: they take their names.
+    others: Vec<(String, String)>,
+    namespaces: NamespaceFacts,
+    cluster_pull_secrets: Vec<ClusterPullSecret>,
+}
+
+impl IndexInputs {
+    pub fn new(limits: IndexLimits) -> Self {
+        Self {
+            limits,
+            secrets: SecretKind::ALL.map(StagedSecrets::new),
+            others: Vec::new(),
+            namespaces: NamespaceFacts::default(),
+            cluster_pull_secrets: Vec::new(),
         }
-        // Secrets of other types take their names (a distributed credential is not offered under such a name).
-        index.replace_other_secrets(&self.secrets);
+    }
+
+    /// Reads every path as [`Manifests::load`] does, reducing each object as it is read.
+    pub fn load(paths: &[PathBuf], default_namespace: &str, limits: IndexLimits) -> Result<Self, InputError> {
+        let mut inputs = Self::new(limits);
+        read(paths, default_namespace, &mut inputs)?;
+        Ok(inputs)
+    }
+
+    /// The index of these objects (namespaces, distributions, then each pull-Secret type and the other Secrets'
+    /// names, as the watches deliver them).
+    pub fn index(self) -> CredentialIndex {
+        let mut index = CredentialIndex::with_limits(self.limits);
+        index.replace_namespace_facts(self.namespaces);
+        index.replace_cluster_pull_secrets(&self.cluster_pull_secrets);
+        for staged in self.secrets {
+            index.replace_staged(staged);
+        }
+        index.replace_other_secrets(self.others);
         index
     }
+}
+
+impl ObjectSink for IndexInputs {
+    fn secret(&mut self, secret: Secret) {
+        let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(&secret, &self.limits))
+        else {
+            return;
+        };
+        match reduced.kind() {
+            Some(kind) => {
+                if let Some(staged) = self.secrets.iter_mut().find(|staged| staged.kind() == kind) {
+                    staged.add(ns, reduced);
+                }
+            }
+            None => self.others.push((ns.to_string(), reduced.name().to_string())),
+        }
+    }
+    fn namespace(&mut self, namespace: Namespace) {
+        self.namespaces.add(namespace);
+    }
+    fn cluster_pull_secret(&mut self, cps: ClusterPullSecret) {
+        self.cluster_pull_secrets.push(cps);
+    }
+}
+
+/// Reads every path (file or directory), file by file, into `sink`.
+fn read(paths: &[PathBuf], default_namespace: &str, sink: &mut impl ObjectSink) -> Result<(), InputError> {
+    for path in paths {
+        for file in manifest_files(path)? {
+            let text =
+                std::fs::read_to_string(&file).map_err(|source| InputError::Read { path: file.clone(), source })?;
+            add_documents(&file, &text, default_namespace, sink)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the objects of one file's text to `sink`.
+fn add_documents(
+    path: &Path,
+    text: &str,
+    default_namespace: &str,
+    sink: &mut impl ObjectSink,
+) -> Result<(), InputError> {
+    for (index, doc) in parse_documents(path, text)?.into_iter().enumerate() {
+        for item in flatten_lists(doc) {
+            add_object(path, index + 1, item, default_namespace, sink)?;
+        }
+    }
+    Ok(())
+}
+
+fn add_object(
+    path: &Path,
+    index: usize,
+    object: Value,
+    default_namespace: &str,
+    sink: &mut impl ObjectSink,
+) -> Result<(), InputError> {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let malformed = |e: serde_json::Error| InputError::Object {
+        path: path.to_path_buf(),
+        index,
+        kind: kind.clone(),
+        name: name.clone(),
+        what: shape_error(&e),
+    };
+    match (api_version, kind.as_str()) {
+        ("v1", "Secret") => {
+            let mut secret: Secret = serde_json::from_value(object).map_err(malformed)?;
+            secret.metadata.namespace.get_or_insert_with(|| default_namespace.to_string());
+            sink.secret(secret);
+        }
+        ("v1", "Namespace") => sink.namespace(serde_json::from_value(object).map_err(malformed)?),
+        ("pullsecret-injector.io/v1alpha1", "ClusterPullSecret") => {
+            sink.cluster_pull_secret(serde_json::from_value(object).map_err(malformed)?)
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// serde's message for a wrongly shaped Secret, Namespace or ClusterPullSecret, without the offending value (see
@@ -647,5 +747,90 @@ items:
         let files = manifest_files(dir.path()).unwrap();
         let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap().to_str().unwrap()).collect();
         assert_eq!(names, ["a.json", "b.yaml"]);
+    }
+
+    /// `serve --secrets-dir` reduces each object as it is read; the index is the one the same objects make applied
+    /// one by one, as watch events (pull Secrets of both types, one without payload, a Secret of another type under
+    /// a distribution's name, a later Secret of the same name, namespaces and a ClusterPullSecret).
+    #[test]
+    fn objects_reduced_as_they_are_read_make_the_index_of_the_objects() {
+        let text = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-a, labels: {tier: internal}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-b, labels: {tier: internal}}
+---
+apiVersion: pullsecret-injector.io/v1alpha1
+kind: ClusterPullSecret
+metadata: {name: corp}
+spec:
+  secretRef: {namespace: platform, name: corp-source}
+  namespaceSelector: {matchLabels: {tier: internal}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: corp-source, namespace: platform}
+type: kubernetes.io/dockerconfigjson
+stringData: {.dockerconfigjson: '{"auths":{"corp.example.com":{"auth":"dTpw"}}}'}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: quay, namespace: team-a}
+type: kubernetes.io/dockerconfigjson
+stringData: {.dockerconfigjson: '{"auths":{"quay.io":{"auth":"dTpw"}}}'}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: quay, namespace: team-a}
+type: kubernetes.io/dockerconfigjson
+stringData: {.dockerconfigjson: '{"auths":{"quay.io/later":{"auth":"dTpw"}}}'}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: legacy}
+type: kubernetes.io/dockercfg
+stringData: {.dockercfg: '{"gcr.io":{"auth":"dTpw"}}'}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: empty, namespace: team-a}
+type: kubernetes.io/dockerconfigjson
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: corp, namespace: team-b}
+type: Opaque
+"#;
+        let mut manifests = Manifests::default();
+        manifests.add_documents(Path::new("world.yaml"), text, "default").unwrap();
+        let read = manifests.index();
+        let mut one_by_one = CredentialIndex::new();
+        manifests.namespaces.iter().for_each(|ns| one_by_one.apply_namespace(ns));
+        manifests.cluster_pull_secrets.iter().for_each(|cps| one_by_one.apply_cluster_pull_secret(cps));
+        manifests.secrets.iter().for_each(|secret| one_by_one.apply_secret(secret));
+        assert_eq!(
+            (read.secret_count(), read.namespace_count(), read.distribution_count()),
+            (one_by_one.secret_count(), one_by_one.namespace_count(), one_by_one.distribution_count())
+        );
+        assert_eq!(read.secret_count(), 3, "corp-source, quay (the later one) and legacy");
+        for ns in ["platform", "team-a", "team-b", "default"] {
+            assert_eq!(read.view(ns), one_by_one.view(ns), "{ns}");
+        }
+        let names = |ns: &str| read.view(ns).secrets.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names("team-a"), ["corp", "quay"], "distributed, and the namespace's own");
+        assert_eq!(names("team-b"), Vec::<String>::new(), "an Opaque Secret holds the distribution's name");
+        assert_eq!(read.view("team-a").get("quay").unwrap().keys, Ok(vec!["quay.io/later".to_string()]));
+
+        // The directory source reads the same objects file by file, reduced on the way.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("world.yaml"), text).unwrap();
+        let from_dir = IndexInputs::load(&[dir.path().to_path_buf()], "default", IndexLimits::default()).unwrap();
+        let from_dir = from_dir.index();
+        for ns in ["platform", "team-a", "team-b", "default"] {
+            assert_eq!(from_dir.view(ns), read.view(ns), "{ns}");
+        }
     }
 }
