@@ -386,6 +386,9 @@ impl Feed<ClusterPullSecret> for ClusterPullSecretFeed {
     }
 }
 
+/// During a (re)list, a watch yields to other tasks after this many objects.
+const YIELD_EVERY: u32 = 16;
+
 /// What every watch feeds.
 #[derive(Clone)]
 struct Sinks {
@@ -409,7 +412,16 @@ async fn drive<K, F>(
     let Sinks { live, readiness, metrics } = sinks;
     let mut stream = std::pin::pin!(stream);
     let mut synced_once = false;
+    let mut listed = 0_u32;
     while let Some(event) = stream.next().await {
+        // A (re)list delivers its objects back to back, each decoded here on a runtime thread that admission shares:
+        // make room for reviews every few objects rather than at the runtime's budget (128 of them, milliseconds).
+        if matches!(event, Ok(Event::InitApply(_))) {
+            listed = listed.wrapping_add(1);
+            if listed % YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
         // The subscriber hears of an event after the index holds it: the controller reads the index's Namespaces.
         let tapped = tap.as_ref().zip(event.as_ref().ok()).map(|(subscriber, event)| subscriber.reduced(event));
         match event {
