@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Weak};
 
 /// A table of shared values, each found by a key. Wrap it in a lock to share it between threads.
-pub struct Interner<K, V> {
+pub struct Interner<K, V: ?Sized> {
     entries: HashMap<K, Weak<V>>,
     /// The table is swept when it reaches this size.
     sweep_at: usize,
@@ -23,15 +23,18 @@ pub struct Interner<K, V> {
 /// Tables smaller than this are never swept.
 const MIN_SWEEP_AT: usize = 1024;
 
-impl<K: Hash + Eq, V> Default for Interner<K, V> {
+impl<K: Hash + Eq, V: ?Sized> Default for Interner<K, V> {
     fn default() -> Self {
         Self { entries: HashMap::new(), sweep_at: MIN_SWEEP_AT, content: RandomState::new() }
     }
 }
 
-impl<K: Hash + Eq, V> Interner<K, V> {
+impl<K: Hash + Eq, V: ?Sized> Interner<K, V> {
     /// The value of `key`, made by `make` when no live value has that key (the key must determine the value).
-    pub fn get_or_make(&mut self, key: K, make: impl FnOnce(&K) -> V) -> Arc<V> {
+    pub fn get_or_make(&mut self, key: K, make: impl FnOnce(&K) -> V) -> Arc<V>
+    where
+        V: Sized,
+    {
         if let Some(value) = self.entries.get(&key).and_then(Weak::upgrade) {
             return value;
         }
@@ -58,20 +61,52 @@ impl<K: Hash + Eq, V> Interner<K, V> {
     }
 }
 
-impl<V: Hash + Eq> Interner<u64, V> {
-    /// `value`, shared with an equal live value when there is one (found by a hash of its content).
-    pub fn share(&mut self, value: V) -> Arc<V> {
-        let key = self.content.hash_one(&value);
+/// What the table holds for a value's content.
+enum Found<V: ?Sized> {
+    /// An equal live value.
+    Equal(Arc<V>),
+    /// Another live value with the same hash: this one is not shared (a collision costs the sharing, nothing else).
+    Other,
+    /// Nothing live: a new value goes under this key.
+    Vacant(u64),
+}
+
+impl<V: ?Sized + Hash + Eq> Interner<u64, V> {
+    fn find(&self, value: &V) -> Found<V> {
+        let key = self.content.hash_one(value);
         match self.entries.get(&key).and_then(Weak::upgrade) {
-            Some(shared) if *shared == value => shared,
-            // Another live value with the same hash keeps its entry; this one is not shared.
-            Some(_) => Arc::new(value),
-            None => {
-                let value = Arc::new(value);
+            Some(shared) if *shared == *value => Found::Equal(shared),
+            Some(_) => Found::Other,
+            None => Found::Vacant(key),
+        }
+    }
+
+    fn keep(&mut self, found: Found<V>, value: impl FnOnce() -> Arc<V>) -> Arc<V> {
+        match found {
+            Found::Equal(shared) => shared,
+            Found::Other => value(),
+            Found::Vacant(key) => {
+                let value = value();
                 self.insert(key, &value);
                 value
             }
         }
+    }
+}
+
+impl<V: Hash + Eq> Interner<u64, V> {
+    /// `value`, shared with an equal live value when there is one (found by a hash of its content).
+    pub fn share(&mut self, value: V) -> Arc<V> {
+        let found = self.find(&value);
+        self.keep(found, || Arc::new(value))
+    }
+}
+
+impl Interner<u64, str> {
+    /// [`Interner::share`] for a string.
+    pub fn share_str(&mut self, value: &str) -> Arc<str> {
+        let found = self.find(value);
+        self.keep(found, || Arc::from(value))
     }
 }
 
@@ -91,6 +126,15 @@ mod tests {
         drop((a, b));
         let d = interner.share("quay.io".to_string());
         assert_eq!(Arc::strong_count(&d), 1, "a new value once the old one is gone");
+    }
+
+    #[test]
+    fn equal_strings_share_one_allocation() {
+        let mut interner = Interner::<u64, str>::default();
+        let a = interner.share_str("regcred");
+        assert!(Arc::ptr_eq(&a, &interner.share_str("regcred")));
+        assert_eq!(&*interner.share_str("other"), "other");
+        assert!(!Arc::ptr_eq(&a, &interner.share_str("other")));
     }
 
     #[test]

@@ -430,12 +430,22 @@ impl Distribution {
     }
 }
 
+/// A Secret's name as the index keys it: names repeat across namespaces (`regcred` everywhere), so each is kept once.
+type Name = Arc<str>;
+
+/// `name`, shared with the same name of other namespaces.
+fn shared_name(name: &str) -> Name {
+    static NAMES: LazyLock<Mutex<Interner<u64, str>>> = LazyLock::new(Mutex::default);
+    NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).share_str(name)
+}
+
 /// What the index holds of one Secret name in a namespace (from the pull-Secret watches).
 #[derive(Debug, Clone)]
 enum Entry {
     Candidate {
         secret: Arc<CandidateSecret>,
-        over: Option<OverLimit>,
+        /// Rare: boxed, so that an entry is two pointers.
+        over: Option<Box<OverLimit>>,
     },
     /// A pull-type Secret without a payload: no candidate, the name taken.
     Ignored(SecretKind),
@@ -447,7 +457,7 @@ impl Entry {
     fn of(reduced: Reduced) -> Result<(String, Self), String> {
         match reduced {
             Reduced::Candidate { candidate, over } => {
-                Ok((candidate.name.clone(), Self::Candidate { secret: candidate.shared(), over }))
+                Ok((candidate.name.clone(), Self::Candidate { secret: candidate.shared(), over: over.map(Box::new) }))
             }
             Reduced::Ignored { name, kind } => Ok((name, Self::Ignored(kind))),
             Reduced::Other { name } => Err(name),
@@ -469,7 +479,7 @@ impl Entry {
 #[derive(Debug)]
 pub struct StagedSecrets {
     kind: SecretKind,
-    secrets: HashMap<String, BTreeMap<String, Entry>>,
+    secrets: HashMap<String, BTreeMap<Name, Entry>>,
 }
 
 impl StagedSecrets {
@@ -491,10 +501,10 @@ impl StagedSecrets {
         // One key per namespace, not one per Secret.
         match self.secrets.get_mut(namespace) {
             Some(entries) => {
-                entries.insert(name, entry);
+                entries.insert(shared_name(&name), entry);
             }
             None => {
-                self.secrets.insert(namespace.to_string(), BTreeMap::from([(name, entry)]));
+                self.secrets.insert(namespace.to_string(), BTreeMap::from([(shared_name(&name), entry)]));
             }
         }
     }
@@ -532,7 +542,7 @@ pub struct Dirty {
 #[derive(Debug, Default)]
 pub struct CredentialIndex {
     limits: IndexLimits,
-    secrets: HashMap<String, BTreeMap<String, Entry>>,
+    secrets: HashMap<String, BTreeMap<Name, Entry>>,
     /// Names taken by Secrets of other types, by name, with their namespaces.
     others: HashMap<String, BTreeSet<String>>,
     /// Cluster mode: `others` only knows the names it was told about, each once its list completed (`others_listed`);
@@ -711,9 +721,9 @@ impl CredentialIndex {
         let namespaces: Vec<String> = self.secrets.keys().cloned().collect();
         for ns in namespaces {
             let keep = new.get(&ns);
-            let stale: Vec<String> = self.secrets[&ns]
+            let stale: Vec<Name> = self.secrets[&ns]
                 .iter()
-                .filter(|(name, e)| e.kind() == kind && keep.is_none_or(|k| !k.contains_key(*name)))
+                .filter(|(name, e)| e.kind() == kind && keep.is_none_or(|k| !k.contains_key(&**name)))
                 .map(|(name, _)| name.clone())
                 .collect();
             for name in stale {
@@ -846,9 +856,9 @@ impl CredentialIndex {
         let mut taken = BTreeSet::new();
         for (name, entry) in self.secrets.get(namespace).into_iter().flatten() {
             match entry {
-                Entry::Candidate { secret, over } => own.push((secret.clone(), *over)),
+                Entry::Candidate { secret, over } => own.push((secret.clone(), over.as_deref().copied())),
                 Entry::Ignored(_) => {
-                    taken.insert(name.as_str());
+                    taken.insert(&**name);
                 }
             }
         }
@@ -991,7 +1001,7 @@ impl CredentialIndex {
     /// Recomputes what a distribution offers from its source.
     fn refresh_offer(&mut self, id: &str) {
         let Some(d) = self.distributions.get(id) else { return };
-        let offered = match self.secrets.get(&d.source.0).and_then(|m| m.get(&d.source.1)) {
+        let offered = match self.secrets.get(&d.source.0).and_then(|m| m.get(d.source.1.as_str())) {
             Some(Entry::Candidate { secret, over }) if !d.target_name.is_empty() => Some((
                 Arc::new(CandidateSecret {
                     name: d.target_name.clone(),
@@ -1002,7 +1012,7 @@ impl CredentialIndex {
                     over_limit: secret.over_limit,
                     expires_at: secret.expires_at,
                 }),
-                *over,
+                over.as_deref().copied(),
             )),
             _ => None,
         };
@@ -1015,7 +1025,7 @@ impl CredentialIndex {
         let (old, new) = match entry {
             Some(entry) => {
                 let map = self.secrets.entry(namespace.to_string()).or_default();
-                let old = map.insert(name.to_string(), entry);
+                let old = map.insert(shared_name(name), entry);
                 (old, map.get(name))
             }
             None => {
