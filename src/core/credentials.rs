@@ -1337,6 +1337,16 @@ mod tests {
         assert!(index.view("not-seen-yet").get("pull-corp").is_none());
     }
 
+    /// A dockerconfigjson Secret the kubelet cannot decode (`auth` is not base64).
+    fn broken(ns: &str, name: &str) -> Secret {
+        secret_of_type(
+            ns,
+            name,
+            "kubernetes.io/dockerconfigjson",
+            &[(".dockerconfigjson", b"{\"auths\":{\"r.io\":{\"auth\":\"!\"}}}")],
+        )
+    }
+
     fn secret_of_type(ns: &str, name: &str, type_: &str, data: &[(&str, &[u8])]) -> Secret {
         Secret {
             metadata: ObjectMeta { namespace: Some(ns.into()), name: Some(name.into()), ..Default::default() },
@@ -1628,14 +1638,6 @@ mod tests {
     /// The gauge of undecodable Secrets follows every change (no Pod hears of them unless it lists them).
     #[test]
     fn undecodable_secrets_are_counted() {
-        let broken = |ns: &str, name: &str| {
-            secret_of_type(
-                ns,
-                name,
-                "kubernetes.io/dockerconfigjson",
-                &[(".dockerconfigjson", b"{\"auths\":{\"r.io\":{\"auth\":\"!\"}}}")],
-            )
-        };
         let mut index = CredentialIndex::new();
         index.apply_secret(&broken("a", "x"));
         index.apply_secret(&broken("b", "x"));
@@ -1682,14 +1684,6 @@ mod tests {
     #[test]
     fn a_first_staged_list_is_the_index_its_secrets_make_one_by_one() {
         let limits = IndexLimits::default();
-        let broken = |ns: &str, name: &str| {
-            secret_of_type(
-                ns,
-                name,
-                "kubernetes.io/dockerconfigjson",
-                &[(".dockerconfigjson", b"{\"auths\":{\"r.io\":{\"auth\":\"!\"}}}")],
-            )
-        };
         let secrets = [
             docker_secret("platform", "corp", "corp.example.com"),
             docker_secret("t1", "a", "r.io"),
