@@ -28,9 +28,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use pullsecret_injector::core::admission;
 use pullsecret_injector::core::credentials::{CredentialSource as _, Origin};
 use pullsecret_injector::core::decision::Policy;
+use pullsecret_injector::kubelet::docker_config::SecretKind;
 use pullsecret_injector::metrics::Metrics;
 use pullsecret_injector::sources::cluster::{self, SYNC_PARTS, Taps};
 use pullsecret_injector::sources::live::{LiveCredentials, Readiness};
+use pullsecret_injector::sources::snapshot;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -1022,6 +1024,27 @@ async fn lists_are_streamed_where_the_api_server_streams_them() {
         assert_eq!(h.injected("keymaker"), ["gcr-legacy"], "ecr-pull was not in the relist");
         assert_eq!((api.list_count(Coll::DockerConfigJson), api.streaming_count(Coll::DockerConfigJson)), (0, 2));
         assert_eq!(h.watch_errors("secrets"), 1, "the 410 is counted");
+        api.assert_protocol();
+    })
+    .await;
+}
+
+/// The command line's one-shot list (`mutate`, `explain`, `verify` without `--secrets`, and `serve`'s periodic
+/// checks) reads a type's pull Secrets page by page, as the watches' paged lists do: every page, with the same field
+/// selector, never one response of the whole cluster.
+#[tokio::test]
+async fn the_one_shot_list_reads_every_page() {
+    bounded(async {
+        let api = FakeApi::new();
+        keymaker_world(&api);
+        api.set_page_size(Coll::DockerConfigJson, 2);
+        let fake = api.clone();
+        let (client, server) = fake_api::client(move |request, respond| fake.answer(&request, respond));
+        let secrets = snapshot::list_pull_secrets(&client, SecretKind::DockerConfigJson, None).await.expect("a list");
+        server.abort();
+        let names: Vec<String> = secrets.iter().filter_map(|s| s.metadata.name.clone()).collect();
+        assert_eq!(names, ["ecr-pull", "quay-pull", "gcr-other"], "3 Secrets in pages of 2");
+        assert_eq!(api.list_count(Coll::DockerConfigJson), 2);
         api.assert_protocol();
     })
     .await;

@@ -104,7 +104,7 @@ pub async fn watch(
     let sinks = Sinks { live: live.clone(), readiness: readiness.clone(), metrics: metrics.clone() };
     let secrets = |kind: SecretKind, part: &'static str, tap: Option<Tap<Secret>>| {
         let api: Api<Secret> = Api::all(client.clone());
-        let config = watcher::Config::default().fields(&format!("type={}", kind.secret_type()));
+        let config = watcher::Config::default().fields(&pull_secret_selector(kind));
         drive(watcher(api, config), tap, Some(part), "secrets", sinks.clone(), SecretFeed::new(kind, limits))
     };
     let namespaces = drive(
@@ -175,6 +175,12 @@ fn refuses_streaming_lists(error: &watcher::Error) -> bool {
         _ => return false,
     };
     status.code == 422 && status.message.contains("sendInitialEvents")
+}
+
+/// The field selector of the pull Secrets of one type: the Secret watches (and the command line's one-shot lists)
+/// read no other Secret.
+pub fn pull_secret_selector(kind: SecretKind) -> String {
+    format!("type={}", kind.secret_type())
 }
 
 /// The field selector of the watch of the Secrets of other types named `name`: the pull-Secret watches see the
@@ -418,7 +424,7 @@ async fn drive<K, F>(
         // make room for reviews every few objects rather than at the runtime's budget (128 of them, milliseconds).
         if matches!(event, Ok(Event::InitApply(_))) {
             listed = listed.wrapping_add(1);
-            if listed % YIELD_EVERY == 0 {
+            if listed.is_multiple_of(YIELD_EVERY) {
                 tokio::task::yield_now().await;
             }
         }

@@ -18,6 +18,7 @@ use crate::core::credentials::{CredentialIndex, IndexLimits};
 use crate::kubelet::docker_config::SecretKind;
 use crate::sources::cluster::{
     ClusterPullSecretFeed, Feed, NamespaceFeed, OtherSecretFeed, SecretFeed, other_secrets_selector,
+    pull_secret_selector,
 };
 use crate::sources::manifests::Manifests;
 
@@ -53,18 +54,18 @@ impl Snapshot {
             manifests.secrets.extend(secrets);
         }
 
-        let namespaces = Api::<Namespace>::all(client.clone()).list(&ListParams::default()).await?.items;
+        let namespaces = list_all(&Api::<Namespace>::all(client.clone()), ListParams::default()).await?;
         let mut feed = NamespaceFeed::default();
         namespaces.iter().cloned().for_each(|namespace| feed.buffer(namespace));
         feed.replace(&mut index);
         manifests.namespaces = namespaces;
 
-        match Api::<ClusterPullSecret>::all(client.clone()).list(&ListParams::default()).await {
+        match list_all(&Api::<ClusterPullSecret>::all(client.clone()), ListParams::default()).await {
             Ok(list) => {
                 let mut feed = ClusterPullSecretFeed::default();
-                list.items.iter().cloned().for_each(|cps| feed.buffer(cps));
+                list.iter().cloned().for_each(|cps| feed.buffer(cps));
                 feed.replace(&mut index);
-                manifests.cluster_pull_secrets = list.items;
+                manifests.cluster_pull_secrets = list;
             }
             // The CRD is not installed: no distribution, as `serve` then runs.
             Err(kube::Error::Api(status)) if status.code == 404 => index.no_distributions(),
@@ -93,6 +94,26 @@ pub async fn list_pull_secrets(
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
-    let params = ListParams::default().fields(&format!("type={}", kind.secret_type()));
-    Ok(api.list(&params).await?.items)
+    list_all(&api, ListParams::default().fields(&pull_secret_selector(kind))).await
+}
+
+/// Objects per page of a list: the watches' paged lists' size (kube-rs' default), so that neither the API server nor
+/// this process holds a whole cluster's Secrets as one response.
+const PAGE: u32 = 500;
+
+/// Every object `params` selects, page by page.
+async fn list_all<K>(api: &Api<K>, params: ListParams) -> Result<Vec<K>, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut params = params.limit(PAGE);
+    let mut items = Vec::new();
+    loop {
+        let page = api.list(&params).await?;
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(items),
+        }
+    }
 }

@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
-use kube::api::ListParams;
+use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Api, Client};
 use tracing::{info, warn};
 
 use crate::kubelet::docker_config::SecretKind;
@@ -24,6 +23,7 @@ use crate::metrics::{CheckLabels, Metrics};
 use crate::safe_text;
 use crate::sources::directory::DEFAULT_NAMESPACE;
 use crate::sources::manifests::Manifests;
+use crate::sources::snapshot;
 use crate::verify::{self, CheckResult, Status, VerifyOptions};
 
 /// Where the Secrets to check come from.
@@ -122,12 +122,9 @@ async fn load(source: &CheckSource) -> Result<Vec<Secret>, String> {
                 .map_err(|e| e.to_string())
         }
         CheckSource::Cluster(client) => {
-            let api: Api<Secret> = Api::all(client.clone());
             let mut out = Vec::new();
-            for kind in [SecretKind::DockerConfigJson, SecretKind::DockerCfg] {
-                let params = ListParams::default().fields(&format!("type={}", kind.secret_type()));
-                let list = api.list(&params).await.map_err(|e| e.to_string())?;
-                out.extend(list.items);
+            for kind in SecretKind::ALL {
+                out.extend(snapshot::list_pull_secrets(client, kind, None).await.map_err(|e| e.to_string())?);
             }
             Ok(out)
         }
