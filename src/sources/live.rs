@@ -164,6 +164,9 @@ struct State {
     expiring: HashMap<String, Vec<(String, bool)>>,
     /// Series of `credential_expiry` now exported.
     expiry_series: usize,
+    /// Expiring credentials without a series (over `MAX_EXPIRY_SERIES`): kept as a count, not recounted per
+    /// namespace rebuilt (that was namespaces × expiring credentials after a relist).
+    expiry_unexported: usize,
 }
 
 /// Since when the oldest change not yet visible to admission is waiting (0: none), in microseconds since `base`
@@ -211,6 +214,7 @@ impl LiveCredentials {
                 over_counts: [0; 3],
                 expiring: HashMap::new(),
                 expiry_series: 0,
+                expiry_unexported: 0,
             }),
             wake: Condvar::new(),
             published: RwLock::new(HashMap::new()),
@@ -423,6 +427,8 @@ impl Shared {
             if exported {
                 self.metrics.credential_expiry.remove(&labels(&name));
                 st.expiry_series -= 1;
+            } else {
+                st.expiry_unexported -= 1;
             }
         }
         let mut now = Vec::new();
@@ -432,14 +438,15 @@ impl Shared {
             if exported {
                 self.metrics.credential_expiry.get_or_create(&labels(&secret.name)).set(at);
                 st.expiry_series += 1;
+            } else {
+                st.expiry_unexported += 1;
             }
             now.push((secret.name.clone(), exported));
         }
         if !now.is_empty() {
             st.expiring.insert(namespace.to_string(), now);
         }
-        let unexported = st.expiring.values().flatten().filter(|(_, exported)| !exported).count();
-        self.metrics.credential_expiry_unexported.set(unexported as i64);
+        self.metrics.credential_expiry_unexported.set(st.expiry_unexported as i64);
     }
 
     fn report(&self, st: &State) {
@@ -753,6 +760,11 @@ mod tests {
         let series = text.lines().filter(|l| l.starts_with("pullsecret_injector_credential_expiry_timestamp_seconds{"));
         assert_eq!(series.count(), MAX_EXPIRY_SERIES);
         assert!(text.contains("pullsecret_injector_credential_expiry_unexported 5\n"), "the rest are counted");
+        // The count follows each namespace as it is rebuilt: gone with them.
+        live.replace(CredentialIndex::new());
+        let text = metrics.encode();
+        assert!(text.contains("pullsecret_injector_credential_expiry_unexported 0\n"), "{text}");
+        assert!(!text.contains("pullsecret_injector_credential_expiry_timestamp_seconds{"), "{text}");
     }
 
     #[test]
