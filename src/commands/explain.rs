@@ -386,7 +386,6 @@ fn lint(ns: &Namespace<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The credentials the kubelet tries for one image, in its order.
 /// The credentials the kubelet tries for one image, in its order: the Pod's Secrets, then the node's providers
 /// (the kubelet's union keyring).
 fn credentials(outcome: &ImageOutcome, ns: &Namespace<'_>, image: &str, out: &mut dyn Write) -> std::io::Result<()> {
@@ -431,13 +430,19 @@ fn answer(subject: &str, pod: &PodView, decision: &Decision, ns: &Namespace<'_>,
         let names: Vec<String> = decision.add.iter().map(|n| shown_name(n)).collect();
         parts.push(format!("{subject} will get: {}", names.join(", ")));
     }
+    let who = |image: &ImageOutcome| {
+        if single { "it".to_string() } else { format!("{} {}", image.kind.noun(), quoted(&image.container)) }
+    };
     for image in decision.images.iter().filter(|i| i.credentials.is_empty() && !i.node_providers.is_empty()) {
-        let who = if single { "it".to_string() } else { format!("{} {}", image.kind.noun(), quoted(&image.container)) };
         let names: Vec<String> = image.node_providers.iter().map(|n| shown_name(n)).collect();
-        parts.push(format!("{who} gets its credential from the node (credential provider {})", names.join(", ")));
+        parts.push(format!(
+            "{} gets its credential from the node (credential provider {})",
+            who(image),
+            names.join(", ")
+        ));
     }
     for image in lacking {
-        let who = if single { "it".to_string() } else { format!("{} {}", image.kind.noun(), quoted(&image.container)) };
+        let who = who(image);
         parts.push(format!("{who} has no credential because {}", why_none(image, pod, decision, ns)));
     }
     format!("{}.", parts.join("; "))
