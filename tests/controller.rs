@@ -902,6 +902,34 @@ async fn a_source_recreated_with_the_other_type_replaces_the_copy() {
     assert_eq!(fake.secret("team-a", "corp-registry").unwrap()["type"], "kubernetes.io/dockerconfigjson");
 }
 
+/// A pass decides nothing before the credential index holds the namespace watch's first list: on an empty index
+/// every copy would look unwanted and be deleted. Once the list is in, the same pass keeps the copy.
+#[tokio::test(start_paused = true)]
+async fn a_pass_waits_for_the_indexs_namespace_list() {
+    let fake = Fake::new(
+        vec![namespace("team-a", json!({"tenant-tier": "internal"}), false)],
+        vec![source(SOURCE_PASSWORD), managed_copy("team-a", "corp-registry", "corp", SOURCE_PASSWORD)],
+    );
+    let (_, copies) = caches(&fake);
+    let (listed_tx, listed) = tokio::sync::watch::channel(false);
+    let unlisted = Arc::new(LiveCredentials::new(Arc::new(Metrics::new())));
+    let namespaces = Namespaces { live: unlisted.clone(), listed };
+    let ctx = Arc::new(Context::new(fake.client(), namespaces, copies, Arc::new(Metrics::new())));
+    let cps: ClusterPullSecret = serde_json::from_value(cps(None)).unwrap();
+    let result = controller::reconcile(Arc::new(cps.clone()), ctx.clone()).await;
+    assert!(matches!(result, Err(controller::Error::CachesNotSynced(_))), "{result:?}");
+    let writes: Vec<String> = fake.requests().iter().filter(|r| r.method != "GET").map(Seen::line).collect();
+    assert!(writes.is_empty(), "nothing written before the list: {writes:?}");
+
+    let listed: Vec<Namespace> =
+        fake.world().namespaces.iter().map(|ns| serde_json::from_value(ns.clone()).expect("a Namespace")).collect();
+    unlisted.update(|index| index.replace_namespaces(&listed));
+    listed_tx.send_replace(true);
+    controller::reconcile(Arc::new(cps), ctx).await.expect("the pass succeeds");
+    assert!(fake.find("DELETE", "/api/v1/namespaces/team-a/secrets/corp-registry").is_empty(), "the copy is kept");
+    assert!(fake.secret("team-a", "corp-registry").is_some());
+}
+
 #[tokio::test]
 async fn a_copy_replaced_since_the_cache_saw_it_is_left_alone() {
     // The cache still shows our stale copy, but the Secret there now is a tenant's (deleted and re-created).

@@ -881,15 +881,8 @@ impl CredentialIndex {
 
     /// Namespaces a ClusterPullSecret selects (`explain`): known namespaces it selects ([`cluster_pull_secret::selects`]).
     pub fn selected_namespaces(&self, cluster_pull_secret: &str) -> Vec<String> {
-        let Some(d) = self.distributions.get(cluster_pull_secret) else { return Vec::new() };
-        let mut out: Vec<String> = self
-            .namespaces
-            .iter()
-            .filter(|(_, (labels, t))| d.selects(labels, *t))
-            .map(|(name, _)| name.clone())
-            .collect();
-        out.sort();
-        out
+        let selector = self.distributions.get(cluster_pull_secret).and_then(|d| d.selector.as_ref());
+        selector.map_or_else(Vec::new, |selector| self.namespaces_selected_by(selector).into_iter().collect())
     }
 
     /// The known namespaces `selector` selects ([`cluster_pull_secret::selects`]): where the controller puts copies.
@@ -1107,7 +1100,11 @@ impl Distribution {
 
 /// What the index keeps of a Namespace: its labels and whether it is terminating.
 fn namespace_facts(namespace: &Namespace) -> (Labels, bool) {
-    (Arc::new(namespace.metadata.labels.clone().unwrap_or_default()), namespace.metadata.deletion_timestamp.is_some())
+    facts(namespace.metadata.labels.clone(), namespace.metadata.deletion_timestamp.is_some())
+}
+
+fn facts(labels: Option<BTreeMap<String, String>>, terminating: bool) -> (Labels, bool) {
+    (Arc::new(labels.unwrap_or_default()), terminating)
 }
 
 /// Namespaces of a (re)list as the index keeps them (name, labels, terminating), each reduced as it arrives: a list
@@ -1120,8 +1117,7 @@ impl NamespaceFacts {
     pub fn add(&mut self, namespace: Namespace) {
         let metadata = namespace.metadata;
         let Some(name) = metadata.name else { return };
-        let terminating = metadata.deletion_timestamp.is_some();
-        self.0.insert(name, (Arc::new(metadata.labels.unwrap_or_default()), terminating));
+        self.0.insert(name, facts(metadata.labels, metadata.deletion_timestamp.is_some()));
     }
 
     fn of_all(namespaces: impl IntoIterator<Item = Namespace>) -> Self {

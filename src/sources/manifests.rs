@@ -56,7 +56,7 @@ impl Manifests {
     /// [`Manifests::index`] with these bounds.
     pub fn index_with(&self, limits: IndexLimits) -> CredentialIndex {
         let mut inputs = IndexInputs::new(limits);
-        self.secrets.iter().cloned().for_each(|secret| inputs.secret(secret));
+        self.secrets.iter().for_each(|secret| inputs.add_secret(secret));
         self.namespaces.iter().cloned().for_each(|namespace| inputs.namespace(namespace));
         self.cluster_pull_secrets.iter().cloned().for_each(|cps| inputs.cluster_pull_secret(cps));
         inputs.index()
@@ -128,9 +128,10 @@ impl IndexInputs {
     }
 }
 
-impl ObjectSink for IndexInputs {
-    fn secret(&mut self, secret: Secret) {
-        let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(&secret, &self.limits))
+impl IndexInputs {
+    /// One Secret, reduced (the payload is not kept).
+    fn add_secret(&mut self, secret: &Secret) {
+        let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(secret, &self.limits))
         else {
             return;
         };
@@ -142,6 +143,12 @@ impl ObjectSink for IndexInputs {
             }
             None => self.others.push((ns.to_string(), reduced.name().to_string())),
         }
+    }
+}
+
+impl ObjectSink for IndexInputs {
+    fn secret(&mut self, secret: Secret) {
+        self.add_secret(&secret);
     }
     fn namespace(&mut self, namespace: Namespace) {
         self.namespaces.add(namespace);
