@@ -476,6 +476,34 @@ fn live_mode_gives_up_on_a_silent_api_server() {
     }
 }
 
+/// A kubeconfig that does not parse: the YAML parser's message quotes the lines around the error, which here hold
+/// the user's token, password and client key; the error names the line and column, never those lines.
+#[test]
+fn a_malformed_kubeconfig_is_reported_without_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    for broken in ["password: [unclosed", "username: {a: 1}", "password: 123456\n    username: [x"] {
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"https://127.0.0.1:1\"}}\n\
+                 users:\n- name: u\n  user:\n    token: planted-token-7a8b\n    client-key-data: cGxhbnRlZC1rZXk=\n    \
+                 {broken}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+            ),
+        )
+        .unwrap();
+        let kc = kubeconfig.to_str().unwrap();
+        for args in [&["explain", "nginx", "--kubeconfig", kc][..], &["verify", "--kubeconfig", kc]] {
+            let out = run(args, None);
+            assert_eq!(out.code, 2, "{args:?}: {out:?}");
+            assert!(out.stderr.contains("not a valid kubeconfig") && out.stderr.contains("line "), "{out:?}");
+            for planted in ["planted-token", "cGxhbnRlZC1rZXk", "123456", "unclosed"] {
+                assert!(!out.stderr.contains(planted), "{broken}: {args:?}: {out:?}");
+            }
+        }
+    }
+}
+
 /// Live cluster mode (no `--secrets`) without a usable cluster: no kubeconfig, a context that does not exist, an API
 /// server nobody answers for. Each is one `error:` line and exit 2, for every command that reads the cluster.
 #[test]

@@ -208,9 +208,19 @@ impl Cluster {
 }
 
 fn no_kubeconfig(path: Option<&Path>, error: &kube::config::KubeconfigError) -> CliError {
+    let why = match error {
+        // The YAML parser's message quotes the lines around the error, which can be the user's token, password or
+        // client key: only its first line (where, and what was expected), without a quoted value.
+        kube::config::KubeconfigError::Parse(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            format!("not a valid kubeconfig: {}", without_values(first.split(" --> ").next().unwrap_or(first)))
+        }
+        other => innermost(other),
+    };
     let detail = match path {
-        Some(path) => format!("--kubeconfig {}: {}", path.display(), innermost(error)),
-        None => format!("no kubeconfig ($KUBECONFIG or ~/.kube/config): {}", innermost(error)),
+        Some(path) => format!("--kubeconfig {}: {why}", path.display()),
+        None => format!("no kubeconfig ($KUBECONFIG or ~/.kube/config): {why}"),
     };
     CliError::Usage(format!("{detail}; give --secrets to work from files"))
 }
