@@ -430,6 +430,9 @@ fn cluster_mode(options: &Options, namespaces: usize) -> Result<Figures, BoxErro
     let label = format!("scale-cluster-{secrets}");
     let relists = "pullsecret_injector_watch_relists_total";
     let relists_before = serve.metric(relists);
+    // The two pull-Secret watches (their relists are the long ones), not the small lists of the other watches.
+    let secret_relists = "pullsecret_injector_watch_relists_total{kind=\"secrets\"}";
+    let secret_relists_before = serve.metric(secret_relists);
     let mut restart_s = f64::NAN;
     let mut relist_s = f64::NAN;
     load_during(options, &serve, &dir.join("pki/ca.crt"), &label, |started| {
@@ -437,7 +440,7 @@ fn cluster_mode(options: &Options, namespaces: usize) -> Result<Figures, BoxErro
         control_plane.restart()?;
         restart_s = sent.elapsed().as_secs_f64();
         while started.elapsed().as_secs_f64() < options.relist_seconds + 1.0 {
-            if serve.metric(relists) >= relists_before + 2.0 {
+            if serve.metric(secret_relists) >= secret_relists_before + 2.0 {
                 relist_s = sent.elapsed().as_secs_f64();
                 break;
             }

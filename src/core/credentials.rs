@@ -694,20 +694,12 @@ impl CredentialIndex {
     /// Replaces every Secret of one kind at once (a relist of that kind's watch). Each kind has its own watch (a
     /// field selector takes one `type`), so a relist of one leaves the other alone.
     pub fn replace_secrets<'a>(&mut self, kind: SecretKind, secrets: impl IntoIterator<Item = &'a Secret>) {
-        let limits = self.limits;
-        let reduced = secrets
-            .into_iter()
-            .filter(|s| s.type_.as_deref() == Some(kind.secret_type()))
-            .filter_map(|s| Some((s.metadata.namespace.clone()?, Reduced::of(s, &limits)?)))
-            .collect::<Vec<_>>();
-        self.replace_reduced(kind, reduced);
-    }
-
-    /// [`CredentialIndex::replace_secrets`] for Secrets already reduced. Entries of another kind are ignored.
-    pub fn replace_reduced(&mut self, kind: SecretKind, secrets: impl IntoIterator<Item = (String, Reduced)>) {
         let mut staged = StagedSecrets::new(kind);
-        for (ns, reduced) in secrets {
-            staged.add(&ns, reduced);
+        for secret in secrets.into_iter().filter(|s| s.type_.as_deref() == Some(kind.secret_type())) {
+            if let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(secret, &self.limits))
+            {
+                staged.add(ns, reduced);
+            }
         }
         self.replace_staged(staged);
     }

@@ -30,8 +30,7 @@ pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
-    pub match_images: Vec<String>,
-    /// `match_images`, parsed once: the admission path matches each image against them.
+    /// Its `matchImages`, parsed once: the admission path matches each image against them.
     patterns: Vec<UrlPattern>,
 }
 
@@ -116,7 +115,7 @@ impl NodeProviders {
                 }
             }
             let patterns = match_images.iter().map(|m| UrlPattern::parse(m)).collect();
-            providers.push(Provider { name, match_images, patterns });
+            providers.push(Provider { name, patterns });
         }
         if errors.is_empty() { Ok(Self { providers }) } else { Err(errors.join("; ")) }
     }
@@ -140,7 +139,6 @@ impl NodeProviders {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubelet::keyring;
 
     const ECR: &str = r#"
 apiVersion: kubelet.config.k8s.io/v1
@@ -180,10 +178,6 @@ providers:
             let lookup = LookupTarget::new(target);
             let got: Vec<&str> = node.matching(&lookup).collect();
             assert_eq!(&got, want, "{target}");
-            for p in node.providers() {
-                let direct = p.match_images.iter().any(|m| keyring::urls_match_str(m, target));
-                assert_eq!(direct, got.contains(&p.name.as_str()), "{target}: the keyring's one matcher");
-            }
         }
     }
 

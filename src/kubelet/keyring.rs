@@ -700,11 +700,12 @@ impl<T: Clone> Keyring<T> {
         let Ok(image) = &target.parsed else { return None };
         let host = image.host.as_str();
         let same_host = self.same_host(host).iter().copied();
-        // The first test of `SplitUrl::near_miss` for a wildcard key, on the literal labels the index keeps: those
-        // that align with the image's labels must be equal (none to compare when the last label has a glob).
+        // The first tests of `SplitUrl::near_miss` for a wildcard key, on the literal labels the index keeps: a key
+        // whose last label has a glob (no literal labels) is never a near miss, and the literal labels that align
+        // with the image's must be equal.
         let globbed = self.globbed.iter().flat_map(|g| g.entries.iter()).filter_map(|e| {
             let literal = self.literal_labels(e);
-            (literal.is_empty() || label_suffixes_agree(literal, host)).then_some(e.slot)
+            (!literal.is_empty() && label_suffixes_agree(literal, host)).then_some(e.slot)
         });
         let mut best: Option<(u32, NearMiss)> = None;
         for slot in same_host.chain(globbed) {

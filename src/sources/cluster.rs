@@ -263,7 +263,6 @@ pub(crate) trait Feed<K>: Send {
 /// Pull Secrets of one type. Each is reduced (decoded, within the bounds) before the index is touched, so the
 /// index's lock is held for map updates only.
 pub(crate) struct SecretFeed {
-    kind: SecretKind,
     limits: IndexLimits,
     /// The (re)list so far, each Secret staged as the index will keep it as soon as it arrives (page by page), so
     /// that neither the Secrets nor their reduced forms are held until the list ends.
@@ -272,34 +271,43 @@ pub(crate) struct SecretFeed {
 
 impl SecretFeed {
     pub(crate) fn new(kind: SecretKind, limits: IndexLimits) -> Self {
-        Self { kind, limits, staged: StagedSecrets::new(kind) }
+        Self { limits, staged: StagedSecrets::new(kind) }
+    }
+}
+
+impl SecretFeed {
+    /// Stages one Secret of a (re)list, reduced: only what the index keeps of it (the command line's one-shot list
+    /// keeps the Secrets themselves, and stages them without a copy).
+    pub(crate) fn stage(&mut self, secret: &Secret) {
+        if let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(secret, &self.limits)) {
+            self.staged.add(ns, reduced);
+        }
     }
 }
 
 impl Feed<Secret> for SecretFeed {
     fn restart(&mut self) {
-        self.staged = StagedSecrets::new(self.kind);
+        self.staged = StagedSecrets::new(self.staged.kind());
     }
     fn buffer(&mut self, secret: Secret) {
-        if let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(&secret, &self.limits)) {
-            self.staged.add(ns, reduced);
-        }
+        self.stage(&secret);
     }
     fn replace(&mut self, index: &mut CredentialIndex) {
-        index.replace_staged(std::mem::replace(&mut self.staged, StagedSecrets::new(self.kind)));
+        let kind = self.staged.kind();
+        index.replace_staged(std::mem::replace(&mut self.staged, StagedSecrets::new(kind)));
     }
     fn apply(&self, secret: &Secret, live: &LiveCredentials) {
         let (Some(ns), Some(reduced)) = (secret.metadata.namespace.as_deref(), Reduced::of(secret, &self.limits))
         else {
             return;
         };
-        if reduced.kind() == Some(self.kind) {
+        if reduced.kind() == Some(self.staged.kind()) {
             live.update(|index| index.apply_reduced(ns, reduced));
         }
     }
     fn delete(&self, secret: &Secret, live: &LiveCredentials) {
         let ns = secret.namespace().unwrap_or_default();
-        live.update(|index| index.delete_secret_of_kind(self.kind, &ns, &secret.name_any()));
+        live.update(|index| index.delete_secret_of_kind(self.staged.kind(), &ns, &secret.name_any()));
     }
 }
 
@@ -475,7 +483,7 @@ async fn drive<K, F>(
     }
 }
 
-pub(crate) fn is_not_found(error: &watcher::Error) -> bool {
+fn is_not_found(error: &watcher::Error) -> bool {
     match error {
         watcher::Error::InitialListFailed(kube::Error::Api(status))
         | watcher::Error::WatchStartFailed(kube::Error::Api(status)) => status.code == 404,

@@ -49,7 +49,7 @@ impl Snapshot {
         for kind in SecretKind::ALL {
             let secrets = list_pull_secrets(client, kind, None).await?;
             let mut feed = SecretFeed::new(kind, limits);
-            secrets.iter().cloned().for_each(|secret| feed.buffer(secret));
+            secrets.iter().for_each(|secret| feed.stage(secret));
             feed.replace(&mut index);
             manifests.secrets.extend(secrets);
         }
