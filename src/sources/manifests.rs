@@ -434,9 +434,12 @@ impl BoundedValue<'_> {
         // A tag and an anchor are short: look back a bounded window, so that a long flow collection without
         // spaces (`[a,a,a,...]`) costs no more per scalar.
         let from = (start.saturating_sub(256)..=start).find(|&i| source.is_char_boundary(i)).unwrap_or(start);
+        // Only the tokens between the value and its key (`k:`) or sequence dash: a `!` in a comment or an earlier
+        // value is no tag of this one.
         let tagged = source[from..start]
             .split_whitespace()
             .rev()
+            .take_while(|token| !token.ends_with(':') && *token != "-")
             .take(2)
             .any(|token| token.trim_start_matches(['[', '{', ',']).starts_with('!'));
         !tagged
@@ -593,6 +596,13 @@ mod tests {
             "true: 1\na: true\nb: \"on\"\nc: 420\nd: off\ne: _1\nf: !x on\ng: 'no'\nh: [true, \"n\", 1000]\n",
         )
         .unwrap();
+        assert_eq!(doc, expected);
+        // A `!` in an earlier value or a comment tags nothing; a tag on the line before its value does.
+        let text = "msg: \"Attention !\"\nenabled: on\n# note !\nmode: 0644\nx:\n- !!str on\n- on\nt: !!str\n  on\n";
+        let doc = parse_ordered_documents(Path::new("t.yaml"), text).unwrap().remove(0);
+        let expected: YamlValue =
+            serde_yaml_ng::from_str("msg: \"Attention !\"\nenabled: true\nmode: 420\nx: [\"on\", true]\nt: \"on\"\n")
+                .unwrap();
         assert_eq!(doc, expected);
         // Credentials are read as the YAML library resolves them: a label `x: y` stays a string.
         let docs = parse_documents(Path::new("t.yaml"), "a: on\nlabels: {x: y}\n").unwrap();
